@@ -1,0 +1,1 @@
+"""msanii-daw engine: loads a bundle and renders audio. Never imports training code."""

@@ -1,0 +1,1 @@
+"""msanii-daw training side: models, data, losses, trainer and the `msanii-train` CLI."""
