@@ -1,0 +1,282 @@
+"""Bounded render-job queue with one worker thread that owns the models.
+
+Renders are long and the models are not re-entrant, so every render runs on a single worker thread; callers
+(the OSC server, a CLI, a test) only ever enqueue, cancel and read state, and never block on a render.
+
+Life of a job::
+
+    queued --> running --> done
+       |          |------> failed      (run_job raised; the worker carries on with the next job)
+       |          '------> cancelled   (the job's progress callback raised `Cancelled`)
+       '-----------------> cancelled   (cancelled before it started)
+
+Cancellation is cooperative: `cancel()` sets a flag and the next call of the job's progress callback raises
+`Cancelled`. The engine calls the callback after every sampler step and phase iteration, so a cancel takes effect
+within one step. `run_job` must write its output only after the render (the engine's writers use a temp name and
+an atomic rename), so a cancelled or failed job leaves no partial file behind.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """Raised inside a running job (by its progress callback) once the job has been cancelled."""
+
+
+class QueueFull(RuntimeError):
+    """`JobQueue.submit` refused a job because `max_pending` jobs are already waiting."""
+
+
+class QueueClosed(RuntimeError):
+    """`JobQueue.submit` after `shutdown()`."""
+
+
+class DuplicateJob(ValueError):
+    """A job with the same id is already queued or running."""
+
+
+class JobState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+ProgressCallback = Callable[[float], None]
+
+
+@dataclass
+class Job:
+    """One unit of work. `request` is opaque to the queue; `run_job(job, progress)` interprets it.
+
+    Callbacks run on the worker thread (progress, done, fail) and must be quick; exceptions they raise are logged
+    and otherwise ignored (except `Cancelled` from the progress path, which is the queue's own signal).
+    `on_fail(job, reason)` is also called for cancelled jobs, with reason "cancelled" (or the shutdown reason).
+    """
+
+    id: str
+    request: Any = None
+    on_progress: Callable[["Job", float], None] | None = None
+    on_done: Callable[["Job", Any], None] | None = None
+    on_fail: Callable[["Job", str], None] | None = None
+    state: JobState = JobState.QUEUED
+    progress: float = 0.0
+    result: Any = None
+    reason: str | None = None
+    submitted_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+    finished_at: float | None = None
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _cancel_reason: str = field(default="cancelled", repr=False)
+    _finished: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise `Cancelled` if the job was cancelled; `run_job` may call this between its own phases."""
+        if self._cancel.is_set():
+            raise Cancelled(self._cancel_reason)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job is done, failed or cancelled. Returns False on timeout."""
+        return self._finished.wait(timeout)
+
+
+class JobQueue:
+    """FIFO of at most `max_pending` waiting jobs plus the one running, served by one worker thread.
+
+    Args:
+        run_job: `run_job(job, progress) -> result`, called on the worker thread only. `progress(fraction)` records
+            and reports progress and raises `Cancelled` once the job is cancelled; pass it to the engine as its
+            per-step callback.
+        max_pending: most jobs that may wait behind the running one; `submit` raises `QueueFull` beyond it.
+        name: worker thread name (for logs and debuggers).
+    """
+
+    def __init__(self, run_job: Callable[[Job, ProgressCallback], Any], max_pending: int = 8,
+                 name: str = "msanii-jobs") -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        self._run_job = run_job
+        self.max_pending = max_pending
+        self._pending: collections.deque[Job] = collections.deque()
+        self._running: Job | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._closed = False
+        self.counts = {"submitted": 0, "done": 0, "failed": 0, "cancelled": 0}
+        self._worker = threading.Thread(target=self._work, name=name, daemon=True)
+        self._worker.start()
+
+    # ---- caller side (any thread) ----
+    def submit(self, job: Job) -> int:
+        """Enqueue `job`; returns its position: the number of jobs ahead of it (0 = starts now)."""
+        with self._lock:
+            if self._closed:
+                raise QueueClosed("the job queue is shut down")
+            if self._find(job.id) is not None:
+                raise DuplicateJob(f"a job with id {job.id!r} is already queued or running")
+            if len(self._pending) >= self.max_pending:
+                raise QueueFull(f"queue full ({self.max_pending} jobs waiting)")
+            position = len(self._pending) + (1 if self._running is not None else 0)
+            job.state = JobState.QUEUED
+            self._pending.append(job)
+            self.counts["submitted"] += 1
+            self._wake.notify()
+            return position
+
+    def cancel(self, job_id: str, reason: str = "cancelled") -> bool:
+        """Cancel a queued or running job. Returns False if no such job is queued or running.
+
+        A queued job is removed at once (its `on_fail` runs on the calling thread); a running job stops at its next
+        progress callback and reports from the worker thread.
+        """
+        with self._lock:
+            job = self._find(job_id)
+            if job is None:
+                return False
+            job._cancel_reason = reason
+            job._cancel.set()
+            if job.state is JobState.QUEUED:
+                self._pending.remove(job)
+            else:
+                return True
+        self._finish(job, JobState.CANCELLED, reason=reason)
+        return True
+
+    def get(self, job_id: str) -> Job | None:
+        """The queued or running job with this id, if any."""
+        with self._lock:
+            return self._find(job_id)
+
+    def status(self) -> dict:
+        """Snapshot: state ("idle"|"busy"|"closed"), running job id, progress, pending ids, counters."""
+        with self._lock:
+            running = self._running
+            return {
+                "state": "closed" if self._closed else ("busy" if running is not None else "idle"),
+                "running": running.id if running is not None else None,
+                "progress": running.progress if running is not None else None,
+                "pending": [j.id for j in self._pending],
+                "queue_length": len(self._pending) + (1 if running is not None else 0),
+                **self.counts,
+            }
+
+    def shutdown(self, cancel_running: bool = True, timeout: float | None = 30.0,
+                 reason: str = "server shutting down") -> bool:
+        """Refuse new jobs, cancel waiting ones, cancel (or let finish) the running one, join the worker.
+
+        Returns True if the worker stopped within `timeout`.
+        """
+        with self._lock:
+            self._closed = True
+            dropped = list(self._pending)
+            self._pending.clear()
+            running = self._running
+            for job in dropped:
+                job._cancel_reason = reason
+                job._cancel.set()
+            if cancel_running and running is not None:
+                running._cancel_reason = reason
+                running._cancel.set()
+            self._wake.notify_all()
+        for job in dropped:
+            self._finish(job, JobState.CANCELLED, reason=reason)
+        self._worker.join(timeout)
+        return not self._worker.is_alive()
+
+    # ---- worker side ----
+    def _find(self, job_id: str) -> Job | None:
+        if self._running is not None and self._running.id == job_id:
+            return self._running
+        for job in self._pending:
+            if job.id == job_id:
+                return job
+        return None
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                if not self._pending:  # closed and drained
+                    return
+                job = self._pending.popleft()
+                self._running = job
+                job.state = JobState.RUNNING
+                job.started_at = time.monotonic()
+            try:
+                self._run_one(job)
+            finally:
+                with self._lock:
+                    self._running = None
+
+    def _run_one(self, job: Job) -> None:
+        def progress(fraction: float) -> None:
+            if job._cancel.is_set():
+                raise Cancelled(job._cancel_reason)
+            job.progress = min(max(float(fraction), 0.0), 1.0)
+            if job.on_progress is not None:
+                try:
+                    job.on_progress(job, job.progress)
+                except Exception:  # a broken reporter must not kill the render
+                    log.exception("progress callback of job %s failed", job.id)
+
+        try:
+            job.check_cancelled()
+            result = self._run_job(job, progress)
+        except Cancelled as exc:
+            self._finish(job, JobState.CANCELLED, reason=str(exc) or "cancelled")
+        except Exception as exc:  # report and keep serving: one bad job must not stop the queue
+            log.debug("job %s failed:\n%s", job.id, traceback.format_exc())
+            self._finish(job, JobState.FAILED, reason=describe_error(exc))
+        else:
+            job.result = result
+            self._finish(job, JobState.DONE)
+
+    def _finish(self, job: Job, state: JobState, reason: str | None = None) -> None:
+        job.state = state
+        job.reason = reason
+        job.finished_at = time.monotonic()
+        key = {JobState.DONE: "done", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}[state]
+        with self._lock:
+            self.counts[key] += 1
+        try:
+            if state is JobState.DONE:
+                if job.on_done is not None:
+                    job.on_done(job, job.result)
+            elif job.on_fail is not None:
+                job.on_fail(job, reason or key)
+        except Exception:
+            log.exception("completion callback of job %s failed", job.id)
+        finally:
+            job._finished.set()
+
+
+def describe_error(exc: BaseException) -> str:
+    """One-line reason for a failed job: the message, prefixed by the type unless the type is generic."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    kind = type(exc).__name__
+    if not message:
+        return kind
+    if kind in ("Exception", "RuntimeError", "ValueError"):
+        return message
+    return f"{kind}: {message}"
