@@ -1,0 +1,191 @@
+"""A folder of audio files as random stereo crops at 44.1 kHz (the trainer's data source).
+
+Every supported file below `root` (WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF; read with soundfile) is decoded once,
+resampled with soxr to `sample_rate`, mapped to `channels` (mono is duplicated, extra channels are dropped) and kept
+in memory as int16 (half the RAM of float32; 16 bits is what the FluidSynth corpus and most sources hold anyway).
+Files louder than full scale keep a per-file scale so nothing clips.
+
+`sample_crop(rng)` draws a file with probability proportional to its length (so every second of audio is equally
+likely, and a 3-minute song is not drawn as often as a 2-second sample), then a uniform crop inside it; crops whose
+RMS level is below `silence_db` are drawn again. The RNG is passed in, never global, so the trainer can seed it from
+(seed, step) and resume bit-exactly.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from training.data.errors import DataError, DataWarning
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"})
+_INT16_SCALE = 32767.0
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: Path
+    reason: str
+
+
+def find_audio_files(root: Path) -> list[Path]:
+    """All files below `root` with a supported audio extension, sorted so that file indices are reproducible."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+                  and not p.name.startswith("."))
+
+
+def rms_db(audio: np.ndarray) -> float:
+    """RMS level in dBFS over all channels and samples of `audio` (any shape); -inf for digital silence."""
+    if audio.size == 0:
+        return -math.inf
+    mean_square = float(np.mean(np.square(audio, dtype=np.float64)))
+    return 10.0 * math.log10(mean_square) if mean_square > 0.0 else -math.inf
+
+
+def load_audio(path: Path, sample_rate: int = 44_100, channels: int = 2) -> np.ndarray:
+    """Decode `path`, resample to `sample_rate` and map to `channels`. Returns float32 [channels, samples].
+
+    Raises DataError naming the file when it cannot be decoded or holds no samples.
+    """
+    try:
+        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)  # [samples, file_channels]
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or TypeError depending on the damage
+        raise DataError(f"{path}: cannot decode audio ({exc})") from exc
+    if data.shape[0] == 0:
+        raise DataError(f"{path}: file contains no audio samples")
+    if not np.all(np.isfinite(data)):
+        raise DataError(f"{path}: file contains NaN or infinite samples")
+    if file_rate != sample_rate:
+        data = soxr.resample(data, file_rate, sample_rate, quality="HQ")
+    if data.shape[1] == channels:
+        mapped = data
+    elif data.shape[1] == 1:
+        mapped = np.repeat(data, channels, axis=1)  # mono -> centred stereo
+    elif channels == 1:
+        mapped = data.mean(axis=1, keepdims=True)
+    else:
+        mapped = data[:, :channels]  # surround: first channels are front left/right in WAV order
+    return np.ascontiguousarray(mapped.T, dtype=np.float32)
+
+
+class AudioFolderDataset:
+    """Random fixed-length crops from every audio file below `root`.
+
+    Args:
+        root: folder searched recursively for audio files.
+        crop_samples: length of each crop at `sample_rate`. Files shorter than this are zero-padded at the end.
+        sample_rate: target rate (soxr resampling from any source rate).
+        channels: output channels (2: mono files are duplicated to both sides).
+        silence_db: crops whose RMS level is below this are re-drawn (up to `max_draws` times, then the loudest
+            candidate is returned). Files with no window above it at all are skipped with a DataWarning.
+        max_draws: how many crops to try before giving up on finding a non-silent one.
+
+    Raises:
+        DataError: `root` is missing or not a folder, holds no audio files, or no file could be used; the message
+            lists what was wrong with each file.
+    """
+
+    def __init__(self, root: str | Path, crop_samples: int, sample_rate: int = 44_100, channels: int = 2,
+                 silence_db: float = -60.0, max_draws: int = 32) -> None:
+        if crop_samples <= 0:
+            raise ValueError(f"crop_samples must be positive, got {crop_samples}")
+        if channels not in (1, 2):
+            raise ValueError(f"channels must be 1 or 2, got {channels}")
+        self.root = Path(root)
+        self.crop_samples = int(crop_samples)
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self.silence_db = float(silence_db)
+        self.max_draws = int(max_draws)
+        if not self.root.exists():
+            raise DataError(f"data folder {self.root} does not exist")
+        if not self.root.is_dir():
+            raise DataError(f"data path {self.root} is not a folder")
+        candidates = find_audio_files(self.root)
+        if not candidates:
+            raise DataError(f"data folder {self.root} contains no audio files "
+                            f"(looked for {', '.join(sorted(AUDIO_EXTENSIONS))})")
+
+        self.files: list[Path] = []
+        self.skipped: list[SkippedFile] = []
+        self._audio: list[np.ndarray] = []  # int16 [channels, samples]
+        self._scale: list[float] = []  # multiply int16 by this to get float audio
+        for path in candidates:
+            try:
+                audio = load_audio(path, self.sample_rate, self.channels)
+            except DataError as exc:
+                self._skip(path, str(exc))
+                continue
+            if self._loudest_window_db(audio) < self.silence_db:
+                self._skip(path, f"{path}: silent (no second of audio above {self.silence_db:g} dBFS)")
+                continue
+            peak = float(np.max(np.abs(audio)))
+            scale = max(peak, 1.0) / _INT16_SCALE
+            self._audio.append(np.round(audio / scale).astype(np.int16))
+            self._scale.append(scale)
+            self.files.append(path)
+        if not self.files:
+            reasons = "\n  ".join(s.reason for s in self.skipped)
+            raise DataError(f"no usable audio in {self.root}; every file was rejected:\n  {reasons}")
+
+        lengths = np.array([a.shape[1] for a in self._audio], dtype=np.float64)
+        self._weights = lengths / lengths.sum()
+        self.total_samples = int(lengths.sum())
+
+    def _skip(self, path: Path, reason: str) -> None:
+        self.skipped.append(SkippedFile(path, reason))
+        warnings.warn(f"skipping {reason}", DataWarning, stacklevel=3)
+
+    def _loudest_window_db(self, audio: np.ndarray) -> float:
+        window = min(self.sample_rate, audio.shape[1])
+        usable = audio.shape[1] // window * window
+        frames = audio[:, :usable].reshape(audio.shape[0], -1, window)
+        mean_square = np.mean(np.square(frames, dtype=np.float64), axis=(0, 2))
+        loudest = float(mean_square.max())
+        return 10.0 * math.log10(loudest) if loudest > 0.0 else -math.inf
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def seconds(self) -> float:
+        """Total duration of the usable audio at `sample_rate`."""
+        return self.total_samples / self.sample_rate
+
+    def audio(self, index: int) -> torch.Tensor:
+        """The whole decoded file `index` as float32 [channels, samples] (e.g. for held-out evaluation)."""
+        return torch.from_numpy(self._audio[index].astype(np.float32) * np.float32(self._scale[index]))
+
+    def crop(self, index: int, start: int) -> torch.Tensor:
+        """`crop_samples` samples of file `index` from `start`, zero-padded past the end: float32 [channels, crop]."""
+        source = self._audio[index]
+        piece = source[:, start:start + self.crop_samples].astype(np.float32) * np.float32(self._scale[index])
+        if piece.shape[1] < self.crop_samples:
+            piece = np.pad(piece, ((0, 0), (0, self.crop_samples - piece.shape[1])))
+        return torch.from_numpy(piece)
+
+    def sample_crop(self, rng: np.random.Generator) -> torch.Tensor:
+        """A random non-silent crop, float32 [channels, crop_samples]; deterministic for a given `rng` state."""
+        best, best_db = None, -math.inf
+        for _ in range(self.max_draws):
+            index = int(rng.choice(len(self._audio), p=self._weights))
+            spare = self._audio[index].shape[1] - self.crop_samples
+            start = int(rng.integers(0, spare + 1)) if spare > 0 else 0
+            candidate = self.crop(index, start)
+            level = rms_db(candidate.numpy())
+            if level >= self.silence_db:
+                return candidate
+            if best is None or level > best_db:
+                best, best_db = candidate, level
+        return best
+
+    def describe(self) -> str:
+        """One line for logs and checkpoint metadata."""
+        return (f"{len(self.files)} files, {self.seconds / 3600:.2f} h at {self.sample_rate} Hz, "
+                f"{self.channels} ch, {len(self.skipped)} skipped, from {self.root}")
