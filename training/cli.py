@@ -1,0 +1,182 @@
+"""`msanii-train`: train the U-Net or the vocoder on a folder of audio, and the data subcommands.
+
+    msanii-train unet    --data DIR --preset small --out runs/mine [--steps N] [--resume] ...
+    msanii-train vocoder --data DIR --preset small --out runs/mine
+    msanii-train render-midi MIDI_DIR OUT_DIR [--soundfont F] [--program N]
+
+Bad input (missing/empty/corrupt data, unknown preset, nothing to resume, an existing run without --resume) ends
+with one line on stderr and exit status 2. Ctrl-C finishes the current step, saves RUN_DIR/<kind>/last.pt and
+exits 0; `--resume` continues from it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from engine.dsp import SpectrogramConfig, samples_for_frames
+from training.checkpoint import LAST, CheckpointError, load_checkpoint
+from training.config import KINDS, PRESETS, TrainConfig, train_preset
+from training.data.audio_folder import AudioFolderDataset
+from training.data.errors import DataError
+from training.loop import RunDirError, prepare_run_dir, run_training
+from training.trainer import Trainer, select_device
+
+PROG = "msanii-train"
+
+
+class UsageError(ValueError):
+    """A bad argument combination; printed as one line, exit status 2."""
+
+
+def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
+    parser.add_argument("--data", metavar="DIR", help="folder of audio files (WAV/FLAC/OGG/MP3/AIFF, any rate); "
+                        "on --resume defaults to the run's folder")
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help="paper | small | tiny (default small; on --resume the run's preset)")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR",
+                        help=f"run folder; this writes RUN_DIR/{kind}/ (last.pt, step-*.pt, losses.csv)")
+    parser.add_argument("--steps", type=int, help="total optimiser steps (default: the preset's); on --resume "
+                        "a larger value extends the run")
+    parser.add_argument("--batch-size", type=int, metavar="B", help="crops per step (default: the preset's)")
+    parser.add_argument("--crop-frames", type=int, metavar="F", help="crop length in mel frames; the audio crop is "
+                        "(F - 1) * 1024 samples" + (" and F must be a multiple of the U-Net's frame multiple"
+                                                      if kind == "unet" else ""))
+    parser.add_argument("--seed", type=int, help="seed for data crops, noise and initial weights (default 0)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (default 2e-4, the paper's)")
+    parser.add_argument("--checkpoint-every", type=int, metavar="N", help="write step-XXXXXXX.pt and last.pt "
+                        "every N steps (default: the preset's)")
+    parser.add_argument("--resume", action="store_true", help=f"continue RUN_DIR/{kind}/{LAST} bit-exactly")
+    parser.add_argument("--device", default="auto", help="cpu | cuda | auto (default auto)")
+    parser.add_argument("--precision", default=None, help="auto | fp32 | bf16 | fp16 (auto: bf16/fp16 mixed "
+                        "precision on CUDA, fp32 on CPU)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (bit-exact resume on CPU "
+                        "needs the same value as the interrupted run)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when "
+                        "stderr is not a terminal)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Train the Msanii U-Net and vocoder, and prepare data.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for kind, text in (("unet", "train the diffusion U-Net on log-mel spectrograms"),
+                       ("vocoder", "train the mel -> magnitude-STFT vocoder")):
+        add_train_arguments(sub.add_parser(kind, help=text, description=text), kind)
+    try:  # the data helper's module (render-midi, make-corpus)
+        from training.data.commands import add_data_subcommands
+    except ImportError:
+        pass
+    else:
+        add_data_subcommands(sub)
+    return parser
+
+
+def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainConfig:
+    """The run's TrainConfig: the preset (or the checkpoint's config on resume) with the given flags applied.
+    Flags that would change what is being resumed (preset, batch, crop, seed, lr) must match the checkpoint."""
+    kind = args.command
+    if args.preset is not None and args.preset not in PRESETS:
+        raise UsageError(f"unknown preset {args.preset!r}: use {', '.join(PRESETS)}")
+    if checkpoint is None:
+        cfg = train_preset(kind, args.preset or "small").with_overrides(
+            steps=args.steps, batch_size=args.batch_size, crop_frames=args.crop_frames, seed=args.seed,
+            checkpoint_every=args.checkpoint_every, precision=args.precision)
+        if args.lr is not None:
+            cfg.optim.lr = args.lr
+        return cfg
+    cfg = TrainConfig.from_dict(checkpoint["train_config"])
+    fixed = {"preset": cfg.preset, "batch_size": cfg.batch_size, "crop_frames": cfg.crop_frames, "seed": cfg.seed,
+             "lr": cfg.optim.lr}
+    for name, value in fixed.items():
+        given = getattr(args, name)
+        if given is not None and given != value:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} {given} differs from the run being resumed ({value}); resume keeps it")
+    return cfg.with_overrides(steps=args.steps, checkpoint_every=args.checkpoint_every, precision=args.precision)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    kind = args.command
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    checkpoint = None
+    kind_dir = Path(args.out) / kind
+    if args.resume:
+        kind_dir = prepare_run_dir(args.out, kind, resume=True)
+        checkpoint = load_checkpoint(kind_dir / LAST, kind=kind)
+    try:
+        cfg = resolve_config(args, checkpoint)
+    except ValueError as exc:  # TrainConfig validation (steps < 1, ...)
+        raise UsageError(str(exc)) from exc
+    try:
+        device = select_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    spectrogram = SpectrogramConfig.from_dict(checkpoint["spectrogram"]) if checkpoint else SpectrogramConfig()
+    data_root = args.data or (checkpoint["data"].get("root") if checkpoint else None)
+    if not data_root:
+        raise UsageError("--data DIR is required (a folder of audio files)")
+    if not args.resume:  # refuse an existing run before the (slow) data loading
+        if kind_dir.exists() and any(kind_dir.iterdir()):
+            raise RunDirError(f"{kind_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if cfg.kind == "unet":
+        from training.models import unet_preset
+        multiple = unet_preset(cfg.preset).frame_multiple
+        if cfg.crop_frames % multiple:
+            raise UsageError(f"--crop-frames {cfg.crop_frames} is not a multiple of {multiple} (the {cfg.preset} "
+                             f"U-Net halves the time axis {multiple.bit_length() - 1} times)")
+
+    started = time.perf_counter()
+    dataset = AudioFolderDataset(data_root, samples_for_frames(cfg.crop_frames, spectrogram),
+                                 sample_rate=spectrogram.sample_rate)
+    data_info = {"root": str(Path(data_root).resolve()), "files": len(dataset), "seconds": float(dataset.seconds),
+                 "description": dataset.describe()}
+    print(f"data: {dataset.describe()} (loaded in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    trainer = Trainer(cfg, dataset, device, spectrogram, data_info)
+    if checkpoint is not None:
+        trainer.load_checkpoint_payload(checkpoint)
+        del checkpoint
+    else:
+        kind_dir = prepare_run_dir(args.out, kind, resume=False)
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    crop_seconds = trainer.crop_samples / spectrogram.sample_rate
+    print(f"{kind}: preset {cfg.preset}, {n_params:,} parameters, {cfg.batch_size} x {cfg.crop_frames} frames "
+          f"({crop_seconds:.1f} s) per step, on {device}"
+          + (f" with {str(trainer.autocast_dtype).replace('torch.', '')} autocast" if trainer.autocast_dtype else "")
+          + f"; step {trainer.step} -> {cfg.steps}; run folder {kind_dir}", file=sys.stderr)
+    result = run_training(trainer, kind_dir, resumed=args.resume, progress=False if args.no_progress else None)
+    state = "interrupted" if result.interrupted else "finished"
+    loss = f", last loss {result.last_loss:.4f}" if result.last_loss is not None else ""
+    print(f"{kind} {state} at step {result.step}{loss}; checkpoint {result.checkpoint}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command in KINDS:
+            return train_command(args)
+        return int(args.func(args) or 0)
+    except (UsageError, RunDirError, CheckpointError, DataError) as exc:
+        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except FloatingPointError as exc:  # NaN/inf loss: the last checkpoint on disk is intact
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def one_line(message: str, max_parts: int = 4) -> str:
+    """Multi-line messages (e.g. one reason per rejected file) joined into one line, long lists shortened."""
+    parts = [p.strip() for p in message.splitlines() if p.strip()]
+    if len(parts) > max_parts + 1:
+        parts = parts[:max_parts + 1] + [f"... ({len(parts) - max_parts - 1} more)"]
+    return " ".join(parts)
+
+if __name__ == "__main__":
+    sys.exit(main())

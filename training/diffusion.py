@@ -1,0 +1,39 @@
+"""Noise schedule helpers (paper section 2.2 and 4.2.2): diffusers' schedulers as they are, cosine schedule.
+
+Training draws integer timesteps t ~ U{0, ..., T-1} per sample and noises with `DDPMScheduler.add_noise`
+(x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, eq. 6); the U-Net receives t as float (the reference passed
+integer timesteps through a path that broke them, its issues #3/#4).
+"""
+from __future__ import annotations
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler
+
+from training.config import DiffusionConfig
+
+
+def train_scheduler(cfg: DiffusionConfig | None = None) -> DDPMScheduler:
+    cfg = cfg or DiffusionConfig()
+    return DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
+                         prediction_type=cfg.prediction_type)
+
+
+def ddim_scheduler(cfg: DiffusionConfig | None = None) -> DDIMScheduler:
+    """The paper's sampler (DDIM) over the same training schedule."""
+    cfg = cfg or DiffusionConfig()
+    return DDIMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
+                         prediction_type=cfg.prediction_type)
+
+
+def sample_timesteps(batch: int, num_train_timesteps: int, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample integer timesteps, uniform over {0, ..., num_train_timesteps - 1}. [batch] int64 (CPU)."""
+    return torch.randint(0, num_train_timesteps, (batch,), generator=generator, dtype=torch.long)
+
+
+def noise_batch(x0: torch.Tensor, scheduler: DDPMScheduler,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Noise clean x0 [B, ...] at random timesteps. Noise and timesteps are drawn on the CPU from `generator`
+    (same values on any device) and moved to x0's device. Returns (x_t, noise, t) with t int64 [B]."""
+    noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(x0.device, x0.dtype)
+    t = sample_timesteps(x0.shape[0], scheduler.config.num_train_timesteps, generator).to(x0.device)
+    return scheduler.add_noise(x0, noise, t), noise, t
