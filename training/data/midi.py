@@ -153,12 +153,13 @@ def override_program(midi: mido.MidiFile, program: int) -> mido.MidiFile:
     return result
 
 
-def _render_float(midi_path: Path, soundfont: Path, sample_rate: int, gain: float, timeout_s: float,
-                  workdir: Path) -> tuple[np.ndarray, int]:
+def _render_float(midi_path: Path, soundfont: Path, sample_rate: int, gain: float, chorus_level: float,
+                  timeout_s: float, workdir: Path) -> tuple[np.ndarray, int]:
     """Run FluidSynth on one file; returns float32 [samples, 2] and the rate it wrote."""
     raw = workdir / "render.wav"
     command = [find_fluidsynth(), "-ni", "-q", "-F", str(raw), "-r", str(sample_rate), "-g", f"{gain:g}",
-               "-T", "wav", "-O", "float", "-o", "synth.audio-channels=1", str(soundfont), str(midi_path)]
+               "-T", "wav", "-O", "float", "-o", "synth.audio-channels=1",
+               "-o", f"synth.chorus.level={chorus_level:g}", str(soundfont), str(midi_path)]
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
@@ -193,7 +194,8 @@ def _write_wav_atomically(out_wav: Path, audio: np.ndarray, sample_rate: int, ov
 
 def render_midi(midi: str | Path, out_wav: str | Path, soundfont: str | Path | None = None,
                 program: int | None = None, sample_rate: int = 44_100, gain: float = 0.5,
-                normalize_db: float | None = -1.0, overwrite: bool = False) -> RenderedMidi:
+                normalize_db: float | None = -1.0, chorus_level: float = 0.4,
+                overwrite: bool = False) -> RenderedMidi:
     """Render one MIDI file to a 16-bit stereo WAV at `sample_rate` with FluidSynth.
 
     Args:
@@ -204,6 +206,9 @@ def render_midi(midi: str | Path, out_wav: str | Path, soundfont: str | Path | N
         gain: FluidSynth master gain (its internal mix level; the float render never clips).
         normalize_db: peak level of the written file in dBFS; None keeps FluidSynth's level (scaled down only if it
             would clip).
+        chorus_level: FluidSynth chorus return level. Its default (2.0) makes the chorus output so strong and
+            anti-phase that a typical GM mix has negative left/right correlation (it vanishes in mono); 0.4 keeps
+            the width of a normal mix (L/R correlation ~0.5 measured on our corpus).
 
     Raises DataError naming the file for unreadable MIDI, a missing soundfont or FluidSynth, a failed or silent render.
     """
@@ -220,7 +225,7 @@ def render_midi(midi: str | Path, out_wav: str | Path, soundfont: str | Path | N
             source = workdir / "program.mid"
             override_program(parsed, program).save(str(source))
         timeout_s = 120.0 + 2.0 * parsed.length
-        audio, rate = _render_float(source, font, sample_rate, gain, timeout_s, workdir)
+        audio, rate = _render_float(source, font, sample_rate, gain, chorus_level, timeout_s, workdir)
     if rate != sample_rate or audio.shape[1] != 2:
         raise DataError(f"{midi}: FluidSynth wrote {audio.shape[1]} channel(s) at {rate} Hz, "
                         f"expected stereo at {sample_rate} Hz")
