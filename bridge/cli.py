@@ -1,0 +1,114 @@
+"""`msanii-osc`: serve a bundle over OSC/UDP for DAWs and Max/Pd patches (protocol: docs/osc.md)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger("msanii-osc")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="msanii-osc", description=__doc__)
+    ap.add_argument("--bundle", required=True, type=Path, help="model bundle directory (manifest.json + ONNX)")
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1; anything else exposes the server to the network)")
+    ap.add_argument("--port", type=int, default=9000, help="UDP port for requests (default 9000)")
+    ap.add_argument("--reply-port", type=int, default=9001,
+                    help="default reply port on the sender's host for clients that did not /msanii/register "
+                         "(default 9001; 0 = reply to the sender's own port)")
+    ap.add_argument("--output-dir", type=Path, default=Path.home() / "msanii-output",
+                    help="root folder for rendered files (default ~/msanii-output)")
+    ap.add_argument("--allow-input", type=Path, action="append", default=[], metavar="DIR",
+                    help="folder clients may read input audio from (repeatable; the output folder always is)")
+    ap.add_argument("--audition", action="store_true", help="play every finished clip on the output device")
+    ap.add_argument("--device", default=None,
+                    help="audition output device: index or name (default: system default)")
+    ap.add_argument("--engine-device", default="auto", help="engine compute device: auto, cpu or cuda")
+    ap.add_argument("--threads", type=int, default=None, help="engine CPU threads (default: onnxruntime's)")
+    ap.add_argument("--queue", type=int, default=8, help="jobs that may wait behind the running one (default 8)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log every job")
+    return ap
+
+
+def _check_port(value: int, name: str, allow_zero: bool) -> None:
+    if not ((allow_zero and value == 0) or 1 <= value <= 65535):
+        raise SystemExit(f"msanii-osc: {name} must be 1..65535{' or 0' if allow_zero else ''}, got {value}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="msanii-osc: %(message)s", stream=sys.stderr)
+    _check_port(args.port, "--port", allow_zero=True)
+    _check_port(args.reply_port, "--reply-port", allow_zero=True)
+    if args.queue < 1:
+        raise SystemExit(f"msanii-osc: --queue must be >= 1, got {args.queue}")
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not loopback:
+        print(f"msanii-osc: WARNING: binding {args.host}: any machine that can reach this port can render, "
+              "read files under --allow-input and fill the output folder. Use 127.0.0.1 unless you need this.",
+              file=sys.stderr)
+
+    from bridge.audition import Audition, parse_device
+    from bridge.paths import PathPolicy
+    from bridge.server import OscBridge
+    from engine.api import Engine
+    from engine.bundle import BundleError
+
+    try:
+        paths = PathPolicy(args.output_dir, args.allow_input)
+    except (OSError, NotADirectoryError) as exc:
+        print(f"msanii-osc: {exc}", file=sys.stderr)
+        return 2
+    try:
+        engine = Engine.load(args.bundle, device=args.engine_device, threads=args.threads)
+    except (BundleError, OSError) as exc:
+        print(f"msanii-osc: cannot load bundle {args.bundle}: {exc}", file=sys.stderr)
+        return 2
+
+    audition = Audition(parse_device(args.device))
+    if not audition.available:
+        wanted = args.audition or args.device is not None
+        print(f"msanii-osc: {'ERROR' if wanted else 'note'}: audition unavailable: {audition.error}. "
+              "The server runs without it (/msanii/play answers fail).", file=sys.stderr)
+
+    try:
+        bridge = OscBridge(engine, paths, host=args.host, port=args.port, reply_port=args.reply_port or None,
+                           max_pending=args.queue, audition=audition, auto_play=args.audition)
+    except OSError as exc:
+        print(f"msanii-osc: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
+        audition.close()
+        return 2
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    bridge.start()
+    host, port = bridge.address
+    replies = f"reply port {args.reply_port}" if args.reply_port else "replies to the sender"
+    print(f"msanii-osc: serving {engine.name} on {engine.device} at udp://{host}:{port} ({replies}); "
+          f"output {paths.output_root}", file=sys.stderr, flush=True)
+    while not stop.wait(0.5):
+        pass
+    print("msanii-osc: shutting down (cancelling the running job)", file=sys.stderr, flush=True)
+    bridge.close()
+    print("msanii-osc: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""The OSC server: a python-osc UDP server thread that validates requests and feeds one engine job worker.
+
+Threads: the server thread parses packets and answers at once (accepted/fail/pong/status...); it never renders.
+The job worker (`engine.jobs.JobQueue`) is the only thread that calls the engine; it sends progress/done/fail.
+The audition thread (optional) plays files. Replies all leave through the server's own socket.
+
+Reply address for a sender (host, port): what it registered with `/msanii/register`, else (sender host,
+`reply_port`) when a default reply port is configured, else the sender itself. A job keeps the address it was
+submitted with, so concurrent clients each get their own replies.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from pythonosc import osc_packet, osc_server
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from bridge import protocol as p
+from bridge.paths import PathPolicy
+from bridge.settings import RenderSettings, apply_setting
+from bridge.tasks import MAX_SECONDS, TASKS, ParseContext, TaskSpec
+from engine.jobs import DuplicateJob, Job, JobQueue, QueueClosed, QueueFull
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+MAX_PACKET_BYTES = 16384
+MAX_REGISTRATIONS = 256
+MAX_PONG_ARGS = 8
+
+
+@dataclass
+class PacketCounts:
+    packets: int = 0
+    malformed: int = 0
+    oversized: int = 0
+    rejected: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+
+@dataclass
+class _JobRequest:
+    spec: TaskSpec
+    params: dict
+    settings: RenderSettings
+    output_dir: Path
+    reply_to: Address
+    received_at: float
+    last_progress_at: float = -1.0
+    last_fraction: float = -1.0
+
+
+class _PacketDispatcher(Dispatcher):
+    """Hands every datagram to the bridge (python-osc's default would drop bad packets without counting them and
+    would sleep the server thread for future time tags)."""
+
+    def __init__(self, bridge: "OscBridge") -> None:
+        super().__init__()
+        self._bridge = bridge
+
+    def call_handlers_for_packet(self, data: bytes, client_address: Address) -> list:
+        self._bridge.handle_datagram(data, client_address)
+        return []
+
+
+class _UDPServer(osc_server.BlockingOSCUDPServer):
+    max_packet_size = 65536  # read whole datagrams so oversized ones are seen (and counted), not truncated
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return True  # the dispatcher counts non-OSC datagrams as malformed
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.exception("error while handling a packet from %s", client_address)
+
+
+class OscBridge:
+    """Serve msanii jobs over OSC/UDP.
+
+    Args:
+        engine: a loaded `engine.api.Engine` (used on the job worker thread only).
+        paths: where inputs may be read and outputs written.
+        host, port: bind address (port 0 picks a free one; see `address`).
+        reply_port: default reply port on the sender's host; None replies to the sender's own port.
+        max_pending: jobs that may wait behind the running one.
+        audition: an `bridge.audition.Audition` or None; `auto_play` plays every finished clip.
+        writer: `write_audio(path, audio, sample_rate, format=, bit_depth=, overwrite=)`, default the engine's.
+    """
+
+    def __init__(self, engine: Any, paths: PathPolicy, host: str = "127.0.0.1", port: int = 9000,
+                 reply_port: int | None = 9001, max_pending: int = 8, audition: Any = None,
+                 auto_play: bool = False, max_packet_bytes: int = MAX_PACKET_BYTES,
+                 settings: RenderSettings | None = None, writer: Callable[..., Any] | None = None) -> None:
+        if writer is None:
+            from engine.audio_io import write_audio as writer
+        self.engine = engine
+        self.paths = paths
+        self.reply_port = reply_port
+        self.audition = audition
+        self.auto_play = auto_play
+        self.max_packet_bytes = max_packet_bytes
+        self.settings = settings or RenderSettings()
+        self.counts = PacketCounts()
+        self._write_audio = writer
+        self._registrations: collections.OrderedDict[Address, Address] = collections.OrderedDict()
+        self._send_lock = threading.Lock()
+        self._closing = False
+        self._server = _UDPServer((host, port), _PacketDispatcher(self))
+        self.jobs = JobQueue(self._run_job, max_pending=max_pending, name="msanii-render")
+        self._thread: threading.Thread | None = None
+        self._handlers: dict[str, Callable[[Sequence[Any], Address], None]] = {
+            "/msanii/register": self._on_register,
+            "/msanii/set": self._on_set,
+            "/msanii/cancel": self._on_cancel,
+            "/msanii/status": self._on_status,
+            "/msanii/ping": self._on_ping,
+            "/msanii/play": self._on_play,
+            "/msanii/stop": self._on_stop,
+        }
+
+    # ---- lifecycle ----
+    @property
+    def address(self) -> Address:
+        host, port = self._server.server_address[:2]
+        return host, port
+
+    def start(self) -> "OscBridge":
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="msanii-osc", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop taking requests, cancel queued and running jobs (their clients get fail "server shutting down"),
+        wait for the worker, stop audition, close the socket. Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout)
+        self.jobs.shutdown(cancel_running=True, timeout=timeout)
+        if self.audition is not None:
+            self.audition.close()
+        self._server.server_close()
+
+    def __enter__(self) -> "OscBridge":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---- sending ----
+    def send(self, to: Address, address: str, *args: Any) -> None:
+        builder = OscMessageBuilder(address)
+        for arg in args:
+            builder.add_arg(arg)
+        data = builder.build().dgram
+        try:
+            with self._send_lock:
+                self._server.socket.sendto(data, to)
+        except OSError as exc:  # client went away, buffer full, socket closed at shutdown
+            log.debug("reply %s to %s not sent: %s", address, to, exc)
+
+    def reply_address(self, sender: Address) -> Address:
+        registered = self._registrations.get(sender)
+        if registered is not None:
+            return registered
+        if self.reply_port:
+            return sender[0], self.reply_port
+        return sender
+
+    def fail(self, to: Address, request_id: str, reason: str) -> None:
+        self.send(to, "/msanii/fail", request_id, reason)
+
+    # ---- receiving (server thread) ----
+    def handle_datagram(self, data: bytes, sender: Address) -> None:
+        self.counts.add("packets")
+        if len(data) > self.max_packet_bytes:
+            self.counts.add("oversized")
+            return
+        try:
+            messages = [timed.message for timed in osc_packet.OscPacket(data).messages]
+        except Exception:  # ParseError, but also struct/unicode/index errors on hostile bytes
+            self.counts.add("malformed")
+            return
+        for message in messages:
+            try:
+                address, args = message.address, list(message.params)
+            except Exception:
+                self.counts.add("malformed")
+                continue
+            self.handle_message(address, args, sender)
+
+    def handle_message(self, address: str, args: Sequence[Any], sender: Address) -> None:
+        try:
+            handler = self._handlers.get(address)
+            if handler is not None:
+                handler(args, sender)
+            elif address in TASKS:
+                self._on_job(TASKS[address], args, sender)
+            else:
+                raise p.RequestError(f"unknown address {p.short(address, 60)}")
+        except p.RequestError as exc:
+            self.counts.add("rejected")
+            self.fail(self.reply_address(sender), p.fail_id(address, args), str(exc))
+        except Exception as exc:  # a bug must cost one request, not the server
+            log.exception("request %s failed", address)
+            self.counts.add("rejected")
+            self.fail(self.reply_address(sender), p.fail_id(address, args), f"internal error: {exc}")
+
+    # ---- job requests ----
+    def _on_job(self, spec: TaskSpec, args: Sequence[Any], sender: Address) -> None:
+        if not args:
+            raise p.RequestError(f"expected {spec.address} {spec.usage}")
+        job_id = p.job_id(args[0])
+        reply_to = self.reply_address(sender)
+        why_not = spec.available(self.engine)
+        if why_not:
+            self.counts.add("rejected")
+            self.fail(reply_to, job_id, why_not)
+            return
+        settings = self.settings
+        params = spec.parse(args, ParseContext(self.paths, settings, getattr(self.engine, "max_seconds", MAX_SECONDS)))
+        request = _JobRequest(spec, params, settings, self.paths.output_dir, reply_to, time.monotonic())
+        job = Job(job_id, request, on_progress=self._job_progress, on_done=self._job_done, on_fail=self._job_fail)
+        try:
+            position = self.jobs.submit(job)
+        except QueueFull:
+            raise p.RequestError("busy: queue full") from None
+        except DuplicateJob:
+            raise p.RequestError("duplicate id: a job with this id is queued or running") from None
+        except QueueClosed:
+            raise p.RequestError("server shutting down") from None
+        self.send(reply_to, "/msanii/accepted", job_id, position)
+
+    def _run_job(self, job: Job, progress: Callable[[float], None]) -> tuple[Path, dict]:
+        """Worker thread: render, then write through a temp name + atomic rename into a fresh server-made name."""
+        req: _JobRequest = job.request
+        progress(0.0)
+        result = req.spec.run(self.engine, req.params, req.settings, progress)
+        job.check_cancelled()
+        extension = req.settings.format
+        for _ in range(8):
+            path = self.paths.output_path(job.id, extension, directory=req.output_dir)
+            try:
+                written = self._write_audio(path, result.audio, result.sample_rate, format=req.settings.format,
+                                            bit_depth=req.settings.bit_depth, overwrite=False)
+            except FileExistsError:  # another writer took the name between our check and the rename
+                continue
+            return Path(written.path).resolve(), dict(result.info)
+        raise RuntimeError("could not find a free output name")
+
+    def _job_progress(self, job: Job, fraction: float) -> None:
+        req: _JobRequest = job.request
+        now = time.monotonic()
+        final = fraction >= 1.0
+        if final and req.last_fraction >= 1.0:
+            return
+        if not final and now - req.last_progress_at < 1.0 / req.settings.progress_hz and req.last_fraction >= 0:
+            return
+        req.last_progress_at, req.last_fraction = now, fraction
+        self.send(req.reply_to, "/msanii/progress", job.id, float(fraction))
+
+    def _job_done(self, job: Job, result: tuple[Path, dict]) -> None:
+        req: _JobRequest = job.request
+        path, info = result
+        self._job_progress(job, 1.0)
+        seconds = float(info.get("seconds", 0.0))
+        seed = info.get("seed")
+        self.send(req.reply_to, "/msanii/done", job.id, str(path), seconds,
+                  int(seed) if isinstance(seed, int) and 0 <= seed <= p.MAX_SEED else -1)
+        log.info("job %s done in %.2f s: %s", job.id, time.monotonic() - req.received_at, path)
+        if self.auto_play and self.audition is not None and self.audition.available:
+            self.audition.play(path, on_event=self._audition_reporter(req.reply_to))
+
+    def _job_fail(self, job: Job, reason: str) -> None:
+        req: _JobRequest = job.request
+        self.send(req.reply_to, "/msanii/fail", job.id, reason)
+        log.info("job %s: %s", job.id, reason)
+
+    # ---- control requests ----
+    def _on_register(self, args: Sequence[Any], sender: Address) -> None:
+        p.count(args, 1, 2, "/msanii/register [host] <port>")
+        host = p.string(args[0], "host", 255) if len(args) == 2 else sender[0]
+        port = p.integer(args[-1], "port", 1, 65535)
+        host = self._check_reply_host(host, sender)
+        self._registrations[sender] = (host, port)
+        self._registrations.move_to_end(sender)
+        while len(self._registrations) > MAX_REGISTRATIONS:
+            self._registrations.popitem(last=False)
+        self.send((host, port), "/msanii/registered", host, port)
+
+    @staticmethod
+    def _check_reply_host(host: str, sender: Address) -> str:
+        """Replies may go only back to the sender's machine (no reflecting traffic at third parties)."""
+        if host == "localhost":
+            host = "127.0.0.1"
+        try:
+            wanted = ipaddress.ip_address(host)
+        except ValueError:
+            raise p.RequestError(f"reply host must be a numeric IP address, got {host!r}") from None
+        origin = ipaddress.ip_address(sender[0])
+        if wanted != origin and not (wanted.is_loopback and origin.is_loopback):
+            raise p.RequestError("reply host must be the sender's own address")
+        return str(wanted)
+
+    def _on_set(self, args: Sequence[Any], sender: Address) -> None:
+        if not args:
+            raise p.RequestError("expected /msanii/set <key> <value...>")
+        key = p.string(args[0], "setting", 64).lower()
+        values = list(args[1:])
+        if key == "output_dir":
+            p.count(values, 1, 1, "/msanii/set output_dir <name>")
+            name = values[0] if values[0] != "" else "."
+            applied = [str(self.paths.set_output_subdir(p.string(name, "output_dir")))]
+        else:
+            self.settings, applied = apply_setting(self.settings, key, values)
+        self.send(self.reply_address(sender), "/msanii/set", key, *applied)
+
+    def _on_cancel(self, args: Sequence[Any], sender: Address) -> None:
+        p.count(args, 1, 1, "/msanii/cancel <id>")
+        job_id = p.job_id(args[0])
+        if not self.jobs.cancel(job_id):
+            raise p.RequestError("no such job (not queued or running)")
+
+    def _on_status(self, args: Sequence[Any], sender: Address) -> None:
+        status = self.jobs.status()
+        c = self.counts
+        self.send(self.reply_address(sender), "/msanii/status", status["state"], status["queue_length"],
+                  str(getattr(self.engine, "name", "?")), str(getattr(self.engine, "device", "?")),
+                  c.packets, c.malformed, c.oversized, c.rejected)
+
+    def _on_ping(self, args: Sequence[Any], sender: Address) -> None:
+        echo = [a for a in args[:MAX_PONG_ARGS] if p.is_number(a) or (isinstance(a, str) and len(a) <= 256)]
+        self.send(self.reply_address(sender), "/msanii/pong", *echo)
+
+    def _on_play(self, args: Sequence[Any], sender: Address) -> None:
+        p.count(args, 1, 1, "/msanii/play <path>")
+        path = self.paths.resolve_input(p.string(args[0], "path"))
+        self._require_audition()
+        self.audition.play(path, on_event=self._audition_reporter(self.reply_address(sender)))
+
+    def _on_stop(self, args: Sequence[Any], sender: Address) -> None:
+        p.count(args, 0, 0, "/msanii/stop")
+        self._require_audition()
+        self.audition.stop()
+
+    def _require_audition(self) -> None:
+        if self.audition is None:
+            raise p.RequestError("audition disabled")
+        if not self.audition.available:
+            raise p.RequestError(f"audition unavailable: {self.audition.error}")
+
+    def _audition_reporter(self, to: Address) -> Callable[..., None]:
+        def report(event: str, *args: Any) -> None:
+            if event == "error":
+                self.send(to, "/msanii/fail", "/msanii/play", *args)
+            else:
+                self.send(to, f"/msanii/{event}", *args)
+        return report

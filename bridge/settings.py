@@ -1,0 +1,93 @@
+"""Render settings a client changes with `/msanii/set <key> <value...>`; each job takes a snapshot at submit time.
+
+Keys (value types as OSC sends them):
+    steps <int 1..1000>          sampler steps (default: the bundle's)
+    sampler <ddim|dpmpp>         sampler (default: the bundle's)
+    gl_iters <int 0..1000>       Griffin-Lim iterations (default: the bundle's)
+    bpm <float 20..400>          tempo for bar/beat lengths (loop bars)
+    time_signature <n> <d>       e.g. 3 4 (n 1..32, d one of 1 2 4 8 16 32)
+    format <wav|flac>            output container
+    bit_depth <16|24|32>         16/24-bit integer or 32-bit float (FLAC: 16 or 24)
+    output_dir <name>            subfolder of the output root for new clips ("" = the root)
+    progress_hz <float 1..50>    most progress replies per second and job
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from bridge import protocol as p
+
+SAMPLERS = ("ddim", "dpmpp")
+FORMATS = ("wav", "flac")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    steps: int | None = None
+    sampler: str | None = None
+    gl_iters: int | None = None
+    bpm: float = 120.0
+    beats_per_bar: int = 4
+    beat_unit: int = 4
+    format: str = "wav"
+    bit_depth: int | None = None
+    progress_hz: float = 20.0
+
+    def seconds_per_bar(self) -> float:
+        """Length of one bar: beats_per_bar beats of 1/beat_unit notes, the BPM counting quarter notes."""
+        return self.beats_per_bar * (4.0 / self.beat_unit) * 60.0 / self.bpm
+
+
+def apply_setting(settings: RenderSettings, key: str, values: Sequence[Any]) -> tuple[RenderSettings, list]:
+    """Return the updated settings and the applied value(s) to echo back. `output_dir` is handled by the server."""
+    def need(n: int, usage: str) -> None:
+        p.count(values, n, n, f"/msanii/set {key} {usage}")
+
+    if key == "steps":
+        need(1, "<int>")
+        v = p.integer(values[0], "steps", 1, 1000)
+        return dataclasses.replace(settings, steps=v), [v]
+    if key == "sampler":
+        need(1, "<ddim|dpmpp>")
+        v = p.choice(values[0], "sampler", SAMPLERS)
+        return dataclasses.replace(settings, sampler=v), [v]
+    if key == "gl_iters":
+        need(1, "<int>")
+        v = p.integer(values[0], "gl_iters", 0, 1000)
+        return dataclasses.replace(settings, gl_iters=v), [v]
+    if key in ("bpm", "tempo"):
+        need(1, "<float>")
+        v = p.number(values[0], "bpm", 20.0, 400.0)
+        return dataclasses.replace(settings, bpm=v), [v]
+    if key == "time_signature":
+        need(2, "<beats> <unit>")
+        n = p.integer(values[0], "beats per bar", 1, 32)
+        d = p.integer(values[1], "beat unit", 1, 32)
+        if d not in (1, 2, 4, 8, 16, 32):
+            raise p.RequestError(f"beat unit must be 1, 2, 4, 8, 16 or 32, got {d}")
+        return dataclasses.replace(settings, beats_per_bar=n, beat_unit=d), [n, d]
+    if key == "format":
+        need(1, "<wav|flac>")
+        v = p.choice(values[0], "format", FORMATS)
+        depth = settings.bit_depth
+        if v == "flac" and depth == 32:
+            depth = 24
+        return dataclasses.replace(settings, format=v, bit_depth=depth), [v]
+    if key == "bit_depth":
+        need(1, "<16|24|32>")
+        v = p.integer(values[0], "bit_depth", 16, 32)
+        if v not in (16, 24, 32):
+            raise p.RequestError(f"bit_depth must be 16, 24 or 32, got {v}")
+        if v == 32 and settings.format == "flac":
+            raise p.RequestError("FLAC stores 16 or 24 bits; use format wav for 32-bit float")
+        return dataclasses.replace(settings, bit_depth=v), [v]
+    if key == "progress_hz":
+        need(1, "<float>")
+        v = p.number(values[0], "progress_hz", 1.0, 50.0)
+        return dataclasses.replace(settings, progress_hz=v), [v]
+    raise p.RequestError(
+        f"unknown setting {key!r}; known: steps, sampler, gl_iters, bpm, time_signature, format, bit_depth, "
+        "output_dir, progress_hz")

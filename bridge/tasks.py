@@ -1,0 +1,161 @@
+"""Dispatch table: one entry per job address, mapping validated OSC arguments to one engine call.
+
+Each `TaskSpec` has
+- `parse(args, ctx) -> dict`: checks counts/types/ranges and resolves input paths (on the server thread; cheap);
+- `run(engine, params, settings, progress) -> RenderResult`: the engine call (on the job worker thread only);
+- `available(engine) -> str | None`: why the task cannot run with this engine build, or None.
+A task whose engine code has not landed answers `/msanii/fail <id> "not available: ..."`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from bridge import protocol as p
+from bridge.paths import PathPolicy
+from bridge.settings import RenderSettings
+
+MAX_SECONDS = 190.2  # the engine's longest render (8192 frames at 44.1 kHz)
+MAX_REGIONS = 64
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    paths: PathPolicy
+    settings: RenderSettings
+    max_seconds: float = MAX_SECONDS
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    address: str
+    usage: str
+    parse: Callable[[Sequence[Any], ParseContext], dict]
+    run: Callable[[Any, dict, RenderSettings, Callable[[float], None]], Any]
+    available: Callable[[Any], str | None]
+
+
+def _sampling(settings: RenderSettings) -> dict:
+    return {"steps": settings.steps, "sampler": settings.sampler, "gl_iters": settings.gl_iters}
+
+
+def _seed_at(args: Sequence[Any], index: int) -> int | None:
+    return p.seed(args[index]) if len(args) > index else None
+
+
+def _engine_has(name: str) -> Callable[[Any], str | None]:
+    def check(engine: Any) -> str | None:
+        return None if callable(getattr(engine, name, None)) else f"not available: this engine has no {name}"
+    return check
+
+
+def _not_landed(task: str) -> Callable[[Any], str | None]:
+    def check(engine: Any) -> str | None:
+        return f"not available: {task} has not landed in this engine build"
+    return check
+
+
+# ---- generate -------------------------------------------------------------------------------------------------
+def parse_generate(args: Sequence[Any], ctx: ParseContext) -> dict:
+    p.count(args, 2, 3, "/msanii/generate <id> <seconds> [seed]")
+    seconds = p.number(args[1], "seconds", 0.0, ctx.max_seconds, lo_open=True)
+    return {"seconds": seconds, "seed": _seed_at(args, 2)}
+
+
+def run_generate(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
+    return engine.generate(params["seconds"], seed=params["seed"], callback=progress, **_sampling(settings))
+
+
+# ---- region tasks (argument forms fixed here; engine calls wired as engine/tasks lands) -------------------------
+def parse_audio2audio(args: Sequence[Any], ctx: ParseContext) -> dict:
+    p.count(args, 3, 4, "/msanii/audio2audio <id> <input_path> <strength 0..1> [seed]")
+    return {"input": ctx.paths.resolve_input(p.string(args[1], "input_path")),
+            "strength": p.number(args[2], "strength", 0.0, 1.0), "seed": _seed_at(args, 3)}
+
+
+def parse_interpolate(args: Sequence[Any], ctx: ParseContext) -> dict:
+    p.count(args, 4, 6, "/msanii/interpolate <id> <path_a> <path_b> <ratio 0..1> [strength] [seed]")
+    return {"input_a": ctx.paths.resolve_input(p.string(args[1], "path_a")),
+            "input_b": ctx.paths.resolve_input(p.string(args[2], "path_b")),
+            "ratio": p.number(args[3], "ratio", 0.0, 1.0),
+            "strength": p.number(args[4], "strength", 0.0, 1.0) if len(args) > 4 else None,
+            "seed": _seed_at(args, 5)}
+
+
+def parse_inpaint(args: Sequence[Any], ctx: ParseContext) -> dict:
+    usage = "/msanii/inpaint <id> <input_path> <start> <end> [<start> <end> ...] [seed]"
+    if len(args) < 4:
+        p.count(args, 4, 4 + 2 * MAX_REGIONS, usage)
+    numbers = list(args[2:])
+    seed = None
+    if len(numbers) % 2 == 1:
+        seed = p.seed(numbers.pop())
+    if len(numbers) // 2 > MAX_REGIONS:
+        raise p.RequestError(f"at most {MAX_REGIONS} regions per request")
+    regions = []
+    for i in range(0, len(numbers), 2):
+        start = p.number(numbers[i], f"region {i // 2 + 1} start", 0.0)
+        end = p.number(numbers[i + 1], f"region {i // 2 + 1} end", 0.0)
+        if end <= start:
+            raise p.RequestError(f"region {i // 2 + 1} is empty or reversed: {start:g}..{end:g} s")
+        regions.append((start, end))
+    return {"input": ctx.paths.resolve_input(p.string(args[1], "input_path")), "regions": regions, "seed": seed}
+
+
+def parse_outpaint(args: Sequence[Any], ctx: ParseContext) -> dict:
+    p.count(args, 4, 5, "/msanii/outpaint <id> <input_path> <seconds_left> <seconds_right> [seed]")
+    left = p.number(args[2], "seconds_left", 0.0, ctx.max_seconds)
+    right = p.number(args[3], "seconds_right", 0.0, ctx.max_seconds)
+    if left == 0 and right == 0:
+        raise p.RequestError("nothing to outpaint: seconds_left and seconds_right are both 0")
+    return {"input": ctx.paths.resolve_input(p.string(args[1], "input_path")), "left": left, "right": right,
+            "seed": _seed_at(args, 4)}
+
+
+LOOP_UNITS = ("s", "seconds", "bars", "beats")
+
+
+def parse_loop(args: Sequence[Any], ctx: ParseContext) -> dict:
+    p.count(args, 2, 4, "/msanii/loop <id> <length> [s|bars|beats] [seed]")
+    length = p.number(args[1], "length", 0.0, lo_open=True)
+    unit, rest = "s", list(args[2:])
+    if rest and isinstance(rest[0], str):
+        unit = p.choice(rest.pop(0), "unit", LOOP_UNITS)
+    if len(rest) > 1:
+        raise p.RequestError("expected /msanii/loop <id> <length> [s|bars|beats] [seed]")
+    seed = p.seed(rest[0]) if rest else None
+    s = ctx.settings
+    seconds = {"s": length, "seconds": length, "bars": length * s.seconds_per_bar(),
+               "beats": length * s.seconds_per_bar() / s.beats_per_bar}[unit]
+    if seconds > ctx.max_seconds:
+        raise p.RequestError(f"loop of {seconds:.2f} s is longer than the {ctx.max_seconds:g} s maximum")
+    return {"seconds": seconds, "length": length, "unit": unit, "seed": seed}
+
+
+def _not_wired(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
+    raise RuntimeError("not available")
+
+
+TASKS: dict[str, TaskSpec] = {
+    spec.address: spec
+    for spec in (
+        TaskSpec("/msanii/generate", "<id> <seconds> [seed]", parse_generate, run_generate,
+                 _engine_has("generate")),
+        TaskSpec("/msanii/audio2audio", "<id> <input_path> <strength> [seed]", parse_audio2audio, _not_wired,
+                 _not_landed("audio2audio")),
+        TaskSpec("/msanii/interpolate", "<id> <path_a> <path_b> <ratio> [strength] [seed]", parse_interpolate,
+                 _not_wired, _not_landed("interpolate")),
+        TaskSpec("/msanii/inpaint", "<id> <input_path> <start> <end> [...] [seed]", parse_inpaint, _not_wired,
+                 _not_landed("inpaint")),
+        TaskSpec("/msanii/outpaint", "<id> <input_path> <left_s> <right_s> [seed]", parse_outpaint, _not_wired,
+                 _not_landed("outpaint")),
+        TaskSpec("/msanii/loop", "<id> <length> [s|bars|beats] [seed]", parse_loop, _not_wired,
+                 _not_landed("loop")),
+    )
+}
+
+
+def input_paths(params: dict) -> list[Path]:
+    return [v for k, v in params.items() if k.startswith("input") and isinstance(v, Path)]
