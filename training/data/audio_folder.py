@@ -26,6 +26,7 @@ from training.data.errors import DataError, DataWarning
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"})
 _INT16_SCALE = 32767.0
+_LEVEL_BLOCK = 1024  # samples per block of the energy table used to judge crop levels
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class AudioFolderDataset:
         sample_rate: target rate (soxr resampling from any source rate).
         channels: output channels (2: mono files are duplicated to both sides).
         silence_db: crops whose RMS level is below this are re-drawn (up to `max_draws` times, then the loudest
-            candidate is returned). Files with no window above it at all are skipped with a DataWarning.
+            candidate is returned; -inf turns the check off). Files with no second of audio above it are skipped
+            with a DataWarning.
         max_draws: how many crops to try before giving up on finding a non-silent one.
 
     Raises:
@@ -92,7 +94,7 @@ class AudioFolderDataset:
     """
 
     def __init__(self, root: str | Path, crop_samples: int, sample_rate: int = 44_100, channels: int = 2,
-                 silence_db: float = -60.0, max_draws: int = 32) -> None:
+                 silence_db: float = -60.0, max_draws: int = 256) -> None:
         if crop_samples <= 0:
             raise ValueError(f"crop_samples must be positive, got {crop_samples}")
         if channels not in (1, 2):
@@ -134,6 +136,7 @@ class AudioFolderDataset:
             reasons = "\n  ".join(s.reason for s in self.skipped)
             raise DataError(f"no usable audio in {self.root}; every file was rejected:\n  {reasons}")
 
+        self._energy_sums = [self._block_energy_sums(a, s) for a, s in zip(self._audio, self._scale)]
         lengths = np.array([a.shape[1] for a in self._audio], dtype=np.float64)
         self._weights = lengths / lengths.sum()
         self.total_samples = int(lengths.sum())
@@ -141,6 +144,17 @@ class AudioFolderDataset:
     def _skip(self, path: Path, reason: str) -> None:
         self.skipped.append(SkippedFile(path, reason))
         warnings.warn(f"skipping {reason}", DataWarning, stacklevel=3)
+
+    @staticmethod
+    def _block_energy_sums(audio: np.ndarray, scale: float) -> np.ndarray:
+        """Prefix sums of the mean square of each _LEVEL_BLOCK-sample block (the last block may be partial)."""
+        blocks = -(-audio.shape[1] // _LEVEL_BLOCK)
+        padded = np.zeros((audio.shape[0], blocks * _LEVEL_BLOCK), dtype=np.float64)
+        padded[:, : audio.shape[1]] = audio * scale
+        energy = np.square(padded).reshape(audio.shape[0], blocks, _LEVEL_BLOCK).sum(axis=(0, 2))
+        counts = np.full(blocks, audio.shape[0] * _LEVEL_BLOCK, dtype=np.float64)
+        counts[-1] = audio.shape[0] * (audio.shape[1] - (blocks - 1) * _LEVEL_BLOCK)
+        return np.concatenate([[0.0], np.cumsum(energy / counts)])
 
     def _loudest_window_db(self, audio: np.ndarray) -> float:
         window = min(self.sample_rate, audio.shape[1])
@@ -158,6 +172,11 @@ class AudioFolderDataset:
         """Total duration of the usable audio at `sample_rate`."""
         return self.total_samples / self.sample_rate
 
+    @property
+    def memory_bytes(self) -> int:
+        """RAM held by the decoded audio (int16: 4 bytes per stereo sample frame)."""
+        return sum(a.nbytes for a in self._audio)
+
     def audio(self, index: int) -> torch.Tensor:
         """The whole decoded file `index` as float32 [channels, samples] (e.g. for held-out evaluation)."""
         return torch.from_numpy(self._audio[index].astype(np.float32) * np.float32(self._scale[index]))
@@ -170,20 +189,31 @@ class AudioFolderDataset:
             piece = np.pad(piece, ((0, 0), (0, self.crop_samples - piece.shape[1])))
         return torch.from_numpy(piece)
 
+    def _crop_level_db(self, index: int, start: int) -> float:
+        """RMS level of a crop from block energies (O(1); exact up to block rounding at the edges)."""
+        sums, length = self._energy_sums[index], self._audio[index].shape[1]
+        stop = min(start + self.crop_samples, length)
+        first, last = start // _LEVEL_BLOCK, max(start // _LEVEL_BLOCK + 1, -(-stop // _LEVEL_BLOCK))
+        mean_square = (sums[last] - sums[first]) / (last - first) * (stop - start) / self.crop_samples
+        return 10.0 * math.log10(mean_square) if mean_square > 0.0 else -math.inf
+
     def sample_crop(self, rng: np.random.Generator) -> torch.Tensor:
-        """A random non-silent crop, float32 [channels, crop_samples]; deterministic for a given `rng` state."""
-        best, best_db = None, -math.inf
+        """A random non-silent crop, float32 [channels, crop_samples]; deterministic for a given `rng` state.
+
+        Crops below `silence_db` are re-drawn up to `max_draws` times (cheap: levels come from precomputed block
+        energies); if none passes, the loudest candidate is returned.
+        """
+        best, best_db = (0, 0), -math.inf
         for _ in range(self.max_draws):
             index = int(rng.choice(len(self._audio), p=self._weights))
             spare = self._audio[index].shape[1] - self.crop_samples
             start = int(rng.integers(0, spare + 1)) if spare > 0 else 0
-            candidate = self.crop(index, start)
-            level = rms_db(candidate.numpy())
+            level = self._crop_level_db(index, start)
             if level >= self.silence_db:
-                return candidate
-            if best is None or level > best_db:
-                best, best_db = candidate, level
-        return best
+                return self.crop(index, start)
+            if level > best_db or best_db == -math.inf:
+                best, best_db = (index, start), level
+        return self.crop(*best)
 
     def describe(self) -> str:
         """One line for logs and checkpoint metadata."""

@@ -87,6 +87,8 @@ def plan_corpus(minutes: float, seed: int = 0, heldout_fraction: float = 0.1, mu
     then procedural pop pieces until `minutes` of nominal length are reached."""
     if minutes <= 0:
         raise DataError(f"corpus size must be positive, got {minutes} minutes")
+    if not 0.0 <= heldout_fraction < 1.0:
+        raise DataError(f"held-out fraction must be in [0, 1), got {heldout_fraction}")
     if not 0.0 <= music21_fraction <= 1.0:
         raise DataError(f"music21 fraction must be in [0, 1], got {music21_fraction}")
     target = minutes * 60.0
@@ -147,6 +149,12 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
     """
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     out_dir = Path(out_dir)
+    if minutes <= 0:
+        raise DataError(f"corpus size must be positive, got {minutes} minutes")
+    if not 0.0 <= heldout_fraction < 1.0:
+        raise DataError(f"held-out fraction must be in [0, 1), got {heldout_fraction}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir} exists and is not a folder")
     font = find_soundfont(soundfont)
     find_fluidsynth()
     settings = {"minutes": minutes, "seed": seed, "heldout_fraction": heldout_fraction,
