@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import random
 from collections import Counter
 
 import mido
@@ -27,7 +29,7 @@ def test_pop_pieces_are_deterministic_and_varied():
     for piece in pieces:
         assert 80 <= piece.info["bpm"] <= 140
         assert 20.0 <= piece.seconds <= 60.0
-        reparsed = mido.MidiFile(file=__import__("io").BytesIO(piece.to_bytes()))
+        reparsed = mido.MidiFile(file=io.BytesIO(piece.to_bytes()))
         assert abs(reparsed.length - piece.seconds) < 0.05
         notes = channel_events(piece.midi, "note_on")
         assert {m.channel for m in notes} >= {0, 1, 2, 9}  # melody, comp, bass, drums on channel 10
@@ -73,8 +75,6 @@ def test_orchestrate_handles_a_single_part():
     track = mido.MidiTrack([mido.Message("note_on", channel=0, note=60, velocity=80, time=0),
                             mido.Message("note_off", channel=0, note=60, velocity=0, time=480)])
     midi.tracks.append(track)
-    import random
-
     result, info = orchestrate(midi, random.Random(0))
     assert info["pans"] == [64] and len(channel_events(result, "program_change")) == 1
 

@@ -95,7 +95,12 @@ def plan_corpus(minutes: float, seed: int = 0, heldout_fraction: float = 0.1, mu
     plan = CorpusPlan()
     m21_budget = target * music21_fraction
     if m21_budget >= min_seconds:
-        from training.data.music21_source import candidate_works, work_pieces
+        try:
+            from training.data.music21_source import candidate_works, work_pieces
+            import music21  # noqa: F401
+        except ImportError as exc:
+            raise DataError("the music21 package is needed for the music21 part of the corpus "
+                            "(pip install music21, or pass --music21-fraction 0)") from exc
 
         works = candidate_works()
         random.Random(derive_seed(seed, "music21-order")).shuffle(works)
@@ -229,7 +234,12 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
         splits[split] = {"pieces": len(chosen), "seconds": round(seconds, 3), "hours": round(seconds / 3600, 4),
                          "folder": split}
     total = sum(e["seconds"] for e in entries)
-    import music21
+    try:
+        import music21
+
+        music21_version = music21.__version__
+    except ImportError:
+        music21_version = None
 
     manifest = {
         "format": CORPUS_FORMAT, "version": CORPUS_VERSION, "settings": settings, "seed": seed,
@@ -240,7 +250,7 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
         "render_seconds": round(render_seconds, 2), "plan_seconds": round(plan_seconds, 2), "jobs": jobs,
         "rendered_now": len(todo) - len(failures), "reused": len(kept),
         "soundfont": {"path": str(font), "bytes": font.stat().st_size},
-        "fluidsynth": fluidsynth_version(), "music21_version": music21.__version__,
+        "fluidsynth": fluidsynth_version(), "music21_version": music21_version,
         "failures": failures, "skipped_music21_works": plan.skipped_works, "pieces": entries,
     }
     _write_bytes_atomically(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode())

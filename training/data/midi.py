@@ -188,6 +188,10 @@ def _write_wav_atomically(out_wav: Path, audio: np.ndarray, sample_rate: int, ov
                 os.link(tmp, out_wav)  # atomic and fails if the name exists: never clobbers
             except FileExistsError as exc:
                 raise DataError(f"{out_wav} already exists (pass overwrite=True / --overwrite to replace it)") from exc
+            except OSError:  # file systems without hard links: check, then rename (a narrow race, still atomic)
+                if out_wav.exists():
+                    raise DataError(f"{out_wav} already exists (pass overwrite=True / --overwrite to replace it)")
+                os.replace(tmp, out_wav)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -201,6 +201,8 @@ def generate_pop_piece(seed: int, target_seconds: float = 40.0) -> PopPiece:
                 continue
             comp_style = styles["chorus_comp" if section == "chorus" else "verse_comp"]
             _comp_bar(tracks["comp"], start, chord_of, comp_style, scale, tonic, rng)
+            # the pad always plays in choruses; in verses for half the pieces (keyed on the pad program, which
+            # keeps the draw sequence - hence the MIDI of existing corpora - unchanged)
             if section == "chorus" or (section == "verse" and programs["pad"] % 2 == 0):
                 _pad_bar(tracks["pad"], start, chord_of, scale, tonic, rng)
             if section != "intro":
