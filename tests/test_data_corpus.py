@@ -11,6 +11,7 @@ import mido
 import pytest
 import soundfile as sf
 
+from training.data.audio_folder import AudioFolderDataset
 from training.data.commands import add_data_subcommands
 from training.data.corpus import PlannedPiece, assign_splits, build_corpus, heldout_score, plan_corpus
 from training.data.errors import DataError
@@ -129,6 +130,11 @@ def test_build_corpus_renders_splits_writes_manifest_and_resumes(tmp_path):
     train_names = {p.name for p in (out / "train").iterdir()}
     held_names = {p.name for p in (out / "heldout").iterdir()}
     assert train_names and held_names and not train_names & held_names
+
+    dataset = AudioFolderDataset(out / "train", crop_samples=44_100)  # what the trainer reads
+    assert dataset.seconds == pytest.approx(manifest["splits"]["train"]["seconds"], abs=0.01)
+    with pytest.raises(DataError, match="corpus folder"):  # pointing at the whole corpus would train on held-out
+        AudioFolderDataset(out, crop_samples=44_100)
 
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
     again = build_corpus(out, minutes=1.5, seed=2, jobs=1, music21_fraction=0.0, log=lines.append)

@@ -109,6 +109,9 @@ class AudioFolderDataset:
             raise DataError(f"data folder {self.root} does not exist")
         if not self.root.is_dir():
             raise DataError(f"data path {self.root} is not a folder")
+        if (self.root / "corpus.json").is_file() and (self.root / "heldout").is_dir():
+            raise DataError(f"{self.root} is a corpus folder (see its corpus.json): train on {self.root / 'train'}; "
+                            f"its heldout/ split is kept for evaluation and must not be trained on")
         candidates = find_audio_files(self.root)
         if not candidates:
             raise DataError(f"data folder {self.root} contains no audio files "
