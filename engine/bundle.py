@@ -1,0 +1,232 @@
+"""Read and validate a model bundle (format: shared/design/bundle.md). The only place that knows the format.
+
+A bundle is a directory with `manifest.json`, `unet.onnx` and `vocoder.onnx` (optionally `*.fp16.onnx`).
+`load_bundle` checks every field the engine relies on, each file's size and sha256, and the major version, and
+raises one `BundleError` naming the problem. `validate_manifest` is also what export runs before publishing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.dsp.config import SpectrogramConfig
+from engine.dsp.scaler import ScalerStats
+
+FORMAT = "msanii-daw-bundle"
+VERSION = "1.0"
+SUPPORTED_MAJOR = 1
+MANIFEST = "manifest.json"
+UNET_FILE = "unet.onnx"
+VOCODER_FILE = "vocoder.onnx"
+REQUIRED_FILES = (UNET_FILE, VOCODER_FILE)
+SAMPLERS = ("ddim", "dpmpp")
+GL_INITS = ("advance", "random", "zeros")
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+
+
+class BundleError(ValueError):
+    """A bundle cannot be used; the message names the file or manifest field at fault."""
+
+
+@dataclass(frozen=True)
+class DiffusionSettings:
+    num_train_timesteps: int
+    beta_schedule: str
+    prediction_type: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"num_train_timesteps": self.num_train_timesteps, "beta_schedule": self.beta_schedule,
+                "prediction_type": self.prediction_type}
+
+
+@dataclass(frozen=True)
+class RenderDefaults:
+    sampler: str = "dpmpp"
+    steps: int = 25
+    gl_iters: int = 32
+    gl_init: str = "advance"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sampler": self.sampler, "steps": self.steps, "gl_iters": self.gl_iters, "gl_init": self.gl_init}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: dict[str, Any]
+    name: str
+    sample_rate: int
+    channels: int
+    spectrogram: SpectrogramConfig
+    unet_stats: ScalerStats
+    vocoder_stats: ScalerStats
+    diffusion: DiffusionSettings
+    frame_multiple: int
+    defaults: RenderDefaults
+    files: dict[str, Path] = field(default_factory=dict)  # every listed file, checked
+
+    @property
+    def unet_path(self) -> Path:
+        return self.files[UNET_FILE]
+
+    @property
+    def vocoder_path(self) -> Path:
+        return self.files[VOCODER_FILE]
+
+    def fp16_path(self, model_file: str) -> Path | None:
+        """`unet.fp16.onnx` for `unet.onnx` if the bundle has it."""
+        return self.files.get(model_file.replace(".onnx", ".fp16.onnx"))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    """The manifest's record of one file: {"sha256", "bytes"}."""
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+# ---------------------------------------------------------------- field checks (each names its field)
+
+def _get(data: dict, key: str, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise BundleError(f"manifest field '{where}' must be an object")
+    if key not in data:
+        raise BundleError(f"manifest is missing field '{f'{where}.{key}' if where else key}'")
+    return data[key]
+
+
+def _int(data: dict, key: str, where: str, minimum: int = 1) -> int:
+    value = _get(data, key, where)
+    name = f"{where}.{key}" if where else key
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BundleError(f"manifest field '{name}' must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _choice(data: dict, key: str, where: str, choices: tuple[str, ...]) -> str:
+    value = _get(data, key, where)
+    name = f"{where}.{key}" if where else key
+    if value not in choices:
+        raise BundleError(f"manifest field '{name}' must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _object(data: dict, key: str, where: str = "") -> dict:
+    value = _get(data, key, where)
+    name = f"{where}.{key}" if where else key
+    if not isinstance(value, dict):
+        raise BundleError(f"manifest field '{name}' must be an object, got {type(value).__name__}")
+    return value
+
+
+def _check_version(manifest: dict) -> None:
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"manifest field 'format' must be {FORMAT!r}, got {manifest.get('format')!r} "
+                          "(not a msanii-daw bundle)")
+    version = _get(manifest, "version", "")
+    match = re.fullmatch(r"(\d+)\.(\d+)", str(version)) if isinstance(version, str) else None
+    if match is None:
+        raise BundleError(f"manifest field 'version' must look like '1.0', got {version!r}")
+    if int(match.group(1)) != SUPPORTED_MAJOR:
+        raise BundleError(f"bundle version {version} is not supported: this engine reads major version "
+                          f"{SUPPORTED_MAJOR} (re-export the bundle or update msanii-daw)")
+
+
+def _scaler(scalers: dict, key: str) -> ScalerStats:
+    raw = _object(scalers, key, "scalers")
+    try:
+        return ScalerStats.from_dict(raw)
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"manifest field 'scalers.{key}' is malformed: {exc}") from None
+
+
+def validate_manifest(manifest: Any) -> dict[str, Any]:
+    """Check every field the engine uses; return the parsed pieces (raises BundleError)."""
+    if not isinstance(manifest, dict):
+        raise BundleError("manifest.json must hold a JSON object")
+    _check_version(manifest)
+    name = _get(manifest, "name", "")
+    if not isinstance(name, str) or not name:
+        raise BundleError(f"manifest field 'name' must be a non-empty string, got {name!r}")
+    sample_rate = _int(manifest, "sample_rate", "")
+    channels = _int(manifest, "channels", "")
+    try:
+        spectrogram = SpectrogramConfig.from_dict(_object(manifest, "spectrogram"))
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"manifest field 'spectrogram' is malformed: {exc}") from None
+    if spectrogram.sample_rate != sample_rate:
+        raise BundleError(f"manifest field 'spectrogram.sample_rate' ({spectrogram.sample_rate}) differs from "
+                          f"'sample_rate' ({sample_rate})")
+    scalers = _object(manifest, "scalers")
+    unet_stats, vocoder_stats = _scaler(scalers, "unet"), _scaler(scalers, "vocoder")
+    diffusion_raw = _object(manifest, "diffusion")
+    diffusion = DiffusionSettings(_int(diffusion_raw, "num_train_timesteps", "diffusion"),
+                                  _choice(diffusion_raw, "beta_schedule", "diffusion", BETA_SCHEDULES),
+                                  _choice(diffusion_raw, "prediction_type", "diffusion", PREDICTION_TYPES))
+    unet = _object(manifest, "unet")
+    frame_multiple = _int(unet, "frame_multiple", "unet")
+    _object(unet, "config", "unet")
+    _object(_object(manifest, "vocoder"), "config", "vocoder")
+    defaults_raw = _object(manifest, "defaults")
+    defaults = RenderDefaults(_choice(defaults_raw, "sampler", "defaults", SAMPLERS),
+                              _int(defaults_raw, "steps", "defaults"),
+                              _int(defaults_raw, "gl_iters", "defaults", minimum=0),
+                              _choice(defaults_raw, "gl_init", "defaults", GL_INITS))
+    files = _object(manifest, "files")
+    for required in REQUIRED_FILES:
+        if required not in files:
+            raise BundleError(f"manifest field 'files' does not list {required!r}")
+    for fname, entry in files.items():
+        if not isinstance(fname, str) or "/" in fname or "\\" in fname or fname.startswith("."):
+            raise BundleError(f"manifest field 'files' has an unsafe file name {fname!r}")
+        digest = _get(entry, "sha256", f"files.{fname}")
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise BundleError(f"manifest field 'files.{fname}.sha256' must be 64 lowercase hex digits")
+        _int(entry, "bytes", f"files.{fname}", minimum=0)
+    for optional in ("parity", "provenance"):
+        if optional in manifest and not isinstance(manifest[optional], dict):
+            raise BundleError(f"manifest field '{optional}' must be an object")
+    return {"name": name, "sample_rate": sample_rate, "channels": channels, "spectrogram": spectrogram,
+            "unet_stats": unet_stats, "vocoder_stats": vocoder_stats, "diffusion": diffusion,
+            "frame_multiple": frame_multiple, "defaults": defaults}
+
+
+def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
+    """Read `path`/manifest.json, validate it and check every listed file's size and sha256."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise BundleError(f"bundle not found: {root}")
+    if not root.is_dir():
+        raise BundleError(f"bundle must be a directory holding {MANIFEST}, got a file: {root}")
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"bundle {root} has no {MANIFEST}")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{manifest_path} is not valid JSON: {exc}") from None
+    parsed = validate_manifest(manifest)
+    files: dict[str, Path] = {}
+    for fname, entry in manifest["files"].items():
+        fpath = root / fname
+        if not fpath.is_file():
+            raise BundleError(f"bundle file missing: {fname} (listed in {MANIFEST}, not found in {root})")
+        size = fpath.stat().st_size
+        if size != entry["bytes"]:
+            raise BundleError(f"bundle file {fname} has {size} bytes, manifest says {entry['bytes']} "
+                              "(truncated or replaced)")
+        if verify_checksums and sha256_file(fpath) != entry["sha256"]:
+            raise BundleError(f"bundle file {fname} fails its sha256 checksum (corrupted or replaced)")
+        files[fname] = fpath
+    return Bundle(path=root, manifest=manifest, files=files, **parsed)

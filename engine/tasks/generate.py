@@ -1,0 +1,98 @@
+"""Unconditional generation (paper section 3.3): noise -> sampler -> vocoder -> phase -> audio.
+
+Also registers `msanii-render generate`.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import torch
+
+from engine.render import PHASE_METHODS, Progress, RenderError, RenderResult, clip_length
+from engine.sampling import SAMPLERS, make_scheduler, sample
+
+if TYPE_CHECKING:
+    from engine.api import Engine
+
+# Relative cost of one U-Net call vs one phase iteration, for the progress fraction only.
+_STEP_WEIGHT, _PHASE_WEIGHT = 2.0, 1.0
+
+
+def resolve_settings(engine: "Engine", steps: int | None, sampler: str | None, gl_iters: int | None,
+                     phase: str, gl_init: str | None) -> dict:
+    """Fill unset render settings from the bundle's defaults and check them (RenderError names the bad one)."""
+    d = engine.defaults
+    sampler = sampler or d.sampler
+    if sampler not in SAMPLERS:
+        raise RenderError(f"unknown sampler {sampler!r}: use {' or '.join(SAMPLERS)}")
+    steps = d.steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= engine.bundle.diffusion.num_train_timesteps:
+        raise RenderError(f"steps must be an integer from 1 to {engine.bundle.diffusion.num_train_timesteps}, "
+                          f"got {steps!r}")
+    gl_iters = d.gl_iters if gl_iters is None else gl_iters
+    if isinstance(gl_iters, bool) or not isinstance(gl_iters, int) or not 0 <= gl_iters <= 10_000:
+        raise RenderError(f"gl_iters must be an integer from 0 to 10000, got {gl_iters!r}")
+    if phase not in PHASE_METHODS:
+        raise RenderError(f"unknown phase method {phase!r}: use {' or '.join(PHASE_METHODS)}")
+    gl_init = gl_init or d.gl_init
+    return {"sampler": sampler, "steps": steps, "gl_iters": gl_iters, "phase": phase, "gl_init": gl_init}
+
+
+def generate(engine: "Engine", seconds: float, seed: int | None = None, steps: int | None = None,
+             sampler: str | None = None, gl_iters: int | None = None,
+             callback: Callable[[float], None] | None = None, phase: str = "fast", gl_init: str | None = None,
+             progress: bool = False) -> RenderResult:
+    length = clip_length(seconds, engine.bundle)
+    settings = resolve_settings(engine, steps, sampler, gl_iters, phase, gl_init)
+    seed, generator = engine.generator_for(seed)
+    bundle = engine.bundle
+    tracker = Progress(callback, {"sampling": _STEP_WEIGHT * settings["steps"],
+                                  "phase": _PHASE_WEIGHT * settings["gl_iters"]})
+    timings = {}
+
+    start = time.perf_counter()
+    noise = torch.randn((1, bundle.channels, bundle.spectrogram.n_mels, length.model_frames), generator=generator)
+    scheduler = make_scheduler(settings["sampler"], **bundle.diffusion.to_dict())
+    x = sample(engine.denoiser, noise * scheduler.init_noise_sigma, scheduler, settings["steps"],
+               callback=lambda s: tracker.update("sampling", _STEP_WEIGHT * (s["i"] + 1)), disable=not progress,
+               generator=generator)
+    timings["sampling_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    audio, magnitude = engine.decode(
+        x[0], length.samples, phase=settings["phase"], gl_iters=settings["gl_iters"], gl_init=settings["gl_init"],
+        generator=generator, callback=lambda i: tracker.update("phase", _PHASE_WEIGHT * (i + 1)))
+    timings["decode_s"] = time.perf_counter() - start
+    tracker.update("phase", _PHASE_WEIGHT * settings["gl_iters"])
+
+    from engine.dsp.phase import spectral_convergence
+    audio_np = audio.numpy().astype(np.float32, copy=False)
+    info = {"task": "generate", "seconds_requested": float(seconds), "seconds": length.samples / bundle.sample_rate, "samples": length.samples,
+            "frames": length.frames, "model_frames": length.model_frames, "seed": seed, **settings,
+            "spectral_convergence": spectral_convergence(audio, magnitude, bundle.spectrogram),
+            "peak": float(np.abs(audio_np).max(initial=0.0)), "device": engine.device, "bundle": bundle.name,
+            **timings}
+    return RenderResult(audio=audio_np, sample_rate=bundle.sample_rate, info=info)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+def register_cli(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser("generate", parents=[common], help="generate new music from noise",
+                              description="Generate unconditional music with a bundle's model.")
+    p.add_argument("--seconds", type=float, required=True, help="length in seconds (any positive number)")
+    p.add_argument("--seed", type=int, help="random seed (default: fresh; printed so you can repeat a render)")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the bundle's, e.g. 25; paper DDIM: 200)")
+    p.add_argument("--sampler", choices=SAMPLERS, help="dpmpp (fast, default) or ddim (the paper's)")
+    p.add_argument("--gl-iters", type=int, help="phase reconstruction iterations (default: the bundle's)")
+    p.add_argument("--phase", choices=PHASE_METHODS, default="fast",
+                   help="fast Griffin-Lim (default) or torchaudio's (the paper's)")
+    p.set_defaults(run=run_cli)
+
+
+def run_cli(engine: "Engine", args: argparse.Namespace, callback: Callable[[float], None]) -> RenderResult:
+    return engine.generate(args.seconds, seed=args.seed, steps=args.steps, sampler=args.sampler,
+                           gl_iters=args.gl_iters, phase=args.phase, callback=callback)

@@ -1,0 +1,185 @@
+"""Checkpoints -> bundle directory (ONNX graphs + manifest.json), written atomically.
+
+The bundle is assembled in a hidden temporary folder next to OUT_DIR, validated with the engine's own reader
+(`engine.bundle.load_bundle`, checksums included) and only then renamed into place, so a failed or interrupted
+export never leaves a half bundle under the requested name.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from engine.bundle import (FORMAT, MANIFEST, UNET_FILE, VERSION, VOCODER_FILE, RenderDefaults, file_entry,
+                           load_bundle)
+from engine.dsp.config import SpectrogramConfig
+from engine.dsp.scaler import ScalerStats
+from export.onnx_export import (ExportError, convert_fp16, export_unet, export_vocoder, unet_parity,
+                                vocoder_parity)
+from training.models import UNet, UNetConfig, Vocoder, VocoderConfig
+
+# Parity thresholds: fp32 graphs must match torch to float rounding (a wrong export is off by O(1)).
+UNET_PARITY_TOL = 1e-3
+VOCODER_PARITY_REL_TOL = 1e-3
+FP16_PARITY_REL_TOL = 5e-2
+# The engine's default render settings (chosen from bench/RESULTS.md measurements).
+DEFAULTS = RenderDefaults(sampler="dpmpp", steps=25, gl_iters=32, gl_init="advance")
+
+
+@dataclass
+class ExportOptions:
+    use_ema: bool = True
+    fp16: bool = False
+    overwrite: bool = False
+    name: str | None = None
+    command: str | None = None  # recorded in provenance
+    seed: int = 0  # parity inputs
+
+
+def _model_from(ckpt: dict, use_ema: bool) -> tuple[torch.nn.Module, bool]:
+    kind = ckpt["kind"]
+    cfg = UNetConfig.from_dict(ckpt["model_config"]) if kind == "unet" else VocoderConfig.from_dict(
+        ckpt["model_config"])
+    model = UNet(cfg) if kind == "unet" else Vocoder(cfg)
+    ema = use_ema and ckpt.get("ema") is not None
+    try:
+        model.load_state_dict(ckpt["ema"] if ema else ckpt["model"])
+    except RuntimeError as exc:
+        raise ExportError(f"{kind} checkpoint weights do not fit its model_config: {exc}") from None
+    return model.eval(), ema
+
+
+def _scaler_stats(ckpt: dict) -> ScalerStats:
+    try:
+        return ScalerStats.from_dict(ckpt["scaler_stats"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ExportError(f"{ckpt['kind']} checkpoint has no usable scaler statistics: {exc}") from None
+
+
+def _check_pair(unet_ckpt: dict, vocoder_ckpt: dict) -> SpectrogramConfig:
+    if unet_ckpt["kind"] != "unet" or vocoder_ckpt["kind"] != "vocoder":
+        raise ExportError(f"need a unet and a vocoder checkpoint, got {unet_ckpt['kind']} and {vocoder_ckpt['kind']}")
+    spec_u = SpectrogramConfig.from_dict(unet_ckpt["spectrogram"])
+    spec_v = SpectrogramConfig.from_dict(vocoder_ckpt["spectrogram"])
+    if spec_u != spec_v:
+        raise ExportError(f"the U-Net and vocoder were trained on different spectrograms: {spec_u} vs {spec_v}")
+    ucfg, vcfg = unet_ckpt["model_config"], vocoder_ckpt["model_config"]
+    if ucfg.get("n_mels") != spec_u.n_mels or vcfg.get("n_mels") != spec_u.n_mels:
+        raise ExportError(f"model n_mels ({ucfg.get('n_mels')}, {vcfg.get('n_mels')}) differ from the "
+                          f"spectrogram's {spec_u.n_mels}")
+    if vcfg.get("n_fft") != spec_u.n_fft:
+        raise ExportError(f"vocoder n_fft {vcfg.get('n_fft')} differs from the spectrogram's {spec_u.n_fft}")
+    if not unet_ckpt.get("diffusion"):
+        raise ExportError("U-Net checkpoint has no diffusion settings")
+    return spec_u
+
+
+def _channels(ckpt: dict) -> int:
+    for source in (ckpt.get("data") or {}, ckpt.get("train_config") or {}):
+        if isinstance(source.get("channels"), int):
+            return source["channels"]
+    return 2  # the trainer's data is stereo (AudioFolderDataset channels=2)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _provenance(unet_ckpt: dict, vocoder_ckpt: dict, unet_ema: bool, vocoder_ema: bool,
+                options: ExportOptions, sources: dict[str, str]) -> dict[str, Any]:
+    def one(ckpt: dict, ema: bool, source: str) -> dict[str, Any]:
+        data = ckpt.get("data") or {}
+        return {"checkpoint": source, "step": int(ckpt["step"]), "preset": ckpt.get("preset"), "ema": ema,
+                "data": {k: data.get(k) for k in ("root", "files", "seconds", "description")}}
+    return {"unet": one(unet_ckpt, unet_ema, sources.get("unet", "")),
+            "vocoder": one(vocoder_ckpt, vocoder_ema, sources.get("vocoder", "")),
+            "git_commit": _git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "export_command": options.command, "torch": torch.__version__}
+
+
+def write_bundle(unet_ckpt: dict, vocoder_ckpt: dict, out_dir: str | Path, options: ExportOptions | None = None,
+                 sources: dict[str, str] | None = None, log: Callable[[str], None] = lambda _: None) -> Path:
+    """Export both models into `out_dir` (must not exist unless options.overwrite). Returns out_dir."""
+    options = options or ExportOptions()
+    out_dir = Path(out_dir).expanduser().resolve()
+    if out_dir.exists() and not options.overwrite:
+        raise FileExistsError(f"{out_dir} already exists (pass --overwrite to replace it)")
+    spec = _check_pair(unet_ckpt, vocoder_ckpt)
+    unet, unet_ema = _model_from(unet_ckpt, options.use_ema)
+    vocoder, vocoder_ema = _model_from(vocoder_ckpt, options.use_ema)
+    channels = _channels(unet_ckpt)
+    multiple = unet.cfg.frame_multiple
+    lengths = (multiple * max(1, 16 // multiple), multiple * max(3, 48 // multiple))  # two distinct lengths
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        log(f"exporting U-Net ({sum(p.numel() for p in unet.parameters()):,} params, EMA={unet_ema})")
+        export_unet(unet, tmp / UNET_FILE, channels, spec.n_mels, lengths[0])
+        log(f"exporting vocoder ({sum(p.numel() for p in vocoder.parameters()):,} params, EMA={vocoder_ema})")
+        export_vocoder(vocoder, tmp / VOCODER_FILE, channels, spec.n_mels, lengths[0])
+        generator = torch.Generator().manual_seed(options.seed)
+        log(f"parity check torch vs onnxruntime at {lengths[0]} and {lengths[1]} frames")
+        parity = {"unet": unet_parity(unet, tmp / UNET_FILE, channels, spec.n_mels, lengths, generator),
+                  "vocoder": vocoder_parity(vocoder, tmp / VOCODER_FILE, channels, spec.n_mels, lengths, generator),
+                  "tolerance": {"unet_abs": UNET_PARITY_TOL, "vocoder_rel": VOCODER_PARITY_REL_TOL}}
+        if parity["unet"]["max_abs_error"] > UNET_PARITY_TOL:
+            raise ExportError(f"U-Net ONNX graph differs from torch by {parity['unet']['max_abs_error']:.3g}")
+        if parity["vocoder"]["max_rel_error"] > VOCODER_PARITY_REL_TOL:
+            raise ExportError(f"vocoder ONNX graph differs from torch by {parity['vocoder']['max_rel_error']:.3g} "
+                              "(relative)")
+        if options.fp16:
+            log("converting graphs to float16")
+            for fname in (UNET_FILE, VOCODER_FILE):
+                convert_fp16(tmp / fname, tmp / fname.replace(".onnx", ".fp16.onnx"))
+            # Recorded, not enforced to fp32 tolerance: half precision is for GPUs and is ~1e-3 off by nature.
+            parity["fp16"] = {
+                "unet": unet_parity(unet, tmp / "unet.fp16.onnx", channels, spec.n_mels, lengths, generator),
+                "vocoder": vocoder_parity(vocoder, tmp / "vocoder.fp16.onnx", channels, spec.n_mels, lengths,
+                                          generator)}
+            if parity["fp16"]["vocoder"]["max_rel_error"] > FP16_PARITY_REL_TOL:
+                raise ExportError(f"float16 vocoder graph is off by {parity['fp16']['vocoder']['max_rel_error']:.3g} "
+                                  "(relative): export without --fp16")
+        files = {p.name: file_entry(p) for p in sorted(tmp.glob("*.onnx"))}
+        manifest = {
+            "format": FORMAT, "version": VERSION,
+            "name": options.name or out_dir.name,
+            "sample_rate": spec.sample_rate, "channels": channels,
+            "spectrogram": spec.to_dict(),
+            "scalers": {"unet": _scaler_stats(unet_ckpt).to_dict(), "vocoder": _scaler_stats(vocoder_ckpt).to_dict()},
+            "diffusion": dict(unet_ckpt["diffusion"]),
+            "unet": {"frame_multiple": multiple, "config": unet.cfg.to_dict(),
+                     "parameters": sum(p.numel() for p in unet.parameters())},
+            "vocoder": {"config": vocoder.cfg.to_dict(), "parameters": sum(p.numel() for p in vocoder.parameters())},
+            "files": files, "parity": parity,
+            "provenance": _provenance(unet_ckpt, vocoder_ckpt, unet_ema, vocoder_ema, options, sources or {}),
+            "defaults": DEFAULTS.to_dict(),
+        }
+        with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2)
+            f.write("\n")
+        load_bundle(tmp)  # the engine's reader must accept what we publish
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
+        if out_dir.exists():  # --overwrite: move the old bundle aside, then swap
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

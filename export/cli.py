@@ -1,0 +1,63 @@
+"""`msanii-export RUN_DIR OUT_DIR [--unet CKPT] [--vocoder CKPT] [--no-ema] [--fp16] [--overwrite]`.
+
+RUN_DIR is what `msanii-train unet|vocoder --out RUN_DIR` wrote: RUN_DIR/unet/last.pt and RUN_DIR/vocoder/last.pt
+pair up by default; --unet/--vocoder pick checkpoint files explicitly (then RUN_DIR may be omitted with '-').
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from engine.bundle import BundleError
+from export.bundle_writer import ExportOptions, write_bundle
+from export.onnx_export import ExportError
+from training.checkpoint import LAST, CheckpointError, load_checkpoint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="msanii-export", description="Export trained Msanii checkpoints to an ONNX "
+                                "bundle (unet.onnx, vocoder.onnx, manifest.json) for the render engine.")
+    p.add_argument("run_dir", help="training run directory holding unet/last.pt and vocoder/last.pt "
+                   "('-' when both --unet and --vocoder are given)")
+    p.add_argument("out_dir", help="bundle directory to create")
+    p.add_argument("--unet", type=Path, help="U-Net checkpoint file (default RUN_DIR/unet/last.pt)")
+    p.add_argument("--vocoder", type=Path, help="vocoder checkpoint file (default RUN_DIR/vocoder/last.pt)")
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA weights")
+    p.add_argument("--fp16", action="store_true", help="also write float16 graphs (*.fp16.onnx) for GPUs")
+    p.add_argument("--name", help="model name in the manifest (default: OUT_DIR's name)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
+    return p
+
+
+def _checkpoint_path(explicit: Path | None, run_dir: str, kind: str) -> Path:
+    if explicit is not None:
+        return explicit
+    if run_dir == "-":
+        raise CheckpointError(f"no RUN_DIR given: pass --{kind} CKPT")
+    return Path(run_dir) / kind / LAST
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = "msanii-export " + shlex.join(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.run_dir != "-" and not Path(args.run_dir).is_dir() and (args.unet is None or args.vocoder is None):
+            raise CheckpointError(f"run directory not found: {args.run_dir}")
+        sources = {kind: _checkpoint_path(getattr(args, kind), args.run_dir, kind) for kind in ("unet", "vocoder")}
+        ckpts = {kind: load_checkpoint(path, kind=kind) for kind, path in sources.items()}
+        options = ExportOptions(use_ema=not args.no_ema, fp16=args.fp16, overwrite=args.overwrite, name=args.name,
+                                command=command)
+        out = write_bundle(ckpts["unet"], ckpts["vocoder"], args.out_dir, options,
+                           sources={k: str(v) for k, v in sources.items()},
+                           log=lambda msg: print(f"msanii-export: {msg}", file=sys.stderr))
+    except (CheckpointError, ExportError, BundleError, FileExistsError, ValueError) as exc:
+        print(f"msanii-export: error: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Bundle validation: every defect gives one BundleError naming the problem."""
+import json
+import shutil
+
+import pytest
+
+from engine.api import Engine
+from engine.bundle import BundleError, load_bundle
+
+
+@pytest.fixture
+def bundle_copy(tiny_bundle, tmp_path):
+    return shutil.copytree(tiny_bundle, tmp_path / "bundle")
+
+
+def _edit(bundle, change):
+    path = bundle / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def test_valid_bundle_loads(tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.sample_rate == 44100 and bundle.channels == 2 and bundle.frame_multiple == 2
+    assert bundle.unet_stats != bundle.vocoder_stats
+    assert bundle.diffusion.beta_schedule == "squaredcos_cap_v2"
+    assert bundle.unet_path.name == "unet.onnx"
+
+
+def test_missing_file(bundle_copy):
+    (bundle_copy / "vocoder.onnx").unlink()
+    with pytest.raises(BundleError, match=r"missing: vocoder\.onnx"):
+        load_bundle(bundle_copy)
+
+
+def test_checksum_mismatch_same_size(bundle_copy):
+    path = bundle_copy / "unet.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"unet\.onnx fails its sha256 checksum"):
+        load_bundle(bundle_copy)
+    with pytest.raises(BundleError):  # the engine refuses it too
+        Engine.load(bundle_copy)
+
+
+def test_truncated_file(bundle_copy):
+    path = bundle_copy / "unet.onnx"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(BundleError, match=r"unet\.onnx has \d+ bytes, manifest says"):
+        load_bundle(bundle_copy)
+
+
+def test_unknown_major_version(bundle_copy):
+    _edit(bundle_copy, lambda m: m.update(version="2.0"))
+    with pytest.raises(BundleError, match=r"version 2\.0 is not supported"):
+        load_bundle(bundle_copy)
+
+
+def test_newer_minor_version_is_accepted(bundle_copy):
+    _edit(bundle_copy, lambda m: m.update(version="1.7"))
+    assert load_bundle(bundle_copy).name == "tiny-test"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["scalers"]["unet"].update(max="high"), r"'scalers\.unet' is malformed"),
+    (lambda m: m["scalers"]["vocoder"].update(min=5.0, max=1.0), r"'scalers\.vocoder' is malformed"),
+    (lambda m: m.update(sample_rate="44100"), r"'sample_rate' must be an integer"),
+    (lambda m: m.pop("diffusion"), r"missing field 'diffusion'"),
+    (lambda m: m["diffusion"].update(beta_schedule="cosine2"), r"'diffusion\.beta_schedule' must be one of"),
+    (lambda m: m["unet"].update(frame_multiple=0), r"'unet\.frame_multiple' must be an integer >= 1"),
+    (lambda m: m["defaults"].update(sampler="euler"), r"'defaults\.sampler' must be one of"),
+    (lambda m: m["spectrogram"].update(hop=512), r"'spectrogram' is malformed"),
+    (lambda m: m["spectrogram"].update(sample_rate=48000), r"'spectrogram\.sample_rate' \(48000\) differs"),
+    (lambda m: m["files"]["unet.onnx"].update(sha256="abc"), r"'files\.unet\.onnx\.sha256' must be 64"),
+    (lambda m: m["files"].pop("vocoder.onnx"), r"'files' does not list 'vocoder\.onnx'"),
+    (lambda m: m["files"].update({"../x.onnx": m["files"]["unet.onnx"]}), r"unsafe file name"),
+    (lambda m: m.update(format="something-else"), r"not a msanii-daw bundle"),
+])
+def test_malformed_fields(bundle_copy, change, message):
+    _edit(bundle_copy, change)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle_copy)
+
+
+def test_not_json_and_not_a_bundle(bundle_copy, tmp_path):
+    with pytest.raises(BundleError, match="bundle not found"):
+        load_bundle(tmp_path / "nothing")
+    with pytest.raises(BundleError, match="has no manifest.json"):
+        load_bundle(tmp_path)
+    (bundle_copy / "manifest.json").write_text("{ not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(bundle_copy)
