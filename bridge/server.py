@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from pythonosc import osc_packet, osc_server
+from pythonosc import osc_server
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bridge import protocol as p
 from bridge.paths import PathPolicy
 from bridge.settings import RenderSettings, apply_setting
+from bridge.wire import MalformedPacket, split_packet
 from bridge.tasks import MAX_SECONDS, TASKS, ParseContext, TaskSpec
 from engine.jobs import DuplicateJob, Job, JobQueue, QueueClosed, QueueFull
 
@@ -79,6 +80,13 @@ class _PacketDispatcher(Dispatcher):
 
 class _UDPServer(osc_server.BlockingOSCUDPServer):
     max_packet_size = 65536  # read whole datagrams so oversized ones are seen (and counted), not truncated
+
+    def server_bind(self) -> None:
+        try:  # room for bursts (the kernel caps this at net.core.rmem_max)
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        except OSError:
+            pass
+        super().server_bind()
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         return True  # the dispatcher counts non-OSC datagrams as malformed
@@ -193,8 +201,8 @@ class OscBridge:
             self.counts.add("oversized")
             return
         try:
-            messages = [timed.message for timed in osc_packet.OscPacket(data).messages]
-        except Exception:  # ParseError, but also struct/unicode/index errors on hostile bytes
+            messages = split_packet(data)
+        except MalformedPacket:
             self.counts.add("malformed")
             return
         for message in messages:
@@ -213,14 +221,21 @@ class OscBridge:
             elif address in TASKS:
                 self._on_job(TASKS[address], args, sender)
             else:
-                raise p.RequestError(f"unknown address {p.short(address, 60)}")
+                raise p.RequestError(f"unknown address {address[:80]}")
         except p.RequestError as exc:
             self.counts.add("rejected")
-            self.fail(self.reply_address(sender), p.fail_id(address, args), str(exc))
+            self.fail(self.reply_address(sender), self._fail_id(address, args), str(exc))
         except Exception as exc:  # a bug must cost one request, not the server
             log.exception("request %s failed", address)
             self.counts.add("rejected")
-            self.fail(self.reply_address(sender), p.fail_id(address, args), f"internal error: {exc}")
+            self.fail(self.reply_address(sender), self._fail_id(address, args), f"internal error: {exc}")
+
+    @staticmethod
+    def _fail_id(address: str, args: Sequence[Any]) -> str:
+        """Job requests and cancels fail under their job id (when usable); everything else under its address."""
+        if address in TASKS or address == "/msanii/cancel":
+            return p.fail_id(address, args)
+        return address[:80]
 
     # ---- job requests ----
     def _on_job(self, spec: TaskSpec, args: Sequence[Any], sender: Address) -> None:
