@@ -21,6 +21,7 @@ from engine.dsp import SpectrogramConfig, samples_for_frames
 from training.checkpoint import LAST, CheckpointError, load_checkpoint
 from training.config import KINDS, PRESETS, TrainConfig, train_preset
 from training.data.audio_folder import AudioFolderDataset
+from training.data.commands import add_data_subcommands
 from training.data.errors import DataError
 from training.loop import RunDirError, prepare_run_dir, run_training
 from training.trainer import Trainer, select_device
@@ -65,12 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     for kind, text in (("unet", "train the diffusion U-Net on log-mel spectrograms"),
                        ("vocoder", "train the mel -> magnitude-STFT vocoder")):
         add_train_arguments(sub.add_parser(kind, help=text, description=text), kind)
-    try:  # the data helper's module (render-midi, make-corpus)
-        from training.data.commands import add_data_subcommands
-    except ImportError:
-        pass
-    else:
-        add_data_subcommands(sub)
+    add_data_subcommands(sub)  # render-midi, make-corpus
     return parser
 
 

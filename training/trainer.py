@@ -64,9 +64,12 @@ def step_generators(seed: int, step: int) -> tuple[np.random.Generator, torch.Ge
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
-    if cfg.kind == "unet":
-        return UNet(unet_preset(cfg.preset))
-    return Vocoder(vocoder_preset(cfg.preset))
+    """The preset's model with initial weights drawn from `cfg.seed` (the global RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        if cfg.kind == "unet":
+            return UNet(unet_preset(cfg.preset))
+        return Vocoder(vocoder_preset(cfg.preset))
 
 
 class Trainer:
