@@ -3,8 +3,8 @@
 At each seam we compute two statistics and compare them with the same statistics at random points of a
 reference (the user's original audio, or the loop itself for a loop's wrap seam):
 
-- sample step: the largest |x[n] - x[n-1]| over a short span centred on the seam (default 32 samples at 44.1 kHz,
-  scaled with the rate). A click is a step far larger than the signal's usual sample-to-sample change.
+- sample step: the largest |x[n] - x[n-1]| right at the seam, relative to the RMS sample-to-sample change over the
+  3 ms on the busier side of it. A click is a step far larger than the signal's local sample-to-sample change.
 - spectral flux: log-spectral distance (dB, RMS over bins) between the Hann-windowed spans just before and just
   after the seam (46 ms each). A jump in timbre, level or phase coherence shows up here even without a click.
 
@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 FLUX_SECONDS = 2048 / 44_100
-STEP_SECONDS = 32 / 44_100
+STEP_SECONDS = 128 / 44_100
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,22 @@ def _spans(sample_rate: int) -> tuple[int, int]:
 
 
 def sample_step(audio: np.ndarray, position: int, span: int) -> float:
-    """Largest |x[n] - x[n-1]| for n in [position - span/2, position + span/2), over channels. audio [C, N]."""
-    lo, hi = max(1, position - span // 2), min(audio.shape[-1], position + span - span // 2)
-    if hi <= lo:
+    """Step contrast at `position`: the largest |x[n] - x[n-1]| for the few n next to the seam, divided by the
+    larger of the RMS sample-to-sample changes over the `span` samples before and after it; worst channel.
+    audio [C, N].
+
+    Normalising by the busier side makes it a click detector: new material that is simply brighter or noisier
+    than the original raises the denominator with the numerator; a discontinuity raises only the numerator."""
+    n = audio.shape[-1]
+    lo, hi = max(1, position - span), min(n, position + span)
+    if hi - lo < 8:
         return 0.0
-    seg = audio[..., lo - 1:hi].astype(np.float64)
-    return float(np.abs(np.diff(seg, axis=-1)).max())
+    diffs = np.abs(np.diff(audio[..., lo - 1:hi].astype(np.float64), axis=-1))  # diffs[..., j] = |x[lo+j]-x[lo+j-1]|
+    at = position - lo
+    seam = slice(max(0, at - 2), min(diffs.shape[-1], at + 2))
+    before, after = diffs[..., :max(1, at - 2)], diffs[..., min(diffs.shape[-1] - 1, at + 2):]
+    local = np.maximum(np.sqrt((before ** 2).mean(axis=-1)), np.sqrt((after ** 2).mean(axis=-1))).clip(min=1e-9)
+    return float((diffs[..., seam].max(axis=-1) / local).max())
 
 
 def spectral_flux_db(audio: np.ndarray, position: int, window: int, floor_db: float = -100.0) -> float:

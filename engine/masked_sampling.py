@@ -26,7 +26,7 @@ import torch
 from diffusers import DDIMScheduler, RePaintScheduler
 
 from engine.bundle import DiffusionSettings
-from engine.sampling import make_scheduler
+from engine.sampling import make_scheduler, start_index_for
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Progress = Callable[[float], None]
@@ -51,6 +51,7 @@ class MaskedConfig:
     repaint_jump_length: int = 10
     repaint_jump_n_sample: int = 10
     circular: bool = False
+    sampler: str = "ddim"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -64,6 +65,10 @@ class MaskedConfig:
         lo, hi = self.jump_window
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"jump window must satisfy 0 <= start <= end <= 1, got {self.jump_window}")
+        if self.sampler not in ("ddim", "dpmpp"):
+            raise ValueError(f"unknown sampler {self.sampler!r} for masked sampling: use ddim or dpmpp")
+        if self.jumps and self.sampler != "ddim" and self.method == "replace":
+            raise ValueError("resampling jumps need the first-order ddim sampler (dpmpp keeps a step history)")
         if self.method == "repaint" and (self.strength < 1.0 or self.circular):
             raise ValueError("the RePaint baseline only inpaints from pure noise (strength 1, not circular)")
 
@@ -74,11 +79,26 @@ def ddim_scheduler(schedule: DiffusionSettings) -> DDIMScheduler:
     return make_scheduler("ddim", schedule.num_train_timesteps, schedule.beta_schedule, schedule.prediction_type)
 
 
-def _call(denoise: Denoise, x: torch.Tensor, t: torch.Tensor | int, shift: int) -> torch.Tensor:
+def _call(denoise: Denoise, x: torch.Tensor, t: torch.Tensor | int, shift: int | None,
+          frame_multiple: int = 1) -> torch.Tensor:
+    """One U-Net call. shift None: plain; an int: circular - roll by `shift`, wrap-pad up to the U-Net's frame
+    multiple (the padding is the signal's own continuation, as it is periodic), call, crop, roll back."""
     tt = torch.full((x.shape[0],), float(t), dtype=torch.float32, device=x.device)
-    if shift:
-        return torch.roll(denoise(torch.roll(x, shift, dims=-1), tt), -shift, dims=-1)
-    return denoise(x, tt)
+    if shift is None:
+        return denoise(x, tt)
+    frames = x.shape[-1]
+    rolled = torch.roll(x, shift, dims=-1)
+    pad = -frames % frame_multiple
+    if pad:
+        reps = -(-(frames + pad) // frames)
+        rolled = rolled.repeat(*([1] * (x.dim() - 1)), reps)[..., :frames + pad]
+    return torch.roll(denoise(rolled, tt)[..., :frames], -shift, dims=-1)
+
+
+def _noise_to(x0: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """q(x_t | x0) for a variance-preserving schedule (every scheduler here)."""
+    a = float(alpha_bar)
+    return a ** 0.5 * x0 + (1 - a) ** 0.5 * noise
 
 
 def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -96,7 +116,7 @@ def count_unet_calls(config: MaskedConfig) -> int:
 
 
 def _run_steps(config: MaskedConfig) -> int:
-    return config.steps - int(round(config.steps * (1.0 - config.strength)))
+    return config.steps - start_index_for(config.steps, config.strength)
 
 
 def _repeats(config: MaskedConfig, i: int, n: int) -> int:
@@ -110,43 +130,46 @@ def _repeats(config: MaskedConfig, i: int, n: int) -> int:
 @torch.no_grad()
 def masked_sample(denoise: Denoise, known: torch.Tensor, mask: torch.Tensor, schedule: DiffusionSettings,
                   config: MaskedConfig, generator: torch.Generator | None = None,
-                  callback: Progress | None = None, init: torch.Tensor | None = None) -> torch.Tensor:
+                  callback: Progress | None = None, init: torch.Tensor | None = None,
+                  frame_multiple: int = 1) -> torch.Tensor:
     """Fill the unknown part of `known` [B, C, M, T] (mask 1 = known, broadcastable to it).
 
     `init` (same shape) is what a strength < 1 run starts from in the unknown part (default: `known`).
     `callback(fraction)` runs after every U-Net call; an exception in it aborts sampling. Returns x with the
-    known part exactly `known`."""
+    known part exactly `known`. `frame_multiple` matters only in circular mode (the U-Net's length multiple;
+    otherwise the caller pads)."""
     mask = mask.to(known.dtype).expand_as(known)
     if config.method == "repaint":
         x = _repaint(denoise, known, mask, schedule, config, generator, callback)
     else:
-        x = _replace(denoise, known, mask, schedule, config, generator, callback, known if init is None else init)
+        x = _replace(denoise, known, mask, schedule, config, generator, callback, known if init is None else init,
+                     frame_multiple)
     return mask * known + (1 - mask) * x
 
 
-def _replace(denoise, known, mask, schedule, config, generator, callback, init) -> torch.Tensor:
-    sched = ddim_scheduler(schedule)
+def _replace(denoise, known, mask, schedule, config, generator, callback, init, frame_multiple) -> torch.Tensor:
+    sched = make_scheduler(config.sampler, **schedule.to_dict())
     sched.set_timesteps(config.steps)
-    timesteps: Sequence[int] = [int(t) for t in sched.timesteps[config.steps - _run_steps(config):]]
-    alphas = sched.alphas_cumprod.to(known.device, torch.float64)
-    step_size = schedule.num_train_timesteps // config.steps
+    start = start_index_for(config.steps, config.strength)
+    if hasattr(sched, "set_begin_index"):
+        sched.set_begin_index(start)
+    timesteps: Sequence[int] = [int(t) for t in sched.timesteps[start:]]
+    alphas = sched.alphas_cumprod.to(torch.float64)
+    step_size = schedule.num_train_timesteps // config.steps  # DDIM's own notion of the previous timestep
     total = sum(_repeats(config, i, len(timesteps)) for i in range(len(timesteps)))
-    x = sched.add_noise(init, _randn(known, generator), torch.tensor([timesteps[0]]))
+    x = _noise_to(init, _randn(known, generator), alphas[timesteps[0]])
     calls, frames = 0, known.shape[-1]
     for i, t in enumerate(timesteps):
         repeats = _repeats(config, i, len(timesteps))
-        prev_t = t - step_size
-        a_t = alphas[t]
-        a_prev = alphas[prev_t] if prev_t >= 0 else torch.tensor(1.0, dtype=torch.float64)
         for r in range(repeats):
-            noised_known = sched.add_noise(known, _randn(known, generator), torch.tensor([t]))
-            x = mask * noised_known + (1 - mask) * x
-            shift = (calls * 7919) % frames if config.circular else 0  # a large prime stride visits all offsets
-            model_out = _call(denoise, x, t, shift)
+            x = mask * _noise_to(known, _randn(known, generator), alphas[t]) + (1 - mask) * x
+            shift = (calls * 7919) % frames if config.circular else None  # a prime stride visits all offsets
+            model_out = _call(denoise, sched.scale_model_input(x, t), t, shift, frame_multiple)
             calls += 1
             x_prev = sched.step(model_out, t, x).prev_sample
-            if r < repeats - 1:  # jump back up one step: q(x_t | x_prev)
-                ratio = float(a_t / a_prev)
+            if r < repeats - 1:  # jump back up one step: q(x_t | x_prev) (ddim only, checked in the config)
+                prev_t = t - step_size
+                ratio = float(alphas[t] / (alphas[prev_t] if prev_t >= 0 else 1.0))
                 x = ratio ** 0.5 * x_prev + (1 - ratio) ** 0.5 * _randn(x_prev, generator)
             else:
                 x = x_prev
@@ -167,7 +190,7 @@ def _repaint(denoise, known, mask, schedule, config, generator, callback) -> tor
     t_last, calls = ts[0] + 1, 0
     for t in ts:
         if t < t_last:
-            model_out = _call(denoise, x, t, 0)
+            model_out = _call(denoise, x, t, None)
             calls += 1
             x = sched.step(model_out, t, x, known, mask, generator).prev_sample
             if callback is not None:
@@ -180,8 +203,11 @@ def _repaint(denoise, known, mask, schedule, config, generator, callback) -> tor
 
 @torch.no_grad()
 def sample_circular(denoise: Denoise, shape: Sequence[int], schedule: DiffusionSettings, steps: int,
-                    generator: torch.Generator | None = None, callback: Progress | None = None) -> torch.Tensor:
-    """Unconditional sampling of a time-periodic mel [B, C, M, T] (loops): the masked sampler with nothing known."""
+                    generator: torch.Generator | None = None, callback: Progress | None = None,
+                    frame_multiple: int = 1, sampler: str = "ddim") -> torch.Tensor:
+    """Unconditional sampling of a time-periodic mel [B, C, M, T] (loops): the masked sampler with nothing known.
+    T need not be a multiple of the U-Net's `frame_multiple`: each call is wrap-padded."""
     zeros = torch.zeros(tuple(shape))
     return masked_sample(denoise, zeros, torch.zeros(1), schedule,
-                         MaskedConfig(steps=steps, jumps=0, circular=True), generator, callback)
+                         MaskedConfig(steps=steps, jumps=0, circular=True, sampler=sampler), generator, callback,
+                         frame_multiple=frame_multiple)

@@ -32,20 +32,22 @@ def crossfade(outgoing, incoming, dtype=None):
     return outgoing * fade_out + incoming * fade_in
 
 
-def blend_into_region(original, new, fade: int):
+def blend_into_region(original, new, fade: int, fade_start: bool = True, fade_end: bool = True):
     """New material for a region, faded in from and out to the original *inside* the region.
 
     Shapes: original, new [..., n] (the same span of time) -> [..., n]. The first `fade` samples crossfade from
     `original` to `new`, the last `fade` samples back to `original`; audio outside the region is not touched, so
     the region's first/last samples sit right next to the untouched original with no step. A region shorter than
-    two fades uses fades of a quarter of its length each."""
+    two fades uses fades of a quarter of its length each. `fade_start`/`fade_end` False skip an edge that is the
+    file's own start/end (there is no original beyond it to join)."""
     n = new.shape[-1]
     if original.shape[-1] != n:
         raise ValueError(f"original and new spans differ in length: {original.shape[-1]} vs {n}")
     fade = max(0, min(fade, n // 4 if n < 2 * fade else fade))
     out = new * 1.0  # a copy in the same type (numpy or torch)
-    if fade > 0:
+    if fade > 0 and fade_start:
         out[..., :fade] = crossfade(original[..., :fade], new[..., :fade])
+    if fade > 0 and fade_end:
         out[..., n - fade:] = crossfade(new[..., n - fade:], original[..., n - fade:])
     return out
 

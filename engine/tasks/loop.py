@@ -1,0 +1,139 @@
+"""Seamless loops of N seconds or N bars at a BPM: the last sample flows into the first.
+
+1. The mel is generated periodic: circular masked sampling (engine.masked_sampling) rolls the mel by a different
+   offset before every U-Net call, so the wrap point always has context on both sides; the vocoder also sees the
+   mel wrap-padded.
+2. Phase: fast Griffin-Lim on three periods of the magnitude; the middle period is kept, and its first few
+   milliseconds are crossfaded with what followed the period in the Griffin-Lim output, so the loop's last sample
+   is followed by exactly the sample that followed it there (no step at the wrap).
+3. Exact length: the period is a whole number of STFT hops at the model rate; it is resampled (three periods,
+   middle kept, so the result is exactly periodic) to exactly round(seconds * rate) samples at the output rate.
+   The tempo is exact; the pitch moves by at most half a hop over the loop (reported as `pitch_shift_cents`).
+
+With `source`, the loop is made from existing audio instead (audio-to-audio at `strength`, made periodic).
+Also registers `msanii-render loop`.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import torch
+
+from engine.audio_io import resample
+from engine.boundary import loop_wrap_audio, measure_boundaries
+from engine.dsp.crossfade import crossfade
+from engine.dsp.phase import fast_griffin_lim
+from engine.masked_sampling import count_unet_calls, masked_sample
+from engine.regions import Length, RegionError, Tempo, length_seconds, parse_length
+from engine.render import MAX_FRAMES, Progress, RenderResult, vocode
+from engine.tasks.cli_support import add_sampling, add_tempo, gl_iters_for, masked_config, tempo_from
+from engine.tasks.editing import FADE_SECONDS, to_model
+from engine.tasks.inpaint import load_source
+from engine.tasks.pcm import NativeAudio
+
+if TYPE_CHECKING:
+    from engine.api import Engine
+
+VOCODER_WRAP_FRAMES = 16  # mel frames of wrap padding each side for the vocoder's receptive field
+WRAP_FADE_SECONDS = 0.020
+
+
+def loop(engine: "Engine", length: Length, *, tempo: Tempo | None = None, seed: int | None = None,
+         steps: int | None = None, sampler: str | None = None, gl_iters: int | None = None,
+         sample_rate: int | None = None, source: str | Path | NativeAudio | None = None, strength: float = 0.7,
+         callback: Callable[[float], None] | None = None) -> RenderResult:
+    """A loop of exactly `length` (seconds, or BarsLength with `tempo`) at `sample_rate` (default: the model's,
+    or the source's). Returns float audio [channels, samples] whose end flows into its start."""
+    seconds = length_seconds(length, tempo)
+    bundle, cfg = engine.bundle, engine.bundle.spectrogram
+    src = load_source(source) if source is not None else None
+    rate = sample_rate or (src.sample_rate if src is not None else engine.sample_rate)
+    if not 1000 <= rate <= 384_000:
+        raise RegionError(f"sample rate must be between 1000 and 384000 Hz, got {rate}")
+    frames = round(seconds * engine.sample_rate / cfg.hop_length)
+    if frames < 8:
+        raise RegionError(f"a loop must be at least {8 * cfg.hop_length / engine.sample_rate:.2f} s long")
+    if frames > MAX_FRAMES:
+        raise RegionError(f"a loop may be at most {MAX_FRAMES * cfg.hop_length / engine.sample_rate:.0f} s long")
+    if src is not None and src.seconds < seconds:
+        raise RegionError(f"the source is {src.seconds:.2f} s long, shorter than the {seconds:.2f} s loop")
+    config = masked_config(engine, steps, sampler, "replace", 0, strength if src is not None else 1.0,
+                           circular=True)
+    iters = gl_iters_for(engine, gl_iters)
+    seed, generator = engine.generator_for(seed)
+    out_len = round(seconds * rate)
+    period = frames * cfg.hop_length  # model-rate samples in one period
+    tracker = Progress(callback, {"sampling": 2.0 * count_unet_calls(config), "phase": float(iters)})
+    start = time.perf_counter()
+
+    if src is not None:
+        audio_m = to_model(src.to_float(0, round(seconds * src.sample_rate)), src.sample_rate, engine)
+        audio_m = torch.nn.functional.pad(audio_m, (0, max(0, period - audio_m.shape[-1])))[:, :period]
+        # the mel of the source as one period: analyse it wrapped so the edges are its own continuation
+        wrapped = torch.cat([audio_m[:, -cfg.n_fft:], audio_m, audio_m[:, :cfg.n_fft]], -1)
+        x0 = engine.encode(wrapped)[..., cfg.n_fft // cfg.hop_length:][..., :frames]
+    else:
+        x0 = torch.zeros(engine.channels, cfg.n_mels, frames)
+    x = masked_sample(engine.denoiser, x0[None], torch.zeros(1), bundle.diffusion, config, generator,
+                      lambda f: tracker.update("sampling", 2.0 * count_unet_calls(config) * f), init=x0[None],
+                      frame_multiple=bundle.frame_multiple)
+    sampling_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    k = min(VOCODER_WRAP_FRAMES, frames)
+    padded = torch.cat([x[..., -k:], x, x[..., :k]], -1)
+    magnitude = vocode(padded, bundle, engine.vocoder, frames + 2 * k)[0][..., k:k + frames]  # [C, F, T]
+    three = torch.cat([magnitude] * 3 + [magnitude[..., :1]], -1)  # 3 periods (+ the closing frame)
+    audio3 = fast_griffin_lim(three, cfg, n_iter=iters, init=engine.defaults.gl_init, length=3 * period,
+                              generator=generator, callback=lambda i: tracker.update("phase", float(i + 1)))
+    fade = int(WRAP_FADE_SECONDS * engine.sample_rate)
+    one = audio3[:, period:2 * period].clone()
+    # the loop's start becomes what followed its end in the GL output, fading back to its own start
+    one[:, :fade] = crossfade(audio3[:, 2 * period:2 * period + fade], audio3[:, period:period + fade])
+    tracker.update("phase", float(iters))
+    one_np = one.numpy().astype(np.float32)
+    tiled = np.concatenate([one_np] * 3, -1)
+    final = resample(tiled, period, out_len)  # period samples -> out_len samples: rate change + tiny stretch
+    final = final[:, out_len:2 * out_len] if final.shape[-1] >= 2 * out_len else final[:, :out_len]
+    cents = 1200 * math.log2((out_len / rate) / (period / engine.sample_rate))
+    phase_s = time.perf_counter() - start
+
+    info = {"task": "loop", "seed": seed, "seconds_requested": seconds, "seconds": out_len / rate,
+            "samples": out_len, "sample_rate": rate, "frames": frames, "pitch_shift_cents": cents,
+            "sampler": config.sampler, "steps": config.steps, "gl_iters": iters, "unet_calls": count_unet_calls(config),
+            "sampling_s": sampling_s, "phase_s": phase_s, "peak": float(np.abs(final).max(initial=0.0)),
+            "source": str(src.path) if src is not None and src.path else None,
+            "strength": strength if src is not None else None, "device": engine.device, "bundle": engine.name}
+    context = min(out_len // 2, int(0.5 * rate))
+    try:
+        wrapped_audio, seam = loop_wrap_audio(final, context)
+        info["boundary"] = measure_boundaries(wrapped_audio, [seam], rate, reference=final).to_dict()
+    except ValueError as exc:
+        info["boundary"] = {"skipped": str(exc)}
+    return RenderResult(audio=np.ascontiguousarray(final, dtype=np.float32), sample_rate=rate, info=info)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+def register_cli(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "loop", parents=[common], help="a seamless loop of N seconds or N bars",
+        description="Generate a loop whose last sample flows into its first. Length in seconds (8, 8s) or bars "
+                    "(4b, 2:3 = 2 bars 3 beats, needs --bpm). With --in, the loop is made from that audio.")
+    p.add_argument("--length", required=True, help="loop length: seconds (8) or bars (4b)")
+    p.add_argument("--in", dest="input", type=Path, help="make the loop from this audio (its start)")
+    p.add_argument("--strength", type=float, default=0.7, help="with --in: how far from the source (0..1)")
+    add_sampling(p, masked=False)
+    add_tempo(p)
+    p.set_defaults(run=run_cli)
+
+
+def run_cli(engine: "Engine", args: argparse.Namespace, callback: Callable[[float], None]) -> RenderResult:
+    return loop(engine, parse_length(args.length), tempo=tempo_from(args), seed=args.seed, steps=args.steps,
+                sampler=args.sampler, gl_iters=args.gl_iters, sample_rate=args.rate, source=args.input,
+                strength=args.strength, callback=callback)
