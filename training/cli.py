@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ from training.checkpoint import LAST, CheckpointError, load_checkpoint
 from training.config import KINDS, PRESETS, TrainConfig, train_preset
 from training.data.audio_folder import AudioFolderDataset
 from training.data.commands import add_data_subcommands
-from training.data.errors import DataError
+from training.data.errors import DataError, DataWarning
 from training.loop import RunDirError, prepare_run_dir, run_training
 from training.trainer import Trainer, select_device
 
@@ -128,8 +129,12 @@ def train_command(args: argparse.Namespace) -> int:
                              f"U-Net halves the time axis {multiple.bit_length() - 1} times)")
 
     started = time.perf_counter()
-    dataset = AudioFolderDataset(data_root, samples_for_frames(cfg.crop_frames, spectrogram),
-                                 sample_rate=spectrogram.sample_rate)
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always", DataWarning)
+        dataset = AudioFolderDataset(data_root, samples_for_frames(cfg.crop_frames, spectrogram),
+                                     sample_rate=spectrogram.sample_rate)
+    for warning in skipped:  # one line per skipped file (corrupt, silent) when the rest is usable
+        print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
     data_info = {"root": str(Path(data_root).resolve()), "files": len(dataset), "seconds": float(dataset.seconds),
                  "description": dataset.describe()}
     print(f"data: {dataset.describe()} (loaded in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
