@@ -139,6 +139,7 @@ def test_build_corpus_renders_splits_writes_manifest_and_resumes(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
     again = build_corpus(out, minutes=1.5, seed=2, jobs=1, music21_fraction=0.0, log=lines.append)
     assert again["reused"] == manifest["pieces_count"] and again["rendered_now"] == 0
+    assert again["render_seconds_total"] >= manifest["render_seconds_total"] == manifest["render_seconds"]
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")} == before
     with pytest.raises(DataError, match="already holds a corpus"):
         build_corpus(out, minutes=1.5, seed=3, music21_fraction=0.0, log=lines.append)

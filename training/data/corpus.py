@@ -165,6 +165,7 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
     settings = {"minutes": minutes, "seed": seed, "heldout_fraction": heldout_fraction,
                 "music21_fraction": music21_fraction}
     manifest_path = out_dir / "corpus.json"
+    previous: dict[str, Any] = {}
     if manifest_path.exists() and not overwrite:
         try:
             previous = json.loads(manifest_path.read_text())
@@ -248,6 +249,9 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
         "sources": {"procedural": sum(e["source"] == "procedural" for e in entries),
                     "music21": sum(e["source"].startswith("music21:") for e in entries)},
         "render_seconds": round(render_seconds, 2), "plan_seconds": round(plan_seconds, 2), "jobs": jobs,
+        # a resumed build adds to the time the earlier runs spent rendering the pieces it reused
+        "render_seconds_total": round(render_seconds + (previous.get("render_seconds_total", 0.0) if kept else 0.0),
+                                      2),
         "rendered_now": len(todo) - len(failures), "reused": len(kept),
         "soundfont": {"path": str(font), "bytes": font.stat().st_size},
         "fluidsynth": fluidsynth_version(), "music21_version": music21_version,
