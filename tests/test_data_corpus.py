@@ -144,6 +144,15 @@ def test_build_corpus_renders_splits_writes_manifest_and_resumes(tmp_path):
     with pytest.raises(DataError, match="already holds a corpus"):
         build_corpus(out, minutes=1.5, seed=3, music21_fraction=0.0, log=lines.append)
 
+    # --overwrite with other settings: files of the old build that are not in the new one are removed,
+    # so no piece is left behind in train/ after moving to heldout/
+    (out / "train" / "mine.wav").write_bytes(b"user file, not listed in corpus.json")
+    rebuilt = build_corpus(out, minutes=0.5, seed=2, heldout_fraction=0.5, music21_fraction=0.0, overwrite=True,
+                           log=lines.append)
+    listed = {e["wav"] for e in rebuilt["pieces"]}
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*.wav")}
+    assert on_disk == listed | {"train/mine.wav"}
+
 
 def test_make_corpus_subcommand(tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="msanii-train")

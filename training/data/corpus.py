@@ -143,6 +143,30 @@ def _write_bytes_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _remove_stale_pieces(out_dir: Path, manifest_path: Path, plan: CorpusPlan, log: Callable[[str], None]) -> None:
+    """On --overwrite, delete the files of pieces an earlier build listed that the new plan does not have in the
+    same split (otherwise a piece that moved to heldout/ would stay in train/ too). Only files named by our own
+    corpus.json are touched."""
+    try:
+        previous = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        return
+    wanted = {(p.split, p.id) for p in plan.pieces}
+    removed = 0
+    for entry in previous.get("pieces", []):
+        if (entry.get("split"), entry.get("id")) in wanted:
+            continue
+        for key in ("wav", "midi"):
+            relative = entry.get(key)
+            if isinstance(relative, str) and not Path(relative).is_absolute() and ".." not in Path(relative).parts:
+                target = out_dir / relative
+                if target.is_file():
+                    target.unlink()
+                    removed += 1
+    if removed:
+        log(f"removed {removed} file(s) of pieces no longer in the corpus")
+
+
 def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soundfont: str | Path | None = None,
                  heldout_fraction: float = 0.1, jobs: int = 1, music21_fraction: float = 0.3,
                  overwrite: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -181,6 +205,8 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
     plan_seconds = time.perf_counter() - started
     log(f"planned {len(plan.pieces)} pieces, {plan.seconds / 60:.1f} min nominal, in {plan_seconds:.1f} s")
 
+    if overwrite:
+        _remove_stale_pieces(out_dir, manifest_path, plan, log)
     todo, kept = [], {}
     for piece in plan.pieces:
         midi_path = out_dir / "midi" / piece.split / f"{piece.id}.mid"
