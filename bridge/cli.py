@@ -59,17 +59,17 @@ def main(argv: Sequence[str] | None = None) -> int:
               "read files under --allow-input and fill the output folder. Use 127.0.0.1 unless you need this.",
               file=sys.stderr)
 
-    from bridge.audition import Audition, parse_device
     from bridge.paths import PathPolicy
-    from bridge.server import OscBridge
-    from engine.api import Engine
-    from engine.bundle import BundleError
-
     try:
         paths = PathPolicy(args.output_dir, args.allow_input)
     except (OSError, NotADirectoryError) as exc:
         print(f"msanii-osc: {exc}", file=sys.stderr)
         return 2
+
+    from bridge.audition import Audition, parse_device
+    from bridge.server import OscBridge
+    from engine.api import Engine
+    from engine.bundle import BundleError
     try:
         engine = Engine.load(args.bundle, device=args.engine_device, threads=args.threads)
     except (BundleError, OSError) as exc:

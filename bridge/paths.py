@@ -37,13 +37,16 @@ class PathPolicy:
 
     def __init__(self, output_root: Path, input_roots: Iterable[Path] = ()) -> None:
         output_root = Path(output_root).expanduser()
-        output_root.mkdir(parents=True, exist_ok=True)
+        try:
+            output_root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot create the output folder {output_root}: {exc.strerror or exc}") from None
         self.output_root = output_root.resolve(strict=True)
         roots = [self.output_root]
         for root in input_roots:
+            if not Path(root).expanduser().is_dir():
+                raise NotADirectoryError(f"allowed input folder {root} does not exist or is not a folder")
             resolved = Path(root).expanduser().resolve(strict=True)
-            if not resolved.is_dir():
-                raise NotADirectoryError(f"--allow-input {root}: not a directory")
             if resolved not in roots:
                 roots.append(resolved)
         self.input_roots = tuple(roots)

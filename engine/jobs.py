@@ -223,13 +223,12 @@ class JobQueue:
                 self._running = job
                 job.state = JobState.RUNNING
                 job.started_at = time.monotonic()
-            try:
-                self._run_one(job)
-            finally:
-                with self._lock:
-                    self._running = None
+            state, reason = self._run_one(job)
+            with self._lock:  # free the slot before reporting, so a client reacting to "done" sees an idle queue
+                self._running = None
+            self._finish(job, state, reason)
 
-    def _run_one(self, job: Job) -> None:
+    def _run_one(self, job: Job) -> tuple[JobState, str | None]:
         def progress(fraction: float) -> None:
             if job._cancel.is_set():
                 raise Cancelled(job._cancel_reason)
@@ -242,15 +241,13 @@ class JobQueue:
 
         try:
             job.check_cancelled()
-            result = self._run_job(job, progress)
+            job.result = self._run_job(job, progress)
         except Cancelled as exc:
-            self._finish(job, JobState.CANCELLED, reason=str(exc) or "cancelled")
+            return JobState.CANCELLED, str(exc) or "cancelled"
         except Exception as exc:  # report and keep serving: one bad job must not stop the queue
             log.debug("job %s failed:\n%s", job.id, traceback.format_exc())
-            self._finish(job, JobState.FAILED, reason=describe_error(exc))
-        else:
-            job.result = result
-            self._finish(job, JobState.DONE)
+            return JobState.FAILED, describe_error(exc)
+        return JobState.DONE, None
 
     def _finish(self, job: Job, state: JobState, reason: str | None = None) -> None:
         job.state = state

@@ -217,3 +217,15 @@ def test_shutdown_cancels_running_and_pending(tmp_path):
 def test_max_pending_validated():
     with pytest.raises(ValueError, match="max_pending"):
         JobQueue(lambda job, progress: None, max_pending=0)
+
+
+def test_slot_is_free_when_done_is_reported(tmp_path):
+    """A client that submits again on "done" must be told position 0, not wait behind a finished job."""
+    render = StepRender(tmp_path, steps=2)
+    queue = JobQueue(render)
+    seen = []
+    job = Job("first", on_done=lambda j, r: seen.append((queue.status()["state"], queue.submit(Job("second")))))
+    queue.submit(job)
+    assert job.wait(10)
+    assert seen == [("idle", 0)]
+    assert queue.shutdown()
