@@ -99,9 +99,10 @@ class Audition:
             raise RuntimeError(f"audition unavailable: {self.error}")
         self._commands.put(("play", Path(path), on_event))
 
-    def stop(self) -> None:
+    def stop(self, on_event: EventCallback | None = None) -> None:
+        """Stop playback; `on_event("stopped", path)` follows ("" when nothing was playing)."""
         if self.available:
-            self._commands.put(("stop", None, None))
+            self._commands.put(("stop", None, on_event))
 
     def close(self, timeout: float = 5.0) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -118,8 +119,12 @@ class Audition:
             except queue.Empty:
                 kind = None
             if current is not None and (kind is not None or current.finished.is_set()):
-                self._close(current, report=kind is None or kind == "stop")
+                ended_or_stopped = kind is None or kind == "stop"
+                reporter = on_event if kind == "stop" and on_event is not None else current.on_event
+                self._close(current, reporter if ended_or_stopped else None)
                 current = None
+            elif kind == "stop" and on_event is not None:
+                on_event("stopped", "")
             if kind == "close":
                 return
             if kind == "play":
@@ -160,7 +165,7 @@ class Audition:
             rate = device_rate
         return frames, rate
 
-    def _close(self, playback: _Playback, report: bool) -> None:
+    def _close(self, playback: _Playback, reporter: EventCallback | None) -> None:
         try:
             if playback.finished.is_set():
                 playback.stream.close()
@@ -169,5 +174,5 @@ class Audition:
                 playback.stream.close()
         except Exception as exc:
             log.warning("closing the audition stream failed: %s", exc)
-        if report and playback.on_event is not None:
-            playback.on_event("stopped", str(playback.path))
+        if reporter is not None:
+            reporter("stopped", str(playback.path))

@@ -372,7 +372,7 @@ class OscBridge:
     def _on_stop(self, args: Sequence[Any], sender: Address) -> None:
         p.count(args, 0, 0, "/msanii/stop")
         self._require_audition()
-        self.audition.stop()
+        self.audition.stop(on_event=self._audition_reporter(self.reply_address(sender)))
 
     def _require_audition(self) -> None:
         if self.audition is None:
