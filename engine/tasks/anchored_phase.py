@@ -1,8 +1,8 @@
 """Phase for new material that must join existing audio: start from the original's phase, keep its samples.
 
 `context_phase` builds the initial phase: the original's STFT phase in frames that are known, and in generated
-frames the phase of the nearest known frame advanced by each bin's centre frequency per hop (what a steady
-partial would do), so the first iteration already continues the original instead of starting from scratch.
+frames the phase of the nearest known frame advanced at each bin's measured instantaneous frequency (phase
+vocoder: what a steady partial would do), so the first iteration already continues the original.
 
 `anchored_griffin_lim` is fast (momentum) Griffin-Lim with one extra projection per iteration: samples outside
 the edited spans are reset to the original before re-analysis. The generated frames' phase is therefore solved
@@ -21,29 +21,37 @@ from engine.dsp.spectrogram import istft, stft_complex
 
 
 def context_phase(original_stft: torch.Tensor, known_frames: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
-    """Unit phasors [..., F, T]: the original's phase where `known_frames` [T] is True, elsewhere propagated from
-    the nearest known frame (the left one when there is one) by the phase-vocoder advance."""
+    """Unit phasors [..., F, T]: the original's phase where `known_frames` [T] is True; elsewhere the phase of the
+    nearest known frame (the left one when there is one) advanced at each bin's instantaneous frequency, measured
+    from that frame and its known neighbour (phase vocoder), or at the bin's centre frequency without one."""
     frames = original_stft.shape[-1]
     phase = torch.angle(original_stft).to(torch.float64)
     known = known_frames.bool().cpu().tolist()
-    if not any(known):
-        source = [0] * frames
-        base = torch.zeros_like(phase[..., :1])
-        ref = [None] * frames
-    else:
-        last, ref = None, []
-        for m in range(frames):  # nearest known frame on the left, else the first one on the right
-            last = m if known[m] else last
-            ref.append(last)
-        first = known.index(True)
-        ref = [r if r is not None else first for r in ref]
-        source, base = ref, None
     k = torch.arange(original_stft.shape[-2], dtype=torch.float64, device=original_stft.device)[:, None]
-    advance = 2 * math.pi * k * cfg.hop_length / cfg.n_fft  # [F, 1] radians per hop
-    idx = torch.tensor(source, device=original_stft.device)
-    offsets = (torch.arange(frames, device=original_stft.device) - idx).to(torch.float64)[None, :]  # [1, T]
-    start = phase[..., idx] if base is None else base.expand_as(phase)
-    out = torch.remainder(start + advance * offsets, 2 * math.pi).float()
+    centre = 2 * math.pi * k * cfg.hop_length / cfg.n_fft  # [F, 1] radians per hop at each bin's centre
+    if not any(known):
+        offsets = torch.arange(frames, dtype=torch.float64, device=original_stft.device)[None, :]
+        out = torch.remainder(centre * offsets, 2 * math.pi).float()
+        return torch.polar(torch.ones_like(out), out).expand(original_stft.shape)
+    out = phase.clone()
+    first = known.index(True)
+    last = None
+    for m in range(frames):
+        if known[m]:
+            last = m
+            continue
+        ref, step = (last, m - last) if last is not None else (first, m - first)  # step < 0: backwards
+        neighbour = ref - 1 if last is not None else ref + 1
+        if 0 <= neighbour < frames and known[neighbour]:
+            measured = phase[..., ref:ref + 1] - phase[..., neighbour:neighbour + 1]
+            if last is None:
+                measured = -measured
+            deviation = torch.remainder(measured - centre + math.pi, 2 * math.pi) - math.pi
+            rate = centre + deviation  # radians per hop at the bin's true frequency
+        else:
+            rate = centre
+        out[..., m:m + 1] = phase[..., ref:ref + 1] + rate * step
+    out = torch.remainder(out, 2 * math.pi).float()
     return torch.polar(torch.ones_like(out), out)
 
 
