@@ -38,6 +38,7 @@ Address = tuple[str, int]
 MAX_PACKET_BYTES = 16384
 MAX_REGISTRATIONS = 256
 MAX_PONG_ARGS = 8
+EXTENSIONS = {"wav": "wav", "flac": "flac", "ogg": "ogg"}
 
 
 @dataclass
@@ -268,15 +269,20 @@ class OscBridge:
         progress(0.0)
         result = req.spec.run(self.engine, req.params, req.settings, progress)
         job.check_cancelled()
-        extension = req.settings.format
+        native = callable(getattr(result, "write", None))  # an edit of the user's file: keep its samples as they are
+        container = (getattr(result, "format", "WAV") if native else (req.settings.format or "wav")).lower()
         for _ in range(8):
-            path = self.paths.output_path(job.id, extension, directory=req.output_dir)
+            path = self.paths.output_path(job.id, EXTENSIONS.get(container, container), directory=req.output_dir)
             try:
-                written = self._write_audio(path, result.audio, result.sample_rate, format=req.settings.format,
-                                            bit_depth=req.settings.bit_depth, overwrite=False)
+                if native:
+                    written = result.write(path, overwrite=False)
+                else:
+                    written = self._write_audio(path, result.audio, result.sample_rate, format=container,
+                                                bit_depth=req.settings.bit_depth, overwrite=False)
             except FileExistsError:  # another writer took the name between our check and the rename
                 continue
-            return Path(written.path).resolve(), dict(result.info)
+            info = {**result.info, "output_seconds": result.audio.shape[-1] / result.sample_rate}
+            return Path(written.path).resolve(), info
         raise RuntimeError("could not find a free output name")
 
     def _job_progress(self, job: Job, fraction: float) -> None:
@@ -294,7 +300,7 @@ class OscBridge:
         req: _JobRequest = job.request
         path, info = result
         self._job_progress(job, 1.0)
-        seconds = float(info.get("seconds", 0.0))
+        seconds = float(info["output_seconds"])
         seed = info.get("seed")
         self.send(req.reply_to, "/msanii/done", job.id, str(path), seconds,
                   int(seed) if isinstance(seed, int) and 0 <= seed <= p.MAX_SEED else -1)

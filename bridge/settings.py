@@ -6,8 +6,9 @@ Keys (value types as OSC sends them):
     gl_iters <int 0..1000>       Griffin-Lim iterations (default: the bundle's)
     bpm <float 20..400>          tempo for bar/beat lengths (loop bars)
     time_signature <n> <d>       e.g. 3 4 (n 1..32, d one of 1 2 4 8 16 32)
-    format <wav|flac>            output container
-    bit_depth <16|24|32>         16/24-bit integer or 32-bit float (FLAC: 16 or 24)
+    format <wav|flac>            output container (default: WAV for new clips, the input's own for edits)
+    bit_depth <16|24|32>         16/24-bit integer or 32-bit float (FLAC: 16 or 24); default 24-bit for new
+                                 clips, the input's own for edits
     output_dir <name>            subfolder of the output root for new clips ("" = the root)
     progress_hz <float 1..50>    most progress replies per second and job
 """
@@ -32,7 +33,7 @@ class RenderSettings:
     bpm: float = 120.0
     beats_per_bar: int = 4
     beat_unit: int = 4
-    format: str = "wav"
+    format: str | None = None
     bit_depth: int | None = None
     progress_hz: float = 20.0
 

@@ -9,8 +9,8 @@ A task whose engine code has not landed answers `/msanii/fail <id> "not availabl
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from bridge import protocol as p
@@ -19,6 +19,7 @@ from bridge.settings import RenderSettings
 
 MAX_SECONDS = 190.2  # the engine's longest render (8192 frames at 44.1 kHz)
 MAX_REGIONS = 64
+MAX_OUTPAINT_SECONDS = 1800.0  # sliding windows make long extensions possible; this only bounds a typo
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,31 @@ def _engine_has(name: str) -> Callable[[Any], str | None]:
     return check
 
 
-def _not_landed(task: str) -> Callable[[Any], str | None]:
+def _task_function(module: str, name: str) -> Callable[..., Any] | None:
+    """The engine's Python API `engine.tasks.<module>.<name>`, or None when this engine build lacks it."""
+    try:
+        mod = importlib.import_module(f"engine.tasks.{module}")
+    except ImportError:
+        return None
+    fn = getattr(mod, name, None)
+    return fn if callable(fn) else None
+
+
+def _task_available(module: str) -> Callable[[Any], str | None]:
     def check(engine: Any) -> str | None:
-        return f"not available: {task} has not landed in this engine build"
+        return None if _task_function(module, module) else f"not available: engine.tasks.{module} is missing"
     return check
+
+
+def _layout(settings: RenderSettings) -> dict:
+    """Output container for edits: the input's own unless the client chose one with /msanii/set."""
+    depth = {32: "32f"}.get(settings.bit_depth, settings.bit_depth)
+    return {"format": settings.format, "bit_depth": depth}
+
+
+def _tempo(settings: RenderSettings) -> Any:
+    from engine.regions import Tempo
+    return Tempo(settings.bpm, settings.beats_per_bar, settings.beat_unit)
 
 
 # ---- generate -------------------------------------------------------------------------------------------------
@@ -72,7 +94,7 @@ def run_generate(engine: Any, params: dict, settings: RenderSettings, progress: 
 def parse_audio2audio(args: Sequence[Any], ctx: ParseContext) -> dict:
     p.count(args, 3, 4, "/msanii/audio2audio <id> <input_path> <strength 0..1> [seed]")
     return {"input": ctx.paths.resolve_input(p.string(args[1], "input_path")),
-            "strength": p.number(args[2], "strength", 0.0, 1.0), "seed": _seed_at(args, 3)}
+            "strength": p.number(args[2], "strength", 0.0, 1.0, lo_open=True), "seed": _seed_at(args, 3)}
 
 
 def parse_interpolate(args: Sequence[Any], ctx: ParseContext) -> dict:
@@ -80,7 +102,7 @@ def parse_interpolate(args: Sequence[Any], ctx: ParseContext) -> dict:
     return {"input_a": ctx.paths.resolve_input(p.string(args[1], "path_a")),
             "input_b": ctx.paths.resolve_input(p.string(args[2], "path_b")),
             "ratio": p.number(args[3], "ratio", 0.0, 1.0),
-            "strength": p.number(args[4], "strength", 0.0, 1.0) if len(args) > 4 else None,
+            "strength": p.number(args[4], "strength", 0.0, 1.0, lo_open=True) if len(args) > 4 else None,
             "seed": _seed_at(args, 5)}
 
 
@@ -106,8 +128,8 @@ def parse_inpaint(args: Sequence[Any], ctx: ParseContext) -> dict:
 
 def parse_outpaint(args: Sequence[Any], ctx: ParseContext) -> dict:
     p.count(args, 4, 5, "/msanii/outpaint <id> <input_path> <seconds_left> <seconds_right> [seed]")
-    left = p.number(args[2], "seconds_left", 0.0, ctx.max_seconds)
-    right = p.number(args[3], "seconds_right", 0.0, ctx.max_seconds)
+    left = p.number(args[2], "seconds_left", 0.0, MAX_OUTPAINT_SECONDS)
+    right = p.number(args[3], "seconds_right", 0.0, MAX_OUTPAINT_SECONDS)
     if left == 0 and right == 0:
         raise p.RequestError("nothing to outpaint: seconds_left and seconds_right are both 0")
     return {"input": ctx.paths.resolve_input(p.string(args[1], "input_path")), "left": left, "right": right,
@@ -134,8 +156,37 @@ def parse_loop(args: Sequence[Any], ctx: ParseContext) -> dict:
     return {"seconds": seconds, "length": length, "unit": unit, "seed": seed}
 
 
-def _not_wired(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
-    raise RuntimeError("not available")
+def run_audio2audio(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
+    return _task_function("audio2audio", "audio2audio")(
+        engine, params["input"], params["strength"], seed=params["seed"], callback=progress,
+        **_sampling(settings), **_layout(settings))
+
+
+def run_interpolate(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
+    extra = {} if params["strength"] is None else {"strength": params["strength"]}
+    return _task_function("interpolate", "interpolate")(
+        engine, params["input_a"], params["input_b"], params["ratio"], seed=params["seed"], callback=progress,
+        **extra, **_sampling(settings), **_layout(settings))
+
+
+def run_inpaint(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
+    return _task_function("inpaint", "inpaint")(
+        engine, params["input"], params["regions"], seed=params["seed"], callback=progress,
+        **_sampling(settings), **_layout(settings))
+
+
+def run_outpaint(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
+    return _task_function("outpaint", "outpaint")(
+        engine, params["input"], params["left"], params["right"], seed=params["seed"], callback=progress,
+        **_sampling(settings), **_layout(settings))
+
+
+def run_loop(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
+    from engine.regions import BarsLength
+    length = {"bars": lambda n: BarsLength(n), "beats": lambda n: BarsLength(0.0, n)}.get(
+        params["unit"], float)(params["length"])
+    return _task_function("loop", "loop")(engine, length, tempo=_tempo(settings), seed=params["seed"],
+                                          callback=progress, **_sampling(settings))
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -143,19 +194,15 @@ TASKS: dict[str, TaskSpec] = {
     for spec in (
         TaskSpec("/msanii/generate", "<id> <seconds> [seed]", parse_generate, run_generate,
                  _engine_has("generate")),
-        TaskSpec("/msanii/audio2audio", "<id> <input_path> <strength> [seed]", parse_audio2audio, _not_wired,
-                 _not_landed("audio2audio")),
+        TaskSpec("/msanii/audio2audio", "<id> <input_path> <strength> [seed]", parse_audio2audio, run_audio2audio,
+                 _task_available("audio2audio")),
         TaskSpec("/msanii/interpolate", "<id> <path_a> <path_b> <ratio> [strength] [seed]", parse_interpolate,
-                 _not_wired, _not_landed("interpolate")),
-        TaskSpec("/msanii/inpaint", "<id> <input_path> <start> <end> [...] [seed]", parse_inpaint, _not_wired,
-                 _not_landed("inpaint")),
-        TaskSpec("/msanii/outpaint", "<id> <input_path> <left_s> <right_s> [seed]", parse_outpaint, _not_wired,
-                 _not_landed("outpaint")),
-        TaskSpec("/msanii/loop", "<id> <length> [s|bars|beats] [seed]", parse_loop, _not_wired,
-                 _not_landed("loop")),
+                 run_interpolate, _task_available("interpolate")),
+        TaskSpec("/msanii/inpaint", "<id> <input_path> <start> <end> [...] [seed]", parse_inpaint, run_inpaint,
+                 _task_available("inpaint")),
+        TaskSpec("/msanii/outpaint", "<id> <input_path> <left_s> <right_s> [seed]", parse_outpaint, run_outpaint,
+                 _task_available("outpaint")),
+        TaskSpec("/msanii/loop", "<id> <length> [s|bars|beats] [seed]", parse_loop, run_loop,
+                 _task_available("loop")),
     )
 }
-
-
-def input_paths(params: dict) -> list[Path]:
-    return [v for k, v in params.items() if k.startswith("input") and isinstance(v, Path)]

@@ -269,11 +269,12 @@ class JobQueue:
 
 
 def describe_error(exc: BaseException) -> str:
-    """One-line reason for a failed job: the message, prefixed by the type unless the type is generic."""
+    """One-line reason for a failed job. The project's errors (ValueError subclasses: bad region, bad bundle,
+    unreadable file...) already say what is wrong in words; anything else keeps its type as a hint."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     kind = type(exc).__name__
     if not message:
         return kind
-    if kind in ("Exception", "RuntimeError", "ValueError"):
+    if isinstance(exc, ValueError) or kind in ("Exception", "RuntimeError"):
         return message
     return f"{kind}: {message}"

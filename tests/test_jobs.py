@@ -229,3 +229,15 @@ def test_slot_is_free_when_done_is_reported(tmp_path):
     assert job.wait(10)
     assert seen == [("idle", 0)]
     assert queue.shutdown()
+
+
+def test_failure_reasons_are_one_line():
+    from engine.jobs import describe_error
+
+    class RegionError(ValueError):
+        pass
+
+    assert describe_error(RegionError("region 1 ends after the end of the file\nmore")) == \
+        "region 1 ends after the end of the file"
+    assert describe_error(MemoryError("out of memory")) == "MemoryError: out of memory"
+    assert describe_error(KeyError()) == "KeyError"
