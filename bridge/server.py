@@ -97,7 +97,7 @@ class _UDPServer(osc_server.BlockingOSCUDPServer):
 
 
 class OscBridge:
-    """Serve msanii jobs over OSC/UDP.
+    """Serve msanii jobs over OSC/UDP (job addresses: `bridge.tasks.TASKS`; control addresses: `CONTROL`).
 
     Args:
         engine: a loaded `engine.api.Engine` (used on the job worker thread only).
@@ -108,6 +108,11 @@ class OscBridge:
         audition: an `bridge.audition.Audition` or None; `auto_play` plays every finished clip.
         writer: `write_audio(path, audio, sample_rate, format=, bit_depth=, overwrite=)`, default the engine's.
     """
+
+    CONTROL = ("/msanii/register", "/msanii/set", "/msanii/cancel", "/msanii/status", "/msanii/ping",
+               "/msanii/play", "/msanii/stop")
+    REPLIES = ("/msanii/accepted", "/msanii/progress", "/msanii/done", "/msanii/fail", "/msanii/registered",
+               "/msanii/set", "/msanii/status", "/msanii/pong", "/msanii/playing", "/msanii/stopped")
 
     def __init__(self, engine: Any, paths: PathPolicy, host: str = "127.0.0.1", port: int = 9000,
                  reply_port: int | None = 9001, max_pending: int = 8, audition: Any = None,
@@ -131,14 +136,7 @@ class OscBridge:
         self.jobs = JobQueue(self._run_job, max_pending=max_pending, name="msanii-render")
         self._thread: threading.Thread | None = None
         self._handlers: dict[str, Callable[[Sequence[Any], Address], None]] = {
-            "/msanii/register": self._on_register,
-            "/msanii/set": self._on_set,
-            "/msanii/cancel": self._on_cancel,
-            "/msanii/status": self._on_status,
-            "/msanii/ping": self._on_ping,
-            "/msanii/play": self._on_play,
-            "/msanii/stop": self._on_stop,
-        }
+            address: getattr(self, "_on_" + address.rsplit("/", 1)[1]) for address in self.CONTROL}
 
     # ---- lifecycle ----
     @property
