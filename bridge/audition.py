@@ -158,10 +158,10 @@ class Audition:
         try:
             self._sd.check_output_settings(device=self.device, channels=frames.shape[1], dtype="float32",
                                            samplerate=rate)
-        except Exception:
-            import soxr
+        except Exception:  # the device refuses this rate: play at its own
+            from engine.audio_io import resample
             device_rate = int(self._device_info["default_samplerate"])
-            frames = np.ascontiguousarray(soxr.resample(frames, rate, device_rate), dtype=np.float32)
+            frames = np.ascontiguousarray(resample(np.ascontiguousarray(frames.T), rate, device_rate).T)
             rate = device_rate
         return frames, rate
 
