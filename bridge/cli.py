@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="msanii-osc: %(message)s", stream=sys.stderr)
     _check_port(args.port, "--port", allow_zero=True)
     _check_port(args.reply_port, "--reply-port", allow_zero=True)
+    if args.reply_port == args.port:
+        raise SystemExit(f"msanii-osc: --reply-port must differ from --port ({args.port}): replies would come back "
+                         "as requests")
     if args.queue < 1:
         raise SystemExit(f"msanii-osc: --queue must be >= 1, got {args.queue}")
     try:

@@ -171,7 +171,21 @@ class OscBridge:
         self.close()
 
     # ---- sending ----
+    def _is_self(self, addr: Address) -> bool:
+        """Whether `addr` is this server's own socket (loopback or the bound address, same port)."""
+        host, port = self.address
+        if addr[1] != port:
+            return False
+        try:
+            other = ipaddress.ip_address(addr[0])
+        except ValueError:
+            return False
+        return other.is_loopback or addr[0] == host or host in ("0.0.0.0", "::")
+
     def send(self, to: Address, address: str, *args: Any) -> None:
+        if self._is_self(to):  # a reply to ourselves would be read as a request: the start of a feedback loop
+            log.debug("not sending %s to the server's own port", address)
+            return
         builder = OscMessageBuilder(address)
         for arg in args:
             builder.add_arg(arg)
@@ -196,6 +210,9 @@ class OscBridge:
     # ---- receiving (server thread) ----
     def handle_datagram(self, data: bytes, sender: Address) -> None:
         self.counts.add("packets")
+        if self._is_self(sender):  # only a loop could make us our own client
+            self.counts.add("rejected")
+            return
         if len(data) > self.max_packet_bytes:
             self.counts.add("oversized")
             return
@@ -219,6 +236,8 @@ class OscBridge:
                 handler(args, sender)
             elif address in TASKS:
                 self._on_job(TASKS[address], args, sender)
+            elif address in self.REPLIES:  # another server's reply: answering it could start a ping-pong
+                self.counts.add("rejected")
             else:
                 raise p.RequestError(f"unknown address {address[:80]}")
         except p.RequestError as exc:
@@ -317,6 +336,8 @@ class OscBridge:
         host = p.string(args[0], "host", 255) if len(args) == 2 else sender[0]
         port = p.integer(args[-1], "port", 1, 65535)
         host = self._check_reply_host(host, sender)
+        if self._is_self((host, port)):
+            raise p.RequestError("reply port must not be the server's own port")
         self._registrations[sender] = (host, port)
         self._registrations.move_to_end(sender)
         while len(self._registrations) > MAX_REGISTRATIONS:

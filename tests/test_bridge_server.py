@@ -293,3 +293,16 @@ def test_settings_snapshot_format_and_output_dir(bridge, client, dirs):
     info = sf.info(str(path))
     assert info.format == "FLAC" and info.subtype == "PCM_16" and info.frames == round(0.4 * 44100)
     assert os.access(path, os.R_OK)
+
+
+def test_no_feedback_loops(bridge, client):
+    """Replies never go to the server's own port, and another server's replies are not answered."""
+    client.send("/msanii/register", bridge.address[1])
+    assert client.wait_for("/msanii/fail", timeout=5).args == [
+        "/msanii/register", "reply port must not be the server's own port"]
+    for address in ("/msanii/done", "/msanii/fail", "/msanii/pong", "/msanii/accepted", "/msanii/progress"):
+        client.send(address, "x", "y")
+    client.send("/msanii/ping", "after")
+    client.wait_for("/msanii/pong", lambda m: m.args == ["after"], timeout=5)
+    assert len(client.of("/msanii/fail")) == 1  # only the refused registration was answered
+    assert bridge.counts.rejected == 6
