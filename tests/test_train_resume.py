@@ -145,3 +145,11 @@ def test_run_dir_rules(tmp_path):
     with pytest.raises(RunDirError, match="already holds a run"):
         prepare_run_dir(tmp_path / "run", "unet", resume=False)
     assert prepare_run_dir(tmp_path / "run", "vocoder", resume=False).is_dir()  # other kind, same run folder
+
+
+def test_keep_checkpoints_prunes_old_periodic_files(tmp_path, data_dir):
+    kind_dir = prepare_run_dir(tmp_path / "run", "vocoder", resume=False)
+    trainer = make_trainer(tiny_config("vocoder", 10).with_overrides(checkpoint_every=2), data_dir)
+    run_training(trainer, kind_dir, progress=False, keep_checkpoints=2)
+    assert sorted(p.name for p in kind_dir.glob("*.pt")) == ["last.pt", "step-0000008.pt", "step-0000010.pt"]
+    assert load_checkpoint(kind_dir / LAST)["step"] == 10

@@ -51,6 +51,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--lr", type=float, help="peak learning rate (default 2e-4, the paper's)")
     parser.add_argument("--checkpoint-every", type=int, metavar="N", help="write step-XXXXXXX.pt and last.pt "
                         "every N steps (default: the preset's)")
+    parser.add_argument("--keep-checkpoints", type=int, metavar="K", help="keep only the newest K periodic "
+                        "step-*.pt files (default: keep all; a paper U-Net checkpoint is ~0.8 GB)")
     parser.add_argument("--resume", action="store_true", help=f"continue RUN_DIR/{kind}/{LAST} bit-exactly")
     parser.add_argument("--device", default="auto", help="cpu | cuda | auto (default auto)")
     parser.add_argument("--precision", default=None, help="auto | fp32 | bf16 | fp16 (auto: bf16/fp16 mixed "
@@ -97,6 +99,8 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
 
 def train_command(args: argparse.Namespace) -> int:
     kind = args.command
+    if args.keep_checkpoints is not None and args.keep_checkpoints < 1:
+        raise UsageError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
     if args.threads is not None:
         if args.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {args.threads}")
@@ -150,7 +154,8 @@ def train_command(args: argparse.Namespace) -> int:
           f"({crop_seconds:.1f} s) per step, on {device}"
           + (f" with {str(trainer.autocast_dtype).replace('torch.', '')} autocast" if trainer.autocast_dtype else "")
           + f"; step {trainer.step} -> {cfg.steps}; run folder {kind_dir}", file=sys.stderr)
-    result = run_training(trainer, kind_dir, resumed=args.resume, progress=False if args.no_progress else None)
+    result = run_training(trainer, kind_dir, resumed=args.resume, progress=False if args.no_progress else None,
+                          keep_checkpoints=args.keep_checkpoints)
     state = "interrupted" if result.interrupted else "finished"
     loss = f", last loss {result.last_loss:.4f}" if result.last_loss is not None else ""
     print(f"{kind} {state} at step {result.step}{loss}; checkpoint {result.checkpoint}", file=sys.stderr)
@@ -170,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     except FloatingPointError as exc:  # NaN/inf loss: the last checkpoint on disk is intact
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before training started, or a second Ctrl-C while finishing a step
+        print(f"{PROG}: aborted; checkpoints already on disk are intact, nothing newer was saved", file=sys.stderr)
+        return 130
 
 
 def one_line(message: str, max_parts: int = 4) -> str:

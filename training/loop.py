@@ -128,10 +128,21 @@ def save_state(trainer: Trainer, kind_dir: Path, periodic: bool) -> Path:
     return last
 
 
+def prune_periodic(kind_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` step-XXXXXXX.pt files (last.pt is never touched); returns the deleted."""
+    files = sorted(kind_dir.glob("step-[0-9]*.pt"))
+    doomed = files[:-keep] if keep > 0 else []
+    for path in doomed:
+        path.unlink()
+    return doomed
+
+
 def run_training(trainer: Trainer, kind_dir: Path, resumed: bool = False, progress: bool | None = None,
-                 stop: StopRequest | None = None, on_step: Callable[[int, dict], None] | None = None) -> RunResult:
+                 stop: StopRequest | None = None, on_step: Callable[[int, dict], None] | None = None,
+                 keep_checkpoints: int | None = None) -> RunResult:
     """Train until `trainer.cfg.steps` optimiser steps are done or a stop is requested; checkpoint every
-    `checkpoint_every` steps, on stop and at the end. progress: tqdm bar (None: only on a terminal)."""
+    `checkpoint_every` steps, on stop and at the end. progress: tqdm bar (None: only on a terminal).
+    keep_checkpoints: keep only the newest N periodic files (None: keep all)."""
     cfg = trainer.cfg
     log = LossLog(kind_dir / LOSSES, loss_columns(cfg.kind), resume_step=trainer.step if resumed else None)
     stop = stop or StopRequest()
@@ -156,6 +167,8 @@ def run_training(trainer: Trainer, kind_dir: Path, resumed: bool = False, progre
                 if trainer.step % cfg.checkpoint_every == 0:
                     checkpoint = save_state(trainer, kind_dir, periodic=True)
                     saved_at = trainer.step
+                    if keep_checkpoints is not None:
+                        prune_periodic(kind_dir, keep_checkpoints)
                     tqdm.write(f"{cfg.kind} step {trainer.step}/{cfg.steps} loss {last_loss:.4f} "
                                f"(avg {smoothed:.4f}) -> {kind_dir / periodic_name(trainer.step)}", file=sys.stderr)
             if saved_at != trainer.step:
