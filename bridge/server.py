@@ -11,8 +11,6 @@ submitted with, so concurrent clients each get their own replies.
 
 from __future__ import annotations
 
-import collections
-import ipaddress
 import logging
 import socket
 import threading
@@ -27,6 +25,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bridge import protocol as p
 from bridge.paths import PathPolicy
+from bridge.replies import Address, ReplyRouter
 from bridge.settings import RenderSettings, apply_setting
 from bridge.wire import MalformedPacket, split_packet
 from bridge.tasks import MAX_SECONDS, TASKS, ParseContext, TaskSpec
@@ -34,9 +33,7 @@ from engine.jobs import DuplicateJob, Job, JobQueue, QueueClosed, QueueFull
 
 log = logging.getLogger(__name__)
 
-Address = tuple[str, int]
 MAX_PACKET_BYTES = 16384
-MAX_REGISTRATIONS = 256
 MAX_PONG_ARGS = 8
 EXTENSIONS = {"wav": "wav", "flac": "flac", "ogg": "ogg"}
 
@@ -122,17 +119,16 @@ class OscBridge:
             from engine.audio_io import write_audio as writer
         self.engine = engine
         self.paths = paths
-        self.reply_port = reply_port
         self.audition = audition
         self.auto_play = auto_play
         self.max_packet_bytes = max_packet_bytes
         self.settings = settings or RenderSettings()
         self.counts = PacketCounts()
         self._write_audio = writer
-        self._registrations: collections.OrderedDict[Address, Address] = collections.OrderedDict()
         self._send_lock = threading.Lock()
         self._closing = False
         self._server = _UDPServer((host, port), _PacketDispatcher(self))
+        self.replies = ReplyRouter(lambda: self.address, reply_port)
         self.jobs = JobQueue(self._run_job, max_pending=max_pending, name="msanii-render")
         self._thread: threading.Thread | None = None
         self._handlers: dict[str, Callable[[Sequence[Any], Address], None]] = {
@@ -171,19 +167,8 @@ class OscBridge:
         self.close()
 
     # ---- sending ----
-    def _is_self(self, addr: Address) -> bool:
-        """Whether `addr` is this server's own socket (loopback or the bound address, same port)."""
-        host, port = self.address
-        if addr[1] != port:
-            return False
-        try:
-            other = ipaddress.ip_address(addr[0])
-        except ValueError:
-            return False
-        return other.is_loopback or addr[0] == host or host in ("0.0.0.0", "::")
-
     def send(self, to: Address, address: str, *args: Any) -> None:
-        if self._is_self(to):  # a reply to ourselves would be read as a request: the start of a feedback loop
+        if self.replies.is_self(to):  # a reply to ourselves would be read as a request: the start of a feedback loop
             log.debug("not sending %s to the server's own port", address)
             return
         builder = OscMessageBuilder(address)
@@ -197,12 +182,7 @@ class OscBridge:
             log.debug("reply %s to %s not sent: %s", address, to, exc)
 
     def reply_address(self, sender: Address) -> Address:
-        registered = self._registrations.get(sender)
-        if registered is not None:
-            return registered
-        if self.reply_port:
-            return sender[0], self.reply_port
-        return sender
+        return self.replies.address_for(sender)
 
     def fail(self, to: Address, request_id: str, reason: str) -> None:
         self.send(to, "/msanii/fail", request_id, reason)
@@ -210,7 +190,7 @@ class OscBridge:
     # ---- receiving (server thread) ----
     def handle_datagram(self, data: bytes, sender: Address) -> None:
         self.counts.add("packets")
-        if self._is_self(sender):  # only a loop could make us our own client
+        if self.replies.is_self(sender):  # only a loop could make us our own client
             self.counts.add("rejected")
             return
         if len(data) > self.max_packet_bytes:
@@ -335,28 +315,8 @@ class OscBridge:
         p.count(args, 1, 2, "/msanii/register [host] <port>")
         host = p.string(args[0], "host", 255) if len(args) == 2 else sender[0]
         port = p.integer(args[-1], "port", 1, 65535)
-        host = self._check_reply_host(host, sender)
-        if self._is_self((host, port)):
-            raise p.RequestError("reply port must not be the server's own port")
-        self._registrations[sender] = (host, port)
-        self._registrations.move_to_end(sender)
-        while len(self._registrations) > MAX_REGISTRATIONS:
-            self._registrations.popitem(last=False)
-        self.send((host, port), "/msanii/registered", host, port)
-
-    @staticmethod
-    def _check_reply_host(host: str, sender: Address) -> str:
-        """Replies may go only back to the sender's machine (no reflecting traffic at third parties)."""
-        if host == "localhost":
-            host = "127.0.0.1"
-        try:
-            wanted = ipaddress.ip_address(host)
-        except ValueError:
-            raise p.RequestError(f"reply host must be a numeric IP address, got {host!r}") from None
-        origin = ipaddress.ip_address(sender[0])
-        if wanted != origin and not (wanted.is_loopback and origin.is_loopback):
-            raise p.RequestError("reply host must be the sender's own address")
-        return str(wanted)
+        target = self.replies.register(sender, host, port)
+        self.send(target, "/msanii/registered", *target)
 
     def _on_set(self, args: Sequence[Any], sender: Address) -> None:
         if not args:
