@@ -374,7 +374,7 @@
       260.0,
       20.0
      ],
-     "text": "(Windows: conformpath native absolute)"
+     "text": "(Windows: conformpath max absolute gives C:/...)"
     }
    },
    {
