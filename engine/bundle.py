@@ -24,7 +24,7 @@ UNET_FILE = "unet.onnx"
 VOCODER_FILE = "vocoder.onnx"
 REQUIRED_FILES = (UNET_FILE, VOCODER_FILE)
 SAMPLERS = ("ddim", "dpmpp")
-GL_INITS = ("advance", "random", "zeros")
+GL_INITS = ("peaks", "advance", "random", "zeros")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
@@ -48,8 +48,8 @@ class DiffusionSettings:
 class RenderDefaults:
     sampler: str = "dpmpp"
     steps: int = 25
-    gl_iters: int = 32
-    gl_init: str = "advance"
+    gl_iters: int = 80
+    gl_init: str = "peaks"
 
     def to_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler, "steps": self.steps, "gl_iters": self.gl_iters, "gl_init": self.gl_init}

@@ -52,3 +52,21 @@ def test_same_seed_same_result_and_unknown_sampler():
     assert torch.equal(runs[0], runs[1])
     with pytest.raises(ValueError, match="unknown sampler"):
         make_scheduler("euler")
+
+
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction", "sample"])
+def test_clip_prediction_clips_implied_x0_only(kind):
+    from engine.sampling import clip_prediction
+    scheduler = make_scheduler("ddim", prediction_type=kind)
+    gen = torch.Generator().manual_seed(2)
+    t = torch.tensor([300.0, 800.0])
+    a = scheduler.alphas_cumprod[t.long()].reshape(-1, 1, 1, 1).float()
+    eps = torch.randn(2, 1, 4, 4, generator=gen)
+    for x0, expected_x0 in ((torch.rand(2, 1, 4, 4, generator=gen) - 0.5, None),
+                            (torch.full((2, 1, 4, 4), 3.0), torch.ones(2, 1, 4, 4))):
+        x = a.sqrt() * x0 + (1 - a).sqrt() * eps
+        pred = {"epsilon": eps, "sample": x0, "v_prediction": a.sqrt() * eps - (1 - a).sqrt() * x0}[kind]
+        out = clip_prediction(pred, x, t, scheduler)
+        implied = {"epsilon": (x - (1 - a).sqrt() * out) / a.sqrt(), "sample": out,
+                   "v_prediction": a.sqrt() * x - (1 - a).sqrt() * out}[kind]
+        assert torch.allclose(implied, x0 if expected_x0 is None else expected_x0, atol=1e-4)
