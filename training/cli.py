@@ -144,7 +144,10 @@ def train_command(args: argparse.Namespace) -> int:
     print(f"data: {dataset.describe()} (loaded in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
     trainer = Trainer(cfg, dataset, device, spectrogram, data_info)
     if checkpoint is not None:
-        trainer.load_checkpoint_payload(checkpoint)
+        try:
+            trainer.load_checkpoint_payload(checkpoint)
+        except (ValueError, KeyError, RuntimeError) as exc:  # e.g. the preset's architecture changed since
+            raise CheckpointError(f"cannot resume from {kind_dir / LAST}: {exc}") from exc
         del checkpoint
     else:
         kind_dir = prepare_run_dir(args.out, kind, resume=False)
