@@ -119,3 +119,14 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_0(tmp_path, data_dir):
 
     assert main(["unet", "--out", str(run), "--resume", "--steps", str(saved["step"] + 2), "--no-progress"]) == 0
     assert steps_logged(kind_dir) == list(range(1, saved["step"] + 3))
+
+
+def test_corrupt_file_among_good_ones_is_skipped_with_a_warning(tmp_path, capsys):
+    data = write_clips(tmp_path / "data", count=1, seconds=1.0)
+    (data / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    assert main(["vocoder", "--data", str(data), "--preset", "tiny", "--out", str(tmp_path / "run"),
+                 "--steps", "1", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("msanii-train: warning:")]
+    assert len(warnings) == 1 and "broken.wav" in warnings[0], err
+    assert load_checkpoint(tmp_path / "run" / "vocoder" / "last.pt")["data"]["files"] == 1
