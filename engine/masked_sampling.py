@@ -7,8 +7,11 @@ Both work on model-space mels x [B, C, n_mels, T] with a mask broadcastable to x
 Replacement ("replace", ours): at every step the known part of x is overwritten by the input mel noised to the
 current level, so each U-Net call sees the real context next to the part being generated and the generated part
 is steered towards agreeing with it; one call per step. Optional resampling jumps (RePaint's idea) re-noise x by
-one step and redo it, so the generated part can catch up with context it disagreed with; we apply them only in a
-window of mid noise levels, where the coarse structure forms, instead of over the whole trajectory.
+one step and redo it, so the generated part can catch up with context it disagreed with. We apply one jump per
+step only in the last quarter of the trajectory: on data with a known exact denoiser (bench/bench_inpaint.py
+--exact, 50 steps) that window alone takes the filled frames' disagreement with the context from 5.5% to 1.8% for
++24% calls, as much as jumping at every step (100 calls), while jumps at the noisy start barely help; RePaint gets
+1.3% for 410 calls.
 
 RePaint ("repaint", the reference implementation's choice): diffusers' RePaintScheduler with jump_length 10 and
 jump_n_sample 10, about 9.5 U-Net calls per step, driven exactly like diffusers' RePaintPipeline.
@@ -46,7 +49,7 @@ class MaskedConfig:
     steps: int = 50
     strength: float = 1.0
     jumps: int = 1
-    jump_window: tuple[float, float] = (0.2, 0.6)
+    jump_window: tuple[float, float] = (0.75, 1.0)
     method: str = "replace"
     repaint_jump_length: int = 10
     repaint_jump_n_sample: int = 10

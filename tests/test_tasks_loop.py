@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import soundfile as sf
 
 from engine.api import Engine
@@ -17,8 +18,11 @@ FAST = {"steps": 4, "gl_iters": 8, "seed": 11}
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_bundle) -> Engine:
-    return Engine.load(tiny_bundle, device="cpu", threads=2)
+def engine(tiny_bundle):
+    # one thread: on a shared 2-core machine torch's many small element-wise ops stall when threads spin
+    threads = torch.get_num_threads()
+    yield Engine.load(tiny_bundle, device="cpu", threads=1)
+    torch.set_num_threads(threads)
 
 
 def _wrap_report(audio: np.ndarray, rate: int):

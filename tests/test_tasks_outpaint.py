@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from engine.api import Engine
 from engine.masked_sampling import MaskedConfig, count_unet_calls
@@ -17,8 +18,11 @@ FAST = {"steps": 3, "gl_iters": 3, "seed": 2}
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_bundle) -> Engine:
-    return Engine.load(tiny_bundle, device="cpu", threads=2)
+def engine(tiny_bundle):
+    # one thread: on a shared 2-core machine torch's many small element-wise ops stall when threads spin
+    threads = torch.get_num_threads()
+    yield Engine.load(tiny_bundle, device="cpu", threads=1)
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("rate, channels, subtype", [(48_000, 1, "PCM_16"), (44_100, 2, "PCM_24"),

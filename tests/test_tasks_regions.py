@@ -170,3 +170,12 @@ def test_loop_wrap_seam():
     assert measure_boundaries(wrapped, [seam], sr, reference=loop, points=64).worst_step_percentile < 99
     broken, seam = loop_wrap_audio(loop[:, :period - 37], 8192)  # not a whole period: the wrap jumps
     assert measure_boundaries(broken, [seam], sr, reference=loop, points=64).worst_step_ratio > 1.5
+
+
+def test_new_material_is_dithered_at_16_bit_only():
+    ramp = np.linspace(-0.5, 0.5, 10_000)[None]
+    plain, dithered = float_to_samples(ramp, "PCM_16"), float_to_samples(ramp, "PCM_16", dither=True)
+    diff = dithered.astype(np.int64) - plain.astype(np.int64)
+    assert 0 < np.abs(diff).max() <= 2 and abs(diff.mean()) < 0.05  # +-1 LSB noise, no offset
+    np.testing.assert_array_equal(float_to_samples(ramp, "PCM_16", dither=True), dithered)  # seeded
+    np.testing.assert_array_equal(float_to_samples(ramp, "PCM_24", dither=True), float_to_samples(ramp, "PCM_24"))

@@ -195,7 +195,7 @@ def edit_regions(engine: "Engine", source: NativeAudio, regions: Sequence[Sample
     if subtype == source.subtype:
         out = source.samples.copy()
     else:  # another bit depth was asked for: the untouched audio is converted once (documented, not bit-identical)
-        out = float_to_samples(source.to_float().T, subtype)
+        out = float_to_samples(source.to_float().T, subtype, dither=True)
     report = SpanRender()
     fade = int(round(fade_s * rate))
     for w, (a, b, regs) in enumerate(windows):
@@ -213,7 +213,7 @@ def edit_regions(engine: "Engine", source: NativeAudio, regions: Sequence[Sample
             seg = slice(r.start - a, r.end - a)
             blended = blend_into_region(original[:, seg], new[:, seg], fade, fade_start=r.start > 0,
                                         fade_end=r.end < source.frames)
-            out[r.start:r.end] = float_to_samples(blended.T, subtype)
+            out[r.start:r.end] = float_to_samples(blended.T, subtype, dither=True)
     tracker.update("phase", float(gl_iters * len(windows)))
     from engine.tasks.pcm import samples_to_float
     seams = sorted({p for r in regions for p in (r.start, r.end) if 0 < p < source.frames})

@@ -127,7 +127,7 @@ def interpolate(engine: "Engine", source_a: str | Path | NativeAudio, source_b: 
     tracker.update("phase", float(iters))
     out_len = round(seconds * a.sample_rate)
     new = from_model(audio, engine, a.sample_rate, a.channels, out_len)
-    samples = float_to_samples(np.clip(new, -1.0, 1.0).T, subtype)
+    samples = float_to_samples(np.clip(new, -1.0, 1.0).T, subtype, dither=True)
     info = {"task": "interpolate", "seed": seed, "ratio": ratio, "strength": strength, "mix": mix,
             "noise_scale": noise_std, "start_timestep": t0, "sampler": sampler, "steps": steps,
             "unet_calls": run_steps, "gl_iters": iters, "seconds": out_len / a.sample_rate,

@@ -157,9 +157,9 @@ def outpaint(engine: "Engine", source: str | Path | NativeAudio, left: Length = 
             parts[side] = fade_edge(new_i, fade, "start")
     tracker.update("phase", float(iters * n_windows))
 
-    middle = src.samples if subtype == src.subtype else float_to_samples(src.to_float().T, subtype)
-    blocks = [float_to_samples(parts["left"].T, subtype)] if "left" in parts else []
-    blocks += [middle] + ([float_to_samples(parts["right"].T, subtype)] if "right" in parts else [])
+    middle = src.samples if subtype == src.subtype else float_to_samples(src.to_float().T, subtype, dither=True)
+    blocks = [float_to_samples(parts["left"].T, subtype, dither=True)] if "left" in parts else []
+    blocks += [middle] + ([float_to_samples(parts["right"].T, subtype, dither=True)] if "right" in parts else [])
     samples = np.concatenate(blocks, axis=0)
     seams = ([ext["left"]] if ext["left"] else []) + ([ext["left"] + src.frames] if ext["right"] else [])
     info = {"task": "outpaint", "seed": seed, "left_s": ext["left"] / rate, "right_s": ext["right"] / rate,

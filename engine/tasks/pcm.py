@@ -72,14 +72,20 @@ def samples_to_float(samples: np.ndarray) -> np.ndarray:
     return (samples.astype(np.float64) / scale).astype(np.float32)
 
 
-def float_to_samples(audio: np.ndarray, subtype: str) -> np.ndarray:
-    """Float audio (any shape) -> the container type of `subtype`, quantised to its bit depth (rounded, clipped)."""
+def float_to_samples(audio: np.ndarray, subtype: str, dither: bool = False) -> np.ndarray:
+    """Float audio (any shape) -> the container type of `subtype`, quantised to its bit depth (rounded, clipped).
+    `dither`: TPDF dither of one LSB for depths <= 16 bits (seeded: the same audio gives the same file); used for
+    new material only - the user's own samples are never re-quantised."""
     dtype = container_dtype(subtype)
     if dtype.kind == "f":
         return np.asarray(audio, dtype=dtype)
     bits = _PCM[subtype][1]
     full = float(2 ** (bits - 1))
-    q = np.clip(np.round(np.asarray(audio, dtype=np.float64) * full), -full, full - 1)
+    scaled = np.asarray(audio, dtype=np.float64) * full
+    if dither and bits <= 16:
+        rng = np.random.default_rng(0x6D73616E)
+        scaled = scaled + rng.random(scaled.shape) - rng.random(scaled.shape)
+    q = np.clip(np.round(scaled), -full, full - 1)
     shift = 8 * dtype.itemsize - bits
     return (q.astype(np.int64) << shift).astype(dtype)
 
