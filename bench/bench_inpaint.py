@@ -89,7 +89,11 @@ def bundle_study(bundle: Path, steps: int, seconds: float, region: tuple[float, 
         src = read_native(path)
         runs = [("replace (ours), no jumps", {"method": "replace", "jumps": 0}),
                 ("replace (ours), default: 1 jump late", {"method": "replace"}),
-                ("RePaint j=10 r=10 (reference)", {"method": "repaint"})]
+                ("RePaint j=10 r=10 (reference)", {"method": "repaint"}),
+                ("ablation: ours, no crossfade", {"method": "replace", "fade_ms": 0.0}),
+                ("ablation: ours, paper phase (random GL, not anchored), no crossfade",
+                 {"method": "replace", "fade_ms": 0.0, "phase": "free"}),
+                ("ablation: RePaint + paper phase, no crossfade", {"method": "repaint", "fade_ms": 0.0, "phase": "free"})]
         for name, kwargs in runs:
             start = time.perf_counter()
             result = inpaint(engine, src, [region], seed=seed, steps=steps, gl_iters=gl_iters, **kwargs)

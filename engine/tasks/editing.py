@@ -20,6 +20,7 @@ import torch
 from engine.audio_io import WriteResult, resample
 from engine.boundary import measure_boundaries
 from engine.dsp.crossfade import blend_into_region
+from engine.dsp.phase import fast_griffin_lim
 from engine.dsp.spectrogram import stft_complex
 from engine.masked_sampling import MaskedConfig, count_unet_calls, masked_sample
 from engine.regions import RegionError, SampleRegion
@@ -110,7 +111,9 @@ def render_spans(engine: "Engine", audio: torch.Tensor, spans: Sequence[tuple[in
                  report: SpanRender | None = None) -> torch.Tensor:
     """New audio [C, n] for model-rate `audio` [C, n] where the sample spans [(s, e), ...] are regenerated; samples
     outside the spans are returned unchanged. phase_init "context": original phase in known frames, propagated into
-    the spans; "original": the original's phase everywhere (audio-to-audio, where the content is related)."""
+    the spans; "original": the original's phase everywhere (audio-to-audio, where the content is related); both
+    hold the original samples fixed (anchored Griffin-Lim). "free": the paper's decoding as a baseline - vocoder
+    magnitude everywhere, random initial phase, nothing held - for measuring what anchoring buys."""
     bundle = engine.bundle
     cfg = bundle.spectrogram
     n = audio.shape[-1]
@@ -134,17 +137,36 @@ def render_spans(engine: "Engine", audio: torch.Tensor, spans: Sequence[tuple[in
 
     start = time.perf_counter()
     magnitude = vocode(x, bundle, engine.vocoder, frames)[0]
-    original_stft = stft_complex(audio, cfg)
-    keep_real = keep[:frames]
-    magnitude = torch.where(keep_real, original_stft.abs(), magnitude)
-    if phase_init == "original":
-        init = original_stft
-    else:
-        init = context_phase(original_stft, keep_real, cfg)
-    known_samples = torch.ones(n, dtype=torch.bool)
+    # Phase only needs the spans plus a margin of original to hold on to, not the model's whole context: crop
+    # on the hop grid (frames stay aligned) to at least half a second / two FFT sizes around the spans.
+    hop = cfg.hop_length
+    margin = max(2 * cfg.n_fft, int(0.5 * engine.sample_rate))
+    c0 = max(0, (min(s for s, _ in spans) - margin) // hop * hop)
+    c1 = min(n, max(e for _, e in spans) + margin)
+    part = audio[:, c0:c1]
+    part_frames = (c1 - c0) // hop + 1
+    magnitude = magnitude[..., c0 // hop:c0 // hop + part_frames]
+    keep_part = keep[c0 // hop:c0 // hop + part_frames]
+    known_samples = torch.ones(c1 - c0, dtype=torch.bool)
     for s, e in spans:
-        known_samples[max(0, s):min(n, e)] = False
-    out = anchored_griffin_lim(magnitude, cfg, audio, known_samples, init, gl_iters, callback=on_phase)
+        known_samples[max(0, s - c0):min(c1 - c0, e - c0)] = False
+    if phase_init == "free":  # baseline: the paper's decoding (random phase, nothing held), spliced as it is
+        free = fast_griffin_lim(magnitude, cfg, n_iter=gl_iters, init="random", length=c1 - c0,
+                                generator=generator, callback=on_phase)
+        new = torch.where(known_samples, part, free)
+    else:
+        original_stft = stft_complex(part, cfg)
+        magnitude = torch.where(keep_part, original_stft.abs(), magnitude)
+        if phase_init == "original":
+            init = original_stft
+        elif phase_init == "context":
+            init = context_phase(original_stft, keep_part, cfg)
+        else:
+            raise RenderError(f"unknown phase init {phase_init!r}: use context, original or free")
+        new = anchored_griffin_lim(magnitude, cfg, part, known_samples, init, gl_iters, callback=on_phase)
+    out = audio.clone()
+    out[:, c0:c1] = new
+    keep_real = keep[:frames]
     if report is not None:
         report.unet_calls += counter["calls"]
         report.sampling_s += sampling_s

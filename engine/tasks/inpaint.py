@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from engine.regions import Region, Tempo, parse_region, resolve_regions
+from engine.render import RenderError
 from engine.tasks.cli_support import (add_input, add_sampling, add_tempo, gl_iters_for, masked_config,
                                       native_output, tempo_from)
 from engine.tasks.editing import CONTEXT_SECONDS, FADE_SECONDS, EditResult, edit_regions, make_result
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from engine.api import Engine
 
 RegionLike = Region | tuple | str
+PHASES = {"anchored": "context", "free": "free"}
 
 
 def as_regions(regions: Sequence[RegionLike]) -> list[Region]:
@@ -45,12 +47,16 @@ def inpaint(engine: "Engine", source: str | Path | NativeAudio, regions: Sequenc
             tempo: Tempo | None = None, seed: int | None = None, steps: int | None = None,
             sampler: str | None = None, method: str = "replace", jumps: int | None = None,
             gl_iters: int | None = None, fade_ms: float = FADE_SECONDS * 1000,
-            context_seconds: float = CONTEXT_SECONDS, callback: Callable[[float], None] | None = None,
+            context_seconds: float = CONTEXT_SECONDS, phase: str = "anchored",
+            callback: Callable[[float], None] | None = None,
             output: str | Path | None = None, overwrite: bool = False, format: str | None = None,
             bit_depth: int | str | None = None) -> EditResult:
     """Regenerate `regions` of `source`. Returns the edited file's samples (input's rate and format unless
     `format`/`bit_depth` say otherwise) and writes them to `output` if given. Bad regions raise RegionError
-    before anything is rendered or written."""
+    before anything is rendered or written. `phase` "anchored" (default) solves the new phase with the original
+    held fixed, starting from its phase; "free" is the paper's decoding (random phase), kept as a baseline."""
+    if phase not in PHASES:
+        raise RenderError(f"unknown phase mode {phase!r}: use {' or '.join(PHASES)}")
     src = load_source(source)
     if output is not None:
         check_output_path(output, overwrite)
@@ -62,8 +68,9 @@ def inpaint(engine: "Engine", source: str | Path | NativeAudio, regions: Sequenc
     fmt, subtype = output_layout(src, format, bit_depth=bit_depth)
     start = time.perf_counter()
     samples, info = edit_regions(engine, src, resolved, config, generator, iters, callback, fade_s=fade_ms / 1000,
-                                 context_s=context_seconds, output_format=fmt, output_subtype=subtype)
-    info.update({"task": "inpaint", "seed": seed, "method": method, "sampler": config.sampler,
+                                 context_s=context_seconds, phase_init=PHASES[phase], output_format=fmt,
+                                 output_subtype=subtype)
+    info.update({"task": "inpaint", "seed": seed, "method": method, "phase": phase, "sampler": config.sampler,
                  "steps": config.steps, "jumps": config.jumps, "gl_iters": iters, "seconds": src.seconds,
                  "input": str(src.path) if src.path else None, "input_sample_rate": src.sample_rate,
                  "total_s": time.perf_counter() - start, "device": engine.device, "bundle": engine.name})
