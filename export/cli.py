@@ -1,4 +1,4 @@
-"""`msanii-export RUN_DIR OUT_DIR [--unet CKPT] [--vocoder CKPT] [--no-ema] [--fp16] [--overwrite]`.
+"""`msanii-export RUN_DIR OUT_DIR [--unet CKPT] [--vocoder CKPT] [--no-ema] [--fp16] [--compact] [--overwrite]`.
 
 RUN_DIR is what `msanii-train unet|vocoder --out RUN_DIR` wrote: RUN_DIR/unet/last.pt and RUN_DIR/vocoder/last.pt
 pair up by default; --unet/--vocoder pick checkpoint files explicitly (then RUN_DIR may be omitted with '-').
@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocoder", type=Path, help="vocoder checkpoint file (default RUN_DIR/vocoder/last.pt)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA weights")
     p.add_argument("--fp16", action="store_true", help="also write float16 graphs (*.fp16.onnx) for GPUs")
+    p.add_argument("--compact", action="store_true", help="store weights as float16 (computed in float32): "
+                   "half the size on disk, outputs within the weights' rounding")
     p.add_argument("--name", help="model name in the manifest (default: OUT_DIR's name)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     return p
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             raise CheckpointError(f"run directory not found: {args.run_dir}")
         sources = {kind: _checkpoint_path(getattr(args, kind), args.run_dir, kind) for kind in ("unet", "vocoder")}
         ckpts = {kind: load_checkpoint(path, kind=kind) for kind, path in sources.items()}
-        options = ExportOptions(use_ema=not args.no_ema, fp16=args.fp16, overwrite=args.overwrite, name=args.name,
+        options = ExportOptions(use_ema=not args.no_ema, fp16=args.fp16, compact=args.compact,
+                                overwrite=args.overwrite, name=args.name,
                                 command=command)
         out = write_bundle(ckpts["unet"], ckpts["vocoder"], args.out_dir, options,
                            sources={k: str(v) for k, v in sources.items()},

@@ -24,3 +24,23 @@ def test_fp16_storage_halves_size_and_keeps_outputs(tmp_path):
     np.testing.assert_allclose(np.log(out), np.log(reference), atol=5e-3)
     longer = torch.rand(2, 2, 128, 40).numpy() * 2 - 1  # dynamic axes survive
     assert session.run(None, {"mel": longer})[0].shape == (2, 2, 1025, 40)
+
+
+def test_compact_bundle_is_smaller_loads_and_renders(tiny_run_dir, tiny_bundle, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from engine.api import Engine
+
+    out = tmp_path / "compact"
+    proc = subprocess.run([sys.executable, "-m", "export.cli", str(tiny_run_dir), str(out), "--compact"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["parity"]["compact_weights"] is True
+    assert manifest["parity"]["unet"]["max_abs_error"] <= manifest["parity"]["tolerance"]["unet_abs"]
+    for name in ("unet.onnx", "vocoder.onnx"):
+        assert (out / name).stat().st_size < 0.7 * (tiny_bundle / name).stat().st_size
+    result = Engine.load(out).generate(1.0, seed=3, steps=2, gl_iters=2)
+    assert result.audio.shape == (2, 44_100) and np.isfinite(result.audio).all()
