@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Rebuild the shipped default bundle (models/default/) from nothing, offline, with our own pipeline.
+# Each step resumes where it stopped, so the script can be re-run after an interruption.
+# Commands and timings of the shipped run: models/default/REPORT.md and the manifest's provenance.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=${RUN:-runs/default}
+UNET_STEPS=${UNET_STEPS:-20000}
+VOCODER_STEPS=${VOCODER_STEPS:-3000}
+THREADS=${THREADS:-1}
+
+# 1. Corpus: ~1 h of procedural pop + music21 pieces rendered with FluidSynth (GM soundfont), held-out split.
+msanii-train make-corpus data/corpus --minutes 60 --seed 0 --jobs 1
+
+# 2. Models (small preset). Resume when a run exists.
+resume() { [ -f "$RUN/$1/last.pt" ] && echo --resume || true; }
+msanii-train vocoder --data data/corpus/train --preset small --out "$RUN" --steps "$VOCODER_STEPS" --threads "$THREADS" $(resume vocoder)
+msanii-train unet --data data/corpus/train --preset small --out "$RUN" --steps "$UNET_STEPS" --threads "$THREADS" $(resume unet)
+
+# 3. Bundle (EMA weights) with fp16-stored weights to fit the 40 MB budget, then the quality report.
+msanii-export "$RUN" models/default --compact --name msanii-daw-default --overwrite
+python -m bench.quality_report --bundle models/default --heldout data/corpus/heldout --out models/default/REPORT.md
