@@ -22,11 +22,19 @@ from engine.dsp.spectrogram import istft, stft_complex
 
 
 def spectral_convergence(audio: torch.Tensor, magnitude: torch.Tensor, cfg: SpectrogramConfig) -> float:
-    """|| |STFT(audio)| - magnitude ||_F / ||magnitude||_F (paper eq. 1), over all leading dims."""
-    est = stft_complex(audio, cfg).abs()
-    frames = min(est.shape[-1], magnitude.shape[-1])
-    est, ref = est[..., :frames], magnitude[..., :frames]
-    return float(torch.linalg.vector_norm(est - ref) / torch.linalg.vector_norm(ref).clamp_min(1e-12))
+    """|| |STFT(audio)| - magnitude ||_F / ||magnitude||_F (paper eq. 1), over all leading dims (summed one
+    leading slice at a time, so a 190 s stereo clip needs one channel's STFT in memory, not two)."""
+    audio_flat = audio.reshape(-1, audio.shape[-1])
+    mag_flat = magnitude.reshape(-1, *magnitude.shape[-2:])
+    if audio_flat.shape[0] != mag_flat.shape[0]:
+        raise ValueError(f"audio {tuple(audio.shape)} and magnitude {tuple(magnitude.shape)} differ in leading dims")
+    err = ref = 0.0
+    for a, m in zip(audio_flat, mag_flat):
+        est = stft_complex(a, cfg).abs()
+        frames = min(est.shape[-1], m.shape[-1])
+        err += float(torch.sum((est[..., :frames] - m[..., :frames]).double() ** 2))
+        ref += float(torch.sum(m[..., :frames].double() ** 2))
+    return (err ** 0.5) / max(ref ** 0.5, 1e-12)
 
 
 def griffin_lim_torchaudio(magnitude: torch.Tensor, cfg: SpectrogramConfig, n_iter: int = 200,
@@ -56,31 +64,52 @@ def fast_griffin_lim(magnitude: torch.Tensor, cfg: SpectrogramConfig, n_iter: in
                      init: str = "peaks", init_phase: torch.Tensor | None = None, length: int | None = None,
                      generator: torch.Generator | None = None,
                      callback: Callable[[int], None] | None = None) -> torch.Tensor:
-    """Fast Griffin-Lim. init: "peaks" | "advance" | "random" | "zeros"; `init_phase` (complex, same shape) overrides it,
-    e.g. the STFT of surrounding original audio. Returns audio [..., samples]."""
-    if init_phase is not None:
-        angles = init_phase / init_phase.abs().clamp_min(1e-12)
-    elif init == "advance":
-        angles = phase_advance_init(magnitude, cfg)
-    elif init == "peaks":
-        angles = peak_locked_phase(magnitude, cfg)
-    elif init == "random":
-        phase = torch.rand(magnitude.shape, generator=generator, device=magnitude.device) * 2 * math.pi
-        angles = torch.polar(torch.ones_like(phase), phase)
-    elif init == "zeros":
-        angles = torch.ones_like(magnitude, dtype=torch.complex64)
-    else:
+    """Fast Griffin-Lim. init: "peaks" | "advance" | "random" | "zeros"; `init_phase` (complex, same shape)
+    overrides it, e.g. the STFT of surrounding original audio. Returns audio [..., samples]."""
+    if init_phase is None and init not in ("peaks", "advance", "random", "zeros"):
         raise ValueError(f"unknown Griffin-Lim init {init!r}: use peaks, advance, random or zeros")
     out_len = length if length is not None else cfg.hop_length * (magnitude.shape[-1] - 1)
     pair = FrameSTFT(cfg, out_len, magnitude.device)
     if pair.frames != magnitude.shape[-1]:
         raise ValueError(f"{magnitude.shape[-1]} frames do not describe {out_len} samples "
                          f"(that needs {pair.frames} = length // hop + 1)")
-    # Frame-major layout for the whole loop (see engine.dsp.frame_stft); in-place updates keep memory at a few
-    # spectrum-sized buffers, which matters at 190 s stereo (each is ~130 MB).
-    mag = magnitude.transpose(-1, -2).contiguous()
-    angles = angles.transpose(-1, -2).contiguous() if angles.dim() else angles
-    angles = torch.broadcast_to(angles, mag.shape).to(torch.complex64)
+    lead = magnitude.shape[:-2]
+    mags = magnitude.reshape(-1, *magnitude.shape[-2:])
+    phases = None if init_phase is None else torch.broadcast_to(init_phase, magnitude.shape).reshape(mags.shape)
+    # Channels are independent problems: solving them one after another halves the working set of a 190 s
+    # stereo clip (each spectrum-sized buffer is ~65 MB per channel) at no cost in speed or result.
+    slices = mags.shape[0]
+    out = torch.empty(slices, out_len, device=magnitude.device)
+    for c in range(slices):
+        angles = _initial_angles(mags[c], cfg, init, None if phases is None else phases[c], generator)
+        report = None if callback is None else (lambda i, c=c: callback((c * n_iter + i) // slices))
+        out[c] = _fgla(mags[c], angles, pair, n_iter, momentum, report)
+    return out.reshape(*lead, out_len)
+
+
+def _initial_angles(magnitude: torch.Tensor, cfg: SpectrogramConfig, init: str, init_phase: torch.Tensor | None,
+                    generator: torch.Generator | None) -> torch.Tensor:
+    """[n_freqs, frames] -> frame-major unit phasors [frames, n_freqs] (complex64, contiguous)."""
+    if init_phase is not None:
+        angles = init_phase.T / init_phase.T.abs().clamp_min(1e-12)
+    elif init == "peaks":
+        angles = peak_locked_phase(magnitude, cfg).T  # frame-major storage already: no copy
+    elif init == "advance":
+        angles = phase_advance_init(magnitude, cfg).T
+    elif init == "random":
+        phase = torch.rand(magnitude.T.shape, generator=generator, device=magnitude.device) * 2 * math.pi
+        angles = torch.polar(torch.ones_like(phase), phase)
+    else:  # zeros
+        angles = torch.ones(magnitude.T.shape, dtype=torch.complex64, device=magnitude.device)
+    return angles.to(torch.complex64).contiguous()
+
+
+def _fgla(magnitude: torch.Tensor, angles: torch.Tensor, pair: FrameSTFT, n_iter: int, momentum: float,
+          callback: Callable[[int], None] | None) -> torch.Tensor:
+    """One problem: magnitude [n_freqs, frames], frame-major angles [frames, n_freqs]; returns audio [length]."""
+    # Frame-major layout for the whole loop (see engine.dsp.frame_stft); in-place updates keep the working set
+    # at a few spectrum-sized buffers.
+    mag = magnitude.T.contiguous()
     spectrum = torch.empty_like(angles)
     previous = None
     for i in range(n_iter):
@@ -88,10 +117,10 @@ def fast_griffin_lim(magnitude: torch.Tensor, cfg: SpectrogramConfig, n_iter: in
         rebuilt = pair.analyse(pair.synthesise(spectrum))
         # Perraudin's FGLA: extrapolate along the last projection step, c = t_n + a (t_n - t_{n-1}).
         if previous is None or not momentum:
-            angles = torch.sgn(rebuilt)
+            torch.sgn(rebuilt, out=angles)
         else:
             previous.mul_(-momentum).add_(rebuilt, alpha=1.0 + momentum)
-            angles = torch.sgn(previous)
+            torch.sgn(previous, out=angles)
         previous = rebuilt
         if callback is not None:
             callback(i)
