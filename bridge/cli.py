@@ -30,8 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--audition", action="store_true", help="play every finished clip on the output device")
     ap.add_argument("--device", default=None,
                     help="audition output device: index or name (default: system default)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="engine worker processes rendering at once (default 1, or one per --devices entry). "
+                         "A worker that crashes fails only its job and is restarted. 0 = render inside the server "
+                         "process (no crash isolation)")
+    ap.add_argument("--devices", default=None,
+                    help="comma-separated devices for the workers, assigned in turn: cpu, auto, cuda, cuda:N "
+                         "(e.g. cuda:0,cuda:1; default: --engine-device)")
     ap.add_argument("--engine-device", default="auto", help="engine compute device: auto, cpu or cuda")
-    ap.add_argument("--threads", type=int, default=None, help="engine CPU threads (default: onnxruntime's)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads per engine (default: the usable cores divided among the workers)")
     ap.add_argument("--queue", type=int, default=8, help="jobs that may wait behind the running one (default 8)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every job")
     return ap
@@ -53,6 +61,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "as requests")
     if args.queue < 1:
         raise SystemExit(f"msanii-osc: --queue must be >= 1, got {args.queue}")
+    devices = [d.strip() for d in (args.devices or args.engine_device).split(",") if d.strip()]
+    workers = args.workers if args.workers is not None else (len(devices) if args.devices else 1)
+    if workers < 0:
+        raise SystemExit(f"msanii-osc: --workers must be >= 0, got {workers}")
+    if workers == 0 and args.devices:
+        raise SystemExit("msanii-osc: --devices needs worker processes (--workers >= 1); use --engine-device "
+                         "with --workers 0")
+    if args.threads is not None and args.threads < 1:
+        raise SystemExit(f"msanii-osc: --threads must be >= 1, got {args.threads}")
+    specs = None
+    if workers:
+        from engine.workers import plan_workers
+        try:
+            specs = plan_workers(args.bundle.resolve(), workers, devices, args.threads)
+        except ValueError as exc:
+            raise SystemExit(f"msanii-osc: {exc}") from None
     try:
         loopback = ipaddress.ip_address(args.host).is_loopback
     except ValueError:
@@ -71,10 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from bridge.audition import Audition, parse_device
     from bridge.server import OscBridge
-    from engine.api import Engine
-    from engine.bundle import BundleError
+    from engine.bundle import BundleError, load_bundle
+    from engine.workers import WorkerStartError
+    engine = None
     try:
-        engine = Engine.load(args.bundle, device=args.engine_device, threads=args.threads)
+        if specs:  # validate here for a clear message; each worker loads its own engine
+            load_bundle(args.bundle)
+        else:
+            from engine.api import Engine
+            engine = Engine.load(args.bundle, device=args.engine_device, threads=args.threads)
     except (BundleError, OSError) as exc:
         print(f"msanii-osc: cannot load bundle {args.bundle}: {exc}", file=sys.stderr)
         return 2
@@ -87,9 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         bridge = OscBridge(engine, paths, host=args.host, port=args.port, reply_port=args.reply_port or None,
-                           max_pending=args.queue, audition=audition, auto_play=args.audition)
+                           max_pending=args.queue, audition=audition, auto_play=args.audition, workers=specs)
     except OSError as exc:
         print(f"msanii-osc: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
+        audition.close()
+        return 2
+    except WorkerStartError as exc:
+        print(f"msanii-osc: cannot start the engine workers: {exc}", file=sys.stderr)
         audition.close()
         return 2
 
@@ -103,7 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     bridge.start()
     host, port = bridge.address
     replies = f"reply port {args.reply_port}" if args.reply_port else "replies to the sender"
-    print(f"msanii-osc: serving {engine.name} on {engine.device} at udp://{host}:{port} ({replies}); "
+    where = (f"{len(specs)} worker process{'es' if len(specs) > 1 else ''} ({bridge.engine.device}, "
+             f"{specs[0].threads} thread{'s' if specs[0].threads > 1 else ''} each)" if specs
+             else f"{bridge.engine.device} in the server process")
+    print(f"msanii-osc: serving {bridge.engine.name} on {where} at udp://{host}:{port} ({replies}); "
           f"output {paths.output_root}", file=sys.stderr, flush=True)
     while not stop.wait(0.5):
         pass

@@ -1,8 +1,10 @@
-"""The OSC server: a python-osc UDP server thread that validates requests and feeds one engine job worker.
+"""The OSC server: a python-osc UDP server thread that validates requests and feeds the engine's job workers.
 
 Threads: the server thread parses packets and answers at once (accepted/fail/pong/status...); it never renders.
-The job worker (`engine.jobs.JobQueue`) is the only thread that calls the engine; it sends progress/done/fail.
-The audition thread (optional) plays files. Replies all leave through the server's own socket.
+Renders run either on one job thread in this process (`engine.jobs.JobQueue`, given an `Engine`) or in supervised
+worker processes (`engine.workers.WorkerPool`, given `workers=` specs; see bridge/pooled.py). Either way the job
+side sends progress/done/fail and this process alone writes output files. The audition thread (optional) plays
+files. Replies all leave through the server's own socket.
 
 Reply address for a sender (host, port): what it registered with `/msanii/register`, else (sender host,
 `reply_port`) when a default reply port is configured, else the sender itself. A job keeps the address it was
@@ -30,6 +32,7 @@ from bridge.settings import RenderSettings, apply_setting
 from bridge.wire import MalformedPacket, split_packet
 from bridge.tasks import MAX_SECONDS, TASKS, ParseContext, TaskSpec
 from engine.jobs import DuplicateJob, Job, JobQueue, QueueClosed, QueueFull
+from engine.workers import NoWorkers, WorkerSpec
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,19 @@ class _JobRequest:
     received_at: float
     last_progress_at: float = -1.0
     last_fraction: float = -1.0
+
+    # A worker process gets the request by pickle: the task travels as its address (its functions may be closures).
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "spec": self.spec.address}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, spec=TASKS[state["spec"]])
+
+
+def render_request(engine: Any, request: _JobRequest, progress: Callable[[float], None]) -> Any:
+    """Render one job with `engine` (on the job thread, or inside a worker process): the `RenderResult`."""
+    progress(0.0)
+    return request.spec.run(engine, request.params, request.settings, progress)
 
 
 class _PacketDispatcher(Dispatcher):
@@ -97,13 +113,15 @@ class OscBridge:
     """Serve msanii jobs over OSC/UDP (job addresses: `bridge.tasks.TASKS`; control addresses: `CONTROL`).
 
     Args:
-        engine: a loaded `engine.api.Engine` (used on the job worker thread only).
+        engine: a loaded `engine.api.Engine` (used on the job thread only); None with `workers`.
         paths: where inputs may be read and outputs written.
         host, port: bind address (port 0 picks a free one; see `address`).
         reply_port: default reply port on the sender's host; None replies to the sender's own port.
         max_pending: jobs that may wait behind the running one.
         audition: an `bridge.audition.Audition` or None; `auto_play` plays every finished clip.
         writer: `write_audio(path, audio, sample_rate, format=, bit_depth=, overwrite=)`, default the engine's.
+        workers: render in these supervised worker processes instead of a thread of this process (the engine
+            is then loaded by each worker; raises `engine.workers.WorkerStartError` if one cannot start).
     """
 
     CONTROL = ("/msanii/register", "/msanii/set", "/msanii/cancel", "/msanii/status", "/msanii/ping",
@@ -114,7 +132,8 @@ class OscBridge:
     def __init__(self, engine: Any, paths: PathPolicy, host: str = "127.0.0.1", port: int = 9000,
                  reply_port: int | None = 9001, max_pending: int = 8, audition: Any = None,
                  auto_play: bool = False, max_packet_bytes: int = MAX_PACKET_BYTES,
-                 settings: RenderSettings | None = None, writer: Callable[..., Any] | None = None) -> None:
+                 settings: RenderSettings | None = None, writer: Callable[..., Any] | None = None,
+                 workers: Sequence[WorkerSpec] | None = None) -> None:
         if writer is None:
             from engine.audio_io import write_audio as writer
         self.engine = engine
@@ -129,7 +148,15 @@ class OscBridge:
         self._closing = False
         self._server = _UDPServer((host, port), _PacketDispatcher(self))
         self.replies = ReplyRouter(lambda: self.address, reply_port)
-        self.jobs = JobQueue(self._run_job, max_pending=max_pending, name="msanii-render")
+        if workers:
+            from bridge.pooled import start_pool
+            try:
+                self.jobs, self.engine = start_pool(workers, self._write_output, max_pending)
+            except BaseException:
+                self._server.server_close()
+                raise
+        else:
+            self.jobs = JobQueue(self._run_job, max_pending=max_pending, name="msanii-render")
         self._thread: threading.Thread | None = None
         self._handlers: dict[str, Callable[[Sequence[Any], Address], None]] = {
             address: getattr(self, "_on_" + address.rsplit("/", 1)[1]) for address in self.CONTROL}
@@ -241,7 +268,7 @@ class OscBridge:
             raise p.RequestError(f"expected {spec.address} {spec.usage}")
         job_id = p.job_id(args[0])
         reply_to = self.reply_address(sender)
-        why_not = spec.available(self.engine)
+        why_not = self._why_unavailable(spec)
         if why_not:
             self.counts.add("rejected")
             self.fail(reply_to, job_id, why_not)
@@ -258,13 +285,23 @@ class OscBridge:
             raise p.RequestError("duplicate id: a job with this id is queued or running") from None
         except QueueClosed:
             raise p.RequestError("server shutting down") from None
+        except NoWorkers as exc:
+            raise p.RequestError(str(exc)) from None
         self.send(reply_to, "/msanii/accepted", job_id, position)
 
+    def _why_unavailable(self, spec: TaskSpec) -> str | None:
+        """Why this task cannot run here (None if it can). Worker processes answered it when they started."""
+        unavailable = getattr(self.engine, "unavailable", None)
+        return unavailable.get(spec.address) if isinstance(unavailable, dict) else spec.available(self.engine)
+
     def _run_job(self, job: Job, progress: Callable[[float], None]) -> tuple[Path, dict]:
-        """Worker thread: render, then write through a temp name + atomic rename into a fresh server-made name."""
+        """Job thread: render, then write the file."""
+        return self._write_output(job, render_request(self.engine, job.request, progress))
+
+    def _write_output(self, job: Job, result: Any) -> tuple[Path, dict]:
+        """Write a finished render through a temp name + atomic rename into a fresh server-made name (in this
+        process only, also for worker renders: a dying worker cannot leave a partial file, names cannot race)."""
         req: _JobRequest = job.request
-        progress(0.0)
-        result = req.spec.run(self.engine, req.params, req.settings, progress)
         job.check_cancelled()
         native = callable(getattr(result, "write", None))  # an edit of the user's file: keep its samples as they are
         container = (getattr(result, "format", "WAV") if native else (req.settings.format or "wav")).lower()
@@ -342,7 +379,8 @@ class OscBridge:
         c = self.counts
         self.send(self.reply_address(sender), "/msanii/status", status["state"], status["queue_length"],
                   str(getattr(self.engine, "name", "?")), str(getattr(self.engine, "device", "?")),
-                  c.packets, c.malformed, c.oversized, c.rejected)
+                  c.packets, c.malformed, c.oversized, c.rejected,
+                  status["workers"], status["busy"], status["restarts"])
 
     def _on_ping(self, args: Sequence[Any], sender: Address) -> None:
         echo = [a for a in args[:MAX_PONG_ARGS] if p.is_number(a) or (isinstance(a, str) and len(a) <= 256)]

@@ -168,7 +168,8 @@ class JobQueue:
             return self._find(job_id)
 
     def status(self) -> dict:
-        """Snapshot: state ("idle"|"busy"|"closed"), running job id, progress, pending ids, counters."""
+        """Snapshot: state ("idle"|"busy"|"closed"), running job id, progress, pending ids, counters, and the
+        render slots (`workers` 1, `busy`, `restarts` 0: the same keys as `engine.workers.WorkerPool.status`)."""
         with self._lock:
             running = self._running
             return {
@@ -177,6 +178,7 @@ class JobQueue:
                 "progress": running.progress if running is not None else None,
                 "pending": [j.id for j in self._pending],
                 "queue_length": len(self._pending) + (1 if running is not None else 0),
+                "workers": 1, "busy": 1 if running is not None else 0, "restarts": 0,
                 **self.counts,
             }
 
@@ -250,22 +252,30 @@ class JobQueue:
         return JobState.DONE, None
 
     def _finish(self, job: Job, state: JobState, reason: str | None = None) -> None:
-        job.state = state
-        job.reason = reason
-        job.finished_at = time.monotonic()
-        key = {JobState.DONE: "done", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}[state]
         with self._lock:
-            self.counts[key] += 1
-        try:
-            if state is JobState.DONE:
-                if job.on_done is not None:
-                    job.on_done(job, job.result)
-            elif job.on_fail is not None:
-                job.on_fail(job, reason or key)
-        except Exception:
-            log.exception("completion callback of job %s failed", job.id)
-        finally:
-            job._finished.set()
+            self.counts[COUNT_KEYS[state]] += 1
+        report_finished(job, state, reason)
+
+
+COUNT_KEYS = {JobState.DONE: "done", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}
+
+
+def report_finished(job: Job, state: JobState, reason: str | None = None) -> None:
+    """Record a job's final state and call its `on_done` / `on_fail` (errors there are logged, never raised);
+    wakes `job.wait()`. Shared by `JobQueue` and `engine.workers.WorkerPool` so both report alike."""
+    job.state = state
+    job.reason = reason
+    job.finished_at = time.monotonic()
+    try:
+        if state is JobState.DONE:
+            if job.on_done is not None:
+                job.on_done(job, job.result)
+        elif job.on_fail is not None:
+            job.on_fail(job, reason or COUNT_KEYS[state])
+    except Exception:
+        log.exception("completion callback of job %s failed", job.id)
+    finally:
+        job._finished.set()
 
 
 def describe_error(exc: BaseException) -> str:
