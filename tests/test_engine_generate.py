@@ -57,7 +57,8 @@ def test_more_phase_iterations_converge_further(engine):
 def test_progress_callback_monotonic_and_cancellable(engine):
     seen = []
     engine.generate(0.5, seed=0, steps=3, gl_iters=4, callback=seen.append)
-    assert len(seen) == 3 + 4 + 1 and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+    assert len(seen) >= 3 + 4 + 1 and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+    assert seen[2] == pytest.approx(6 / 10)  # 3 steps of weight 2, then 4 phase iterations of weight 1
 
     class Stop(Exception):
         pass
