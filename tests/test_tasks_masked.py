@@ -41,7 +41,8 @@ def _problem(seed: int):
 
 
 @pytest.mark.parametrize("config", [MaskedConfig(steps=20, jumps=0), MaskedConfig(steps=20),
-                                    MaskedConfig(steps=20, method="repaint")])
+                                    MaskedConfig(steps=20, method="repaint"),
+                                    MaskedConfig(steps=20, jumps=0, sampler="dpmpp")])
 def test_inpainting_follows_the_context(config):
     errors, prior_error = [], []
     for seed in range(4):
@@ -108,3 +109,5 @@ def test_bad_configs_are_rejected():
         MaskedConfig(method="repaint", strength=0.5)
     with pytest.raises(ValueError, match="window"):
         MaskedConfig(jump_window=(0.8, 0.2))
+    with pytest.raises(ValueError, match="first-order"):
+        MaskedConfig(sampler="dpmpp", jumps=1)

@@ -32,7 +32,7 @@ from engine.masked_sampling import count_unet_calls, masked_sample
 from engine.regions import Length, RegionError, Tempo, length_seconds, parse_length
 from engine.render import MAX_FRAMES, Progress, RenderResult, vocode
 from engine.tasks.cli_support import add_sampling, add_tempo, gl_iters_for, masked_config, tempo_from
-from engine.tasks.editing import FADE_SECONDS, to_model
+from engine.tasks.editing import to_model
 from engine.tasks.inpaint import load_source
 from engine.tasks.pcm import NativeAudio
 
