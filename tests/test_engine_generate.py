@@ -97,3 +97,18 @@ def test_bad_arguments_are_named(engine, kwargs, message):
         engine.generate(**kwargs)
     with pytest.raises(ValueError, match="seed must be"):
         engine.generate(1.0, seed=-4)
+
+
+def test_clip_length_paper_frame_multiple(engine):
+    import dataclasses
+
+    from engine.render import clip_length
+    paper_like = dataclasses.replace(engine.bundle, frame_multiple=64)
+    full = clip_length(190.0, paper_like)
+    assert full.samples == 8_379_000 and full.frames == 8184 and full.model_frames == 8192
+    short = clip_length(0.01, paper_like)
+    assert short.samples == 441 and short.frames == 2 and short.model_frames == 64
+    exact = clip_length(1024 * 63 / 44100, paper_like)  # frames exactly on the multiple
+    assert exact.samples == 64512 and exact.frames == 64 and exact.model_frames == 64
+    with pytest.raises(RenderError, match="at most 190.2 s"):
+        clip_length(190.3, paper_like)
