@@ -13,6 +13,7 @@ convergence the phase reconstruction reached against the vocoder's magnitude.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -66,6 +67,7 @@ def run_row(row: str, bundle: Path, steps: int, gl_iters: int, gl_init: str, thr
 
     kind, secs = row.split("-")
     engine = Engine.load(bundle, device="cpu", threads=threads)
+    importlib.import_module("engine.tasks.generate")  # warm process: imports are not part of a render's time
     if kind == "paper":
         settings = {"sampler": "ddim", "steps": 200, "gl_iters": 200, "phase": "torchaudio", "gl_init": "random"}
     else:
