@@ -111,26 +111,34 @@ def spectral_flux_db(audio: np.ndarray, position: int, window: int, floor_db: fl
     return float(np.sqrt(((db_after - db_before) ** 2).mean(axis=-1)).max())
 
 
-def measure_boundaries(audio: np.ndarray, seams: list[int], sample_rate: int, reference: np.ndarray | None = None,
-                       points: int = 256, seed: int = 0) -> BoundaryReport:
+def measure_boundaries(audio: np.ndarray, seams: list[int], sample_rate: int,
+                       reference: np.ndarray | list[np.ndarray] | None = None, points: int = 256,
+                       seed: int = 0) -> BoundaryReport:
     """Score each seam of `audio` [C, N] against `points` random points of `reference` [C, M] (default: `audio`).
 
-    Reference points keep a flux window's distance from the reference's ends so they measure music, not edges."""
+    `reference` may be a list (e.g. the original and the new material): points are shared equally among those
+    long enough, so a seam is compared with the texture on both of its sides - new material that is simply
+    noisier than the original does not count as a click. Reference points keep a flux window's distance from
+    each reference's ends so they measure music, not edges."""
     audio = np.asarray(audio, dtype=np.float64)
-    reference = audio if reference is None else np.asarray(reference, dtype=np.float64)
     if audio.ndim == 1:
         audio = audio[None]
-    if reference.ndim == 1:
-        reference = reference[None]
+    refs = [audio] if reference is None else (reference if isinstance(reference, list) else [reference])
+    refs = [np.asarray(r, dtype=np.float64)[None] if np.ndim(r) == 1 else np.asarray(r, dtype=np.float64)
+            for r in refs]
     step_span, window = _spans(sample_rate)
-    m = reference.shape[-1]
-    if m <= 2 * window + 1:
+    refs = [r for r in refs if r.shape[-1] > 2 * window + 1]
+    if not refs:
         raise ValueError(f"reference audio too short for the boundary measure: need more than "
                          f"{2 * window / sample_rate:.3f} s")
     rng = np.random.default_rng(seed)
-    positions = rng.integers(window, m - window, size=points)
-    ref_step = np.array([sample_step(reference, int(p), step_span) for p in positions])
-    ref_flux = np.array([spectral_flux_db(reference, int(p), window) for p in positions])
+    ref_step, ref_flux = [], []
+    for i, ref in enumerate(refs):
+        share = points // len(refs) + (1 if i < points % len(refs) else 0)
+        for p in rng.integers(window, ref.shape[-1] - window, size=share):
+            ref_step.append(sample_step(ref, int(p), step_span))
+            ref_flux.append(spectral_flux_db(ref, int(p), window))
+    ref_step, ref_flux = np.array(ref_step), np.array(ref_flux)
     step_med = float(np.median(ref_step))
     flux_med = float(np.median(ref_flux))
     scores = []

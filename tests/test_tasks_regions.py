@@ -179,3 +179,18 @@ def test_new_material_is_dithered_at_16_bit_only():
     assert 0 < np.abs(diff).max() <= 2 and abs(diff.mean()) < 0.05  # +-1 LSB noise, no offset
     np.testing.assert_array_equal(float_to_samples(ramp, "PCM_16", dither=True), dithered)  # seeded
     np.testing.assert_array_equal(float_to_samples(ramp, "PCM_24", dither=True), float_to_samples(ramp, "PCM_24"))
+
+
+def test_boundary_reference_can_span_both_sides_of_a_seam():
+    """A seam from a smooth tone into bright noise is no click if the noise's own steps are that big."""
+    sr = 44_100
+    tone = _tone(sr, sr)
+    noise = 0.3 * np.random.default_rng(5).standard_normal((2, sr))
+    joined = np.concatenate([tone, noise], axis=1)
+    against_tone = measure_boundaries(joined, [sr], sr, reference=tone, points=128)
+    against_both = measure_boundaries(joined, [sr], sr, reference=[tone, noise], points=128)
+    assert against_both.reference_points == 128
+    assert against_both.reference_step_median != against_tone.reference_step_median  # noise points were drawn
+    assert against_tone.worst_step_percentile < 99 and against_both.worst_step_percentile < 99
+    with pytest.raises(ValueError, match="too short"):
+        measure_boundaries(joined, [sr], sr, reference=[tone[:, :100]])

@@ -57,15 +57,18 @@ def context_phase(original_stft: torch.Tensor, known_frames: torch.Tensor, cfg: 
 
 def anchored_griffin_lim(magnitude: torch.Tensor, cfg: SpectrogramConfig, original: torch.Tensor,
                          known: torch.Tensor, init_phase: torch.Tensor, n_iter: int = 32, momentum: float = 0.99,
-                         callback: Callable[[int], None] | None = None) -> torch.Tensor:
+                         callback: Callable[[int], None] | None = None, join: int = 128) -> torch.Tensor:
     """Audio [..., N] whose STFT magnitude approaches `magnitude` and whose samples equal `original` [..., N]
-    wherever `known` [N] is True. `init_phase`: complex or unit phasors [..., F, T]."""
+    wherever `known` [N] is True, joined to them without a step (`join_held_samples`, over `join` samples).
+    `init_phase`: complex or unit phasors [..., F, T]."""
     length = original.shape[-1]
     keep = known.to(torch.bool)
     angles = init_phase / init_phase.abs().clamp_min(1e-12)
     previous = None
     for i in range(n_iter):
-        audio = torch.where(keep, original, istft(magnitude * angles, cfg, length))
+        # hold the original, joined without a step: a hard splice would put a broadband click into the very
+        # frames whose phase we are solving, and Griffin-Lim would faithfully reproduce it
+        audio = join_held_samples(istft(magnitude * angles, cfg, length), original, keep, join)
         rebuilt = stft_complex(audio, cfg)
         # Perraudin's fast Griffin-Lim step, on the projection that also honours the known samples
         accelerated = rebuilt if previous is None or not momentum else rebuilt + momentum * (rebuilt - previous)
@@ -73,4 +76,25 @@ def anchored_griffin_lim(magnitude: torch.Tensor, cfg: SpectrogramConfig, origin
         previous = rebuilt
         if callback is not None:
             callback(i)
-    return torch.where(keep, original, istft(magnitude * angles, cfg, length))
+    return join_held_samples(istft(magnitude * angles, cfg, length), original, keep, join)
+
+
+def join_held_samples(free: torch.Tensor, original: torch.Tensor, keep: torch.Tensor, join: int) -> torch.Tensor:
+    """`original` where `keep` [N], else `free` ([..., N] both), without a step where they meet: at each boundary
+    the free side is offset by (original - free) at the last held sample, the offset fading to zero over `join`
+    samples (raised cosine) inside the free span. Griffin-Lim's estimate is close to the held samples at a seam
+    but not equal; this removes the remaining step before anything is resampled or spliced."""
+    out = torch.where(keep, original, free)
+    n = keep.shape[-1]
+    changes = (torch.nonzero(keep[1:] != keep[:-1]).flatten() + 1).tolist()  # first index after each change
+    bounds = [0] + changes + [n]
+    for i, c in enumerate(changes):
+        if bool(keep[c - 1]):  # a free span starts at c
+            span = min(join, bounds[i + 2] - c)
+            curve = torch.cos(torch.linspace(0, math.pi / 2, span + 1)[:-1]) ** 2  # starts at 1: no step
+            out[..., c:c + span] += (original[..., c - 1] - free[..., c - 1])[..., None] * curve
+        else:  # a free span ends at c - 1
+            span = min(join, c - bounds[i])
+            curve = torch.cos(torch.linspace(0, math.pi / 2, span + 1)[:-1]).flip(0) ** 2
+            out[..., c - span:c] += (original[..., c] - free[..., c])[..., None] * curve
+    return out

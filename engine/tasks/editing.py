@@ -245,8 +245,10 @@ def edit_regions(engine: "Engine", source: NativeAudio, regions: Sequence[Sample
             "format": fmt, "subtype": subtype, "sample_rate": rate, "bit_identical_outside": subtype == source.subtype}
     if seams and source.frames > 3 * int(0.05 * rate):
         try:
-            info["boundary"] = measure_boundaries(samples_to_float(out).T, seams, rate,
-                                                  reference=source.to_float()).to_dict()
+            edited = samples_to_float(out).T
+            new_material = np.concatenate([edited[:, r.start:r.end] for r in regions], axis=-1)
+            info["boundary"] = measure_boundaries(edited, seams, rate,
+                                                  reference=[source.to_float(), new_material]).to_dict()
         except ValueError as exc:  # a clip too short for the measure's reference statistics
             info["boundary"] = {"skipped": str(exc)}
     return out, info

@@ -173,7 +173,7 @@ def outpaint(engine: "Engine", source: str | Path | NativeAudio, left: Length = 
             "device": engine.device, "bundle": engine.name}
     try:
         info["boundary"] = measure_boundaries(samples_to_float(samples).T, seams, rate,
-                                              reference=src.to_float()).to_dict()
+                                              reference=[src.to_float()] + list(parts.values())).to_dict()
     except ValueError as exc:
         info["boundary"] = {"skipped": str(exc)}
     result = make_result(samples, rate, fmt, subtype, info)
