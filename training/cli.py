@@ -24,6 +24,7 @@ from training.config import KINDS, PRESETS, TrainConfig, train_preset
 from training.data.audio_folder import AudioFolderDataset
 from training.data.commands import add_data_subcommands
 from training.data.errors import DataError, DataWarning
+from training import distributed
 from training.loop import RunDirError, prepare_run_dir, run_training
 from training.trainer import Trainer, select_device
 
@@ -43,7 +44,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
                         help=f"run folder; this writes RUN_DIR/{kind}/ (last.pt, step-*.pt, losses.csv)")
     parser.add_argument("--steps", type=int, help="total optimiser steps (default: the preset's); on --resume "
                         "a larger value extends the run")
-    parser.add_argument("--batch-size", type=int, metavar="B", help="crops per step (default: the preset's)")
+    parser.add_argument("--batch-size", type=int, metavar="B", help="crops per step (default: the preset's); under "
+                        "torchrun the global batch, split evenly over the ranks")
     parser.add_argument("--crop-frames", type=int, metavar="F", help="crop length in mel frames; the audio crop is "
                         "(F - 1) * 1024 samples" + (" and F must be a multiple of the U-Net's frame multiple"
                                                       if kind == "unet" else ""))
@@ -118,6 +120,30 @@ def train_command(args: argparse.Namespace) -> int:
         device = select_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    ctx = None
+    if distributed.launched_by_torchrun():  # one rank of a data-parallel run (training/distributed.py)
+        world = distributed.world_size_from_environment()
+        if cfg.batch_size % world:
+            raise UsageError(f"--batch-size {cfg.batch_size} (the global batch) does not split over {world} "
+                             "processes; use a multiple of the process count")
+        try:
+            ctx = distributed.init_from_environment(args.device, args.threads)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        device = ctx.device
+    held = [checkpoint]  # handed over, so the (large) payload can be freed once loaded
+    del checkpoint
+    try:
+        return _train(args, cfg, held, kind_dir, device, ctx)
+    finally:
+        distributed.shutdown(ctx)
+
+
+def _train(args: argparse.Namespace, cfg: TrainConfig, held: list, kind_dir: Path, device: torch.device,
+           ctx: "distributed.DistContext | None") -> int:
+    kind = args.command
+    checkpoint = held.pop()
+    say = ctx is None or ctx.is_writer  # rank 0 alone reports and writes
     spectrogram = SpectrogramConfig.from_dict(checkpoint["spectrogram"]) if checkpoint else SpectrogramConfig()
     data_root = args.data or (checkpoint["data"].get("root") if checkpoint else None)
     if not data_root:
@@ -137,28 +163,38 @@ def train_command(args: argparse.Namespace) -> int:
         warnings.simplefilter("always", DataWarning)
         dataset = AudioFolderDataset(data_root, samples_for_frames(cfg.crop_frames, spectrogram),
                                      sample_rate=spectrogram.sample_rate)
-    for warning in skipped:  # one line per skipped file (corrupt, silent) when the rest is usable
+    for warning in skipped if say else ():  # one line per skipped file (corrupt, silent) when the rest is usable
         print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
     data_info = {"root": str(Path(data_root).resolve()), "files": len(dataset), "seconds": float(dataset.seconds),
                  "description": dataset.describe()}
-    print(f"data: {dataset.describe()} (loaded in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
-    trainer = Trainer(cfg, dataset, device, spectrogram, data_info)
+    if say:
+        print(f"data: {dataset.describe()} (loaded in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    if ctx is not None:
+        trainer = distributed.DistributedTrainer(cfg, dataset, ctx, spectrogram, data_info)
+    else:
+        trainer = Trainer(cfg, dataset, device, spectrogram, data_info)
     if checkpoint is not None:
         try:
             trainer.load_checkpoint_payload(checkpoint)
         except (ValueError, KeyError, RuntimeError) as exc:  # e.g. the preset's architecture changed since
             raise CheckpointError(f"cannot resume from {kind_dir / LAST}: {exc}") from exc
         del checkpoint
-    else:
+    elif say:
         kind_dir = prepare_run_dir(args.out, kind, resume=False)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     crop_seconds = trainer.crop_samples / spectrogram.sample_rate
-    print(f"{kind}: preset {cfg.preset}, {n_params:,} parameters, {cfg.batch_size} x {cfg.crop_frames} frames "
-          f"({crop_seconds:.1f} s) per step, on {device}"
-          + (f" with {str(trainer.autocast_dtype).replace('torch.', '')} autocast" if trainer.autocast_dtype else "")
-          + f"; step {trainer.step} -> {cfg.steps}; run folder {kind_dir}", file=sys.stderr)
+    where = str(device) if ctx is None else (
+        f"{ctx.world_size} {ctx.backend} ranks ({cfg.batch_size // ctx.world_size} crops each, {device.type})")
+    if say:
+        print(f"{kind}: preset {cfg.preset}, {n_params:,} parameters, {cfg.batch_size} x {cfg.crop_frames} frames "
+              f"({crop_seconds:.1f} s) per step, on {where}"
+              + (f" with {str(trainer.autocast_dtype).replace('torch.', '')} autocast" if trainer.autocast_dtype
+                 else "") + f"; step {trainer.step} -> {cfg.steps}; run folder {kind_dir}", file=sys.stderr)
     result = run_training(trainer, kind_dir, resumed=args.resume, progress=False if args.no_progress else None,
-                          keep_checkpoints=args.keep_checkpoints)
+                          keep_checkpoints=args.keep_checkpoints, writer=say,
+                          stop=distributed.SyncedStop(ctx) if ctx is not None else None)
+    if not say:
+        return 0
     state = "interrupted" if result.interrupted else "finished"
     loss = f", last loss {result.last_loss:.4f}" if result.last_loss is not None else ""
     print(f"{kind} {state} at step {result.step}{loss}; checkpoint {result.checkpoint}", file=sys.stderr)

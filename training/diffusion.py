@@ -30,10 +30,16 @@ def sample_timesteps(batch: int, num_train_timesteps: int, generator: torch.Gene
     return torch.randint(0, num_train_timesteps, (batch,), generator=generator, dtype=torch.long)
 
 
-def noise_batch(x0: torch.Tensor, scheduler: DDPMScheduler,
-                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def noise_batch(x0: torch.Tensor, scheduler: DDPMScheduler, generator: torch.Generator,
+                rows: tuple[int, int] | None = None, total: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Noise clean x0 [B, ...] at random timesteps. Noise and timesteps are drawn on the CPU from `generator`
-    (same values on any device) and moved to x0's device. Returns (x_t, noise, t) with t int64 [B]."""
-    noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(x0.device, x0.dtype)
-    t = sample_timesteps(x0.shape[0], scheduler.config.num_train_timesteps, generator).to(x0.device)
+    (same values on any device) and moved to x0's device. Returns (x_t, noise, t) with t int64 [B].
+    `rows`, `total`: x0 is rows [lo, hi) of a batch of `total` (one rank's shard): the draws are made for the
+    whole batch and these rows kept, so the shard is noised exactly as inside the whole batch."""
+    lo, hi = rows or (0, x0.shape[0])
+    total = x0.shape[0] if rows is None else total
+    noise = torch.randn((total, *x0.shape[1:]), generator=generator, dtype=torch.float32)[lo:hi]
+    noise = noise.to(x0.device, x0.dtype)
+    t = sample_timesteps(total, scheduler.config.num_train_timesteps, generator)[lo:hi].to(x0.device)
     return scheduler.add_noise(x0, noise, t), noise, t

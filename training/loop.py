@@ -139,15 +139,18 @@ def prune_periodic(kind_dir: Path, keep: int) -> list[Path]:
 
 def run_training(trainer: Trainer, kind_dir: Path, resumed: bool = False, progress: bool | None = None,
                  stop: StopRequest | None = None, on_step: Callable[[int, dict], None] | None = None,
-                 keep_checkpoints: int | None = None) -> RunResult:
+                 keep_checkpoints: int | None = None, writer: bool = True) -> RunResult:
     """Train until `trainer.cfg.steps` optimiser steps are done or a stop is requested; checkpoint every
     `checkpoint_every` steps, on stop and at the end. progress: tqdm bar (None: only on a terminal).
-    keep_checkpoints: keep only the newest N periodic files (None: keep all)."""
+    keep_checkpoints: keep only the newest N periodic files (None: keep all).
+    writer: False on the ranks of a distributed run other than 0 (they train but write nothing)."""
     cfg = trainer.cfg
-    log = LossLog(kind_dir / LOSSES, loss_columns(cfg.kind), resume_step=trainer.step if resumed else None)
+    log = LossLog(kind_dir / LOSSES, loss_columns(cfg.kind), resume_step=trainer.step if resumed else None) \
+        if writer else None
     stop = stop or StopRequest()
     last_loss, smoothed = None, None
-    bar = tqdm(total=cfg.steps, initial=trainer.step, disable=progress is False if progress is not None else None,
+    bar = tqdm(total=cfg.steps, initial=trainer.step,
+               disable=True if not writer else (progress is False if progress is not None else None),
                dynamic_ncols=True, unit="step", desc=cfg.kind)
     checkpoint = kind_dir / LAST
     try:
@@ -159,22 +162,24 @@ def run_training(trainer: Trainer, kind_dir: Path, resumed: bool = False, progre
                 trainer.elapsed_seconds += time.perf_counter() - started
                 last_loss = stats["loss"]
                 smoothed = last_loss if smoothed is None else 0.98 * smoothed + 0.02 * last_loss
-                log.write({"step": trainer.step, "seconds": round(trainer.elapsed_seconds, 3), **stats})
+                if log is not None:
+                    log.write({"step": trainer.step, "seconds": round(trainer.elapsed_seconds, 3), **stats})
                 bar.update(1)
                 bar.set_postfix(loss=f"{last_loss:.4f}", avg=f"{smoothed:.4f}", refresh=False)
                 if on_step is not None:
                     on_step(trainer.step, stats)
-                if trainer.step % cfg.checkpoint_every == 0:
+                if trainer.step % cfg.checkpoint_every == 0 and writer:
                     checkpoint = save_state(trainer, kind_dir, periodic=True)
                     saved_at = trainer.step
                     if keep_checkpoints is not None:
                         prune_periodic(kind_dir, keep_checkpoints)
                     tqdm.write(f"{cfg.kind} step {trainer.step}/{cfg.steps} loss {last_loss:.4f} "
                                f"(avg {smoothed:.4f}) -> {kind_dir / periodic_name(trainer.step)}", file=sys.stderr)
-            if saved_at != trainer.step:
+            if saved_at != trainer.step and writer:
                 checkpoint = save_state(trainer, kind_dir, periodic=False)
     finally:
         bar.close()
-        log.close()
+        if log is not None:
+            log.close()
     interrupted = stop.is_set() and trainer.step < cfg.steps
     return RunResult(trainer.step, last_loss, interrupted, checkpoint)

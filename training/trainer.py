@@ -81,6 +81,8 @@ class Trainer:
         self.spectrogram = spectrogram or SpectrogramConfig()
         self.data_info = data_info or {}
         self.model = build_model(cfg).to(self.device).train()
+        self.net: nn.Module = self.model  # what forward passes call (training.distributed wraps it in DDP)
+        self.batch_rows: tuple[int, int] | None = None  # this rank's rows of each batch (training.distributed)
         if cfg.kind == "unet" and cfg.crop_frames % self.model.cfg.frame_multiple:
             raise ValueError(f"crop of {cfg.crop_frames} frames is not a multiple of {self.model.cfg.frame_multiple}"
                              f" (2 ** downsamplings of the {cfg.preset} U-Net)")
@@ -102,7 +104,8 @@ class Trainer:
         """Audio [B, 2, crop_samples] of step `step` and that step's noise generator."""
         data_rng, noise_rng = step_generators(self.cfg.seed, step)
         crops = [self.dataset.sample_crop(data_rng) for _ in range(self.cfg.batch_size)]
-        return torch.stack(crops).to(self.device, torch.float32), noise_rng
+        lo, hi = self.batch_rows or (0, len(crops))  # a rank draws the whole batch and keeps its rows
+        return torch.stack(crops[lo:hi]).to(self.device, torch.float32), noise_rng
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -114,14 +117,14 @@ class Trainer:
             mel = log_mel(audio, self.spectrogram)  # [B, 2, n_mels, frames]
         x = self.scaler(mel)  # train mode: batch stats, running stats updated (Appendix A)
         if self.cfg.kind == "unet":
-            x_t, noise, t = noise_batch(x, self.noise_scheduler, noise_rng)
+            x_t, noise, t = noise_batch(x, self.noise_scheduler, noise_rng, self.batch_rows, self.cfg.batch_size)
             with self._autocast():
-                predicted = self.model(x_t, t.float())
+                predicted = self.net(x_t, t.float())
             return diffusion_loss(predicted, noise), {}
         with torch.no_grad():
             target = stft_magnitude(audio, self.spectrogram)  # [B, 2, n_freqs, frames]
         with self._autocast():
-            predicted = self.model(x)
+            predicted = self.net(x)
         return vocoder_loss(predicted, target)
 
     def train_step(self, batch_step: int | None = None) -> dict[str, float]:
