@@ -72,6 +72,21 @@ def build_model(cfg: TrainConfig) -> nn.Module:
         return Vocoder(vocoder_preset(cfg.preset))
 
 
+CALIBRATION_STEP = 2**32  # RNG stream of the start-up calibration batch, apart from every training step's
+
+
+@torch.no_grad()
+def calibrate_vocoder_output(vocoder: Vocoder, target: torch.Tensor, eps: float = 1e-5) -> None:
+    """Start the vocoder's output bias at the data's mean log-magnitude per STFT bin (target [B, C, F, T]).
+
+    The output layer predicts log-magnitudes from -11 (silence) to +5; from a zero bias Adam moves each bias by about
+    the learning rate per step, so the paper's lr needs tens of thousands of steps just to find the levels. Starting
+    at the data's per-bin mean leaves training to learn the deviations (the spectral convergence falls from the
+    first steps instead of after the levels are found)."""
+    mean_log = torch.log(target + eps).mean(dim=(0, 1, 3))  # [F]
+    vocoder.detokenize.proj.bias.copy_(mean_log.to(vocoder.detokenize.proj.bias))
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, dataset: CropSource, device: torch.device | str = "cpu",
                  spectrogram: SpectrogramConfig | None = None, data_info: dict[str, Any] | None = None) -> None:
@@ -97,6 +112,9 @@ class Trainer:
         self.ema = EMA(self.model, cfg.ema) if cfg.kind == "unet" and cfg.ema is not None else None
         self.noise_scheduler = train_scheduler(cfg.diffusion) if cfg.kind == "unet" else None
         self.step = 0  # optimiser steps done
+        if cfg.kind == "vocoder":  # a resumed run overwrites this with its checkpoint's weights
+            audio, _ = self.draw_batch(CALIBRATION_STEP)
+            calibrate_vocoder_output(self.model, stft_magnitude(audio, self.spectrogram))
         self.elapsed_seconds = 0.0  # training wall time over all sessions (for losses.csv)
 
     # -- one step ---------------------------------------------------------------------------------------------
