@@ -92,3 +92,17 @@ def test_not_json_and_not_a_bundle(bundle_copy, tmp_path):
     (bundle_copy / "manifest.json").write_text("{ not json")
     with pytest.raises(BundleError, match="not valid JSON"):
         load_bundle(bundle_copy)
+
+
+def test_device_choice(tiny_bundle):
+    import torch
+
+    from engine.backends.onnx import BackendError
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        Engine.load(tiny_bundle, device="gpu")
+    engine = Engine.load(tiny_bundle, device="auto", threads=1)
+    assert engine.device == ("cuda" if torch.cuda.is_available() else "cpu") and engine.threads == 1
+    assert engine.denoiser.session.get_session_options().intra_op_num_threads == 1
+    if not torch.cuda.is_available():  # asking for a GPU that is not there is an error, not a silent CPU run
+        with pytest.raises(BackendError, match="cuda was requested but onnxruntime could not use it"):
+            Engine.load(tiny_bundle, device="cuda")
