@@ -150,7 +150,19 @@ def write_native(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         sf.write(str(tmp), samples, int(sample_rate), subtype=subtype, format=format)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:  # link() refuses an existing name: a file that appeared while we rendered is never clobbered
+                os.link(tmp, path)
+            except FileExistsError:
+                raise AudioFileError(f"{path} already exists; choose another name or allow overwriting") from None
+            except OSError:  # filesystems without hard links
+                if path.exists():
+                    raise AudioFileError(f"{path} already exists; choose another name or allow overwriting") from None
+                os.replace(tmp, path)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioFileError(f"cannot write {path}: {exc}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
