@@ -169,3 +169,13 @@ def test_cli_inpaint_keeps_input_format(tiny_bundle, tmp_path):
     code = render_main(["inpaint", "--bundle", str(tiny_bundle), "--in", str(src_path), "--region", "1:1-2:1",
                         "--out", str(tmp_path / "x.wav"), "--quiet"])
     assert code == 2 and not (tmp_path / "x.wav").exists()  # bar:beat without --bpm: a clear error
+
+
+def test_regions_touching_the_file_edges(engine, tmp_path):
+    src_path = write_clip(tmp_path / "in.wav", 1.5, 48_000, 2, "PCM_16")
+    result = inpaint(engine, src_path, [(0.0, 0.3), (1.2, 1.5)], **FAST)
+    src = read_native(src_path)
+    np.testing.assert_array_equal(result.samples[14_400:57_600], src.samples[14_400:57_600])
+    assert result.samples.shape == src.samples.shape
+    assert not np.array_equal(result.samples[:100], src.samples[:100])  # new from the very first sample
+    assert [s["position"] for s in result.info["boundary"]["seams"]] == [14_400, 57_600]  # inner seams only
