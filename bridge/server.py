@@ -134,6 +134,8 @@ class OscBridge:
                  auto_play: bool = False, max_packet_bytes: int = MAX_PACKET_BYTES,
                  settings: RenderSettings | None = None, writer: Callable[..., Any] | None = None,
                  workers: Sequence[WorkerSpec] | None = None) -> None:
+        if engine is None and not workers:
+            raise ValueError("OscBridge needs an engine or worker specs")
         if writer is None:
             from engine.audio_io import write_audio as writer
         self.engine = engine
