@@ -96,3 +96,12 @@ def test_cli_audio2audio_and_interpolate(tiny_bundle, tmp_path):
                         "--steps", "3", "--gl-iters", "2", "--out", str(tmp_path / "y.wav"), "--quiet"]) == 0
     info = sf.info(str(tmp_path / "y.wav"))
     assert (info.samplerate, info.subtype, info.channels) == (44_100, "FLOAT", 2)
+
+
+def test_long_files_go_in_chunks_that_join_cleanly(engine, tmp_path):
+    src_path = write_clip(tmp_path / "in.wav", 3.0, 48_000, 2, "PCM_24")
+    fractions = []
+    result = audio2audio(engine, src_path, 0.6, chunk_seconds=1.0, callback=fractions.append, **FAST)
+    assert result.info["chunks"] == 3 and result.samples.shape == (144_000, 2)
+    assert result.info["boundary"]["worst_step_ratio"] < 4.0  # the chunk joins do not click
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)

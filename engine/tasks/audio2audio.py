@@ -12,12 +12,23 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+import numpy as np
+import torch
+
+from engine.boundary import measure_boundaries
+from engine.masked_sampling import count_unet_calls
 from engine.regions import RegionError, SampleRegion, Tempo, parse_region, resolve_regions
+from engine.render import Progress
 from engine.tasks.cli_support import (add_input, add_sampling, add_tempo, gl_iters_for, masked_config,
                                       native_output, tempo_from)
-from engine.tasks.editing import CONTEXT_SECONDS, FADE_SECONDS, EditResult, edit_regions, make_result
+from engine.tasks.editing import (CONTEXT_SECONDS, FADE_SECONDS, EditResult, SpanRender, edit_regions, from_model,
+                                  make_result, max_window_seconds, render_spans, to_model)
 from engine.tasks.inpaint import RegionLike, as_regions, load_source
-from engine.tasks.pcm import NativeAudio, check_output_path, output_layout
+from engine.tasks.pcm import NativeAudio, check_output_path, float_to_samples, output_layout
+
+CHUNK_SECONDS = 60.0  # whole files longer than one render are re-rendered in chunks of this length
+CHUNK_CONTEXT_SECONDS = 8.0  # of the previous chunk's new audio, known while rendering the next
+LOOKAHEAD_SECONDS = 0.5
 
 if TYPE_CHECKING:
     from engine.api import Engine
@@ -28,9 +39,13 @@ def audio2audio(engine: "Engine", source: str | Path | NativeAudio, strength: fl
                 steps: int | None = None, sampler: str | None = None, jumps: int | None = None,
                 gl_iters: int | None = None, fade_ms: float = FADE_SECONDS * 1000,
                 callback: Callable[[float], None] | None = None, output: str | Path | None = None,
-                overwrite: bool = False, format: str | None = None,
-                bit_depth: int | str | None = None) -> EditResult:
-    """Re-render `source` (or its `regions`) from its mel noised to `strength` (0 < strength <= 1)."""
+                overwrite: bool = False, format: str | None = None, bit_depth: int | str | None = None,
+                chunk_seconds: float | None = None) -> EditResult:
+    """Re-render `source` (or its `regions`) from its mel noised to `strength` (0 < strength <= 1).
+
+    A whole file longer than one render (or any whole file, with `chunk_seconds`) is done in chunks, left to
+    right: each chunk starts from its own original audio and sees the end of the previous, already re-rendered
+    chunk as known context, so the chunks join without a seam."""
     try:
         strength = float(strength)
     except (TypeError, ValueError):
@@ -49,18 +64,61 @@ def audio2audio(engine: "Engine", source: str | Path | NativeAudio, strength: fl
     seed, generator = engine.generator_for(seed)
     fmt, subtype = output_layout(src, format, bit_depth=bit_depth)
     start = time.perf_counter()
-    samples, info = edit_regions(engine, src, resolved, config, generator, iters, callback, fade_s=fade_ms / 1000,
-                                 context_s=CONTEXT_SECONDS, phase_init="original", output_format=fmt,
-                                 output_subtype=subtype)
+    if not regions and (chunk_seconds is not None or src.seconds > max_window_seconds(engine) - 1.0):
+        chunk = min(chunk_seconds or CHUNK_SECONDS, max_window_seconds(engine) - CHUNK_CONTEXT_SECONDS - 1.0)
+        if chunk <= 0.5:
+            raise RegionError(f"chunk_seconds must be more than 0.5 s, got {chunk_seconds}")
+        samples, info = _chunked(engine, src, config, generator, iters, callback, chunk, subtype)
+    else:
+        samples, info = edit_regions(engine, src, resolved, config, generator, iters, callback,
+                                     fade_s=fade_ms / 1000, context_s=CONTEXT_SECONDS, phase_init="original",
+                                     output_format=fmt, output_subtype=subtype)
     info.update({"task": "audio2audio", "seed": seed, "strength": strength, "sampler": config.sampler,
                  "steps": config.steps, "jumps": config.jumps, "gl_iters": iters, "seconds": src.seconds,
-                 "whole_file": not regions, "input": str(src.path) if src.path else None,
+                 "whole_file": not regions, "input": str(src.path) if src.path else None, "format": fmt,
                  "input_sample_rate": src.sample_rate, "total_s": time.perf_counter() - start,
                  "device": engine.device, "bundle": engine.name})
     result = make_result(samples, src.sample_rate, fmt, subtype, info)
     if output is not None:
         result.write(output, overwrite)
     return result
+
+
+def _chunked(engine: "Engine", src: NativeAudio, config, generator, iters: int,
+             callback: Callable[[float], None] | None, chunk_s: float, subtype: str) -> tuple[np.ndarray, dict]:
+    """Whole-file audio-to-audio in chunks at the model rate; returns native samples and info."""
+    model_rate = engine.sample_rate
+    original = to_model(src.to_float(), src.sample_rate, engine)
+    n = original.shape[-1]
+    chunk, context = int(chunk_s * model_rate), int(CHUNK_CONTEXT_SECONDS * model_rate)
+    starts = list(range(0, n, chunk))
+    calls = count_unet_calls(config)
+    tracker = Progress(callback, {"sampling": 2.0 * calls * len(starts), "phase": 1.0 * iters * len(starts)})
+    out = original.clone()
+    report = SpanRender()
+    for k, s in enumerate(starts):
+        # render a little past the chunk: the last samples of a Griffin-Lim output are unreliable (few frames
+        # overlap them); the next chunk overwrites the look-ahead and holds only good samples as its context
+        e, a = min(n, s + chunk + int(LOOKAHEAD_SECONDS * model_rate)), max(0, s - context)
+        # the previous chunk's new audio as context, this chunk's original as the starting point
+        window = torch.cat([out[:, a:s], original[:, s:e]], -1)
+        new = render_spans(engine, window, [(s - a, e - a)], config, generator, iters,
+                           on_call=lambda f, k=k: tracker.update("sampling", 2.0 * calls * (k + f)),
+                           on_phase=lambda i, k=k: tracker.update("phase", float(iters * k + i + 1)),
+                           phase_init="original", report=report)
+        out[:, s:e] = new[:, s - a:]
+    tracker.update("phase", float(iters * len(starts)))
+    audio = from_model(out, engine, src.sample_rate, src.channels, src.frames)
+    samples = float_to_samples(np.clip(audio, -1.0, 1.0).T, subtype, dither=True)
+    joins = [round(s * src.sample_rate / model_rate) for s in starts[1:]]
+    info = {"chunks": len(starts), "chunk_s": chunk_s, "unet_calls": report.unet_calls,
+            "sampling_s": report.sampling_s, "phase_s": report.phase_s, "format": src.format, "subtype": subtype}
+    if joins:
+        try:
+            info["boundary"] = measure_boundaries(audio, joins, src.sample_rate, reference=audio).to_dict()
+        except ValueError as exc:
+            info["boundary"] = {"skipped": str(exc)}
+    return samples, info
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 CONTEXT_SECONDS = 10.0
 CHUNK_SECONDS = 12.0
 MAX_EXTENSION_SECONDS = 1800.0
+LOOKAHEAD_SECONDS = 0.5
 
 
 def _aligned_context(rate: int, model_rate: int, seconds: float, available: int) -> int:
@@ -52,19 +53,22 @@ def extend(engine: "Engine", context: torch.Tensor, new_samples: int, side: str,
     pieces: list[torch.Tensor] = []
     done, window = 0, 0
     known = context
+    lookahead = int(LOOKAHEAD_SECONDS * engine.sample_rate)
     while done < new_samples:
         chunk = min(chunk_samples, new_samples - done)
         chunk = max(chunk, engine.bundle.spectrogram.hop_length * 4)  # never a sliver of a window
         ctx = known[:, -context_samples:] if side == "right" else known[:, :context_samples]
-        zeros = torch.zeros(ctx.shape[0], chunk)
+        # generate a look-ahead past the chunk and drop it: a Griffin-Lim output's outermost samples are
+        # unreliable (few frames overlap them) and must not become the next window's held context
+        zeros = torch.zeros(ctx.shape[0], chunk + lookahead)
         if side == "right":
-            audio, spans = torch.cat([ctx, zeros], -1), [(ctx.shape[-1], ctx.shape[-1] + chunk)]
+            audio, spans = torch.cat([ctx, zeros], -1), [(ctx.shape[-1], ctx.shape[-1] + chunk + lookahead)]
         else:
-            audio, spans = torch.cat([zeros, ctx], -1), [(0, chunk)]
+            audio, spans = torch.cat([zeros, ctx], -1), [(0, chunk + lookahead)]
         out = render_spans(engine, audio, spans, config, generator, gl_iters,
                            on_call=lambda f, w=window: on_window(w, "sampling", f),
                            on_phase=lambda i, w=window: on_window(w, "phase", i + 1), report=report)
-        new = out[:, spans[0][0]:spans[0][1]]
+        new = out[:, spans[0][0]:spans[0][0] + chunk] if side == "right" else out[:, lookahead:lookahead + chunk]
         pieces.append(new)
         known = torch.cat([known, new], -1) if side == "right" else torch.cat([new, known], -1)
         done += chunk
