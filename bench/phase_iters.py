@@ -8,6 +8,8 @@ engine.dsp.phase.fast_griffin_lim with each initial phase. Prints SC (paper eq. 
 """
 from __future__ import annotations
 
+import engine  # noqa: F401  (first: sets passive OpenMP waiting before torch loads)
+
 import argparse
 import time
 
@@ -18,6 +20,22 @@ from engine.dsp import SpectrogramConfig, stft_magnitude
 from engine.dsp.phase import fast_griffin_lim, griffin_lim_torchaudio, spectral_convergence
 
 
+def time_iterations(magnitude: torch.Tensor, cfg: SpectrogramConfig, length: int, repeats: int = 5) -> None:
+    runs = {"torchaudio": lambda n: griffin_lim_torchaudio(magnitude, cfg, n_iter=n, length=length,
+                                                           generator=torch.Generator().manual_seed(0)),
+            "fast": lambda n: fast_griffin_lim(magnitude, cfg, n_iter=n, init="random", length=length,
+                                               generator=torch.Generator().manual_seed(0))}
+    best = {name: float("inf") for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run(10)
+            best[name] = min(best[name], (time.perf_counter() - start) / 10)
+    for name, seconds in best.items():
+        print(f"{name:10s} Griffin-Lim: {seconds * 1000:.1f} ms per iteration (min of {repeats})")
+    print(f"fast / torchaudio per-iteration cost: {best['fast'] / best['torchaudio']:.2f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=10.0)
@@ -25,12 +43,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--inits", default="advance,random,zeros")
     p.add_argument("--paper-iters", type=int, default=200)
     p.add_argument("--paper-sc", type=float, help="skip the baseline run and use this SC (from an earlier run)")
+    p.add_argument("--timing", action="store_true", help="also time one iteration of each implementation "
+                   "(min of 5 interleaved 10-iteration runs: robust to a shared machine's load spikes)")
     args = p.parse_args(argv)
     cfg = SpectrogramConfig()
     audio = torch.from_numpy(music_snippet(args.seconds, cfg.sample_rate))
     magnitude = stft_magnitude(audio, cfg)
     length = audio.shape[-1]
     print(f"music: {args.seconds:g} s stereo, {magnitude.shape[-1]} frames; torch threads {torch.get_num_threads()}")
+    if args.timing:
+        time_iterations(magnitude, cfg, length)
     start = time.perf_counter()
     if args.paper_sc is None:
         paper = griffin_lim_torchaudio(magnitude, cfg, n_iter=args.paper_iters, length=length,
