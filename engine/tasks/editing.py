@@ -116,6 +116,14 @@ def render_spans(engine: "Engine", audio: torch.Tensor, spans: Sequence[tuple[in
     magnitude everywhere, random initial phase, nothing held - for measuring what anchoring buys."""
     bundle = engine.bundle
     cfg = bundle.spectrogram
+    length = audio.shape[-1]
+    tail = 0
+    if any(e > length - cfg.n_fft for _, e in spans):
+        # a span at the very end: render past it and drop the extra, as the last samples of an inverse STFT are
+        # covered by a single, fading window and come out unreliable
+        tail = cfg.n_fft + cfg.hop_length
+        audio = torch.nn.functional.pad(audio, (0, tail))
+        spans = [(s, e + tail if e > length - cfg.n_fft else e) for s, e in spans]
     n = audio.shape[-1]
     frames = n // cfg.hop_length + 1
     padded = -(-frames // bundle.frame_multiple) * bundle.frame_multiple
@@ -167,6 +175,7 @@ def render_spans(engine: "Engine", audio: torch.Tensor, spans: Sequence[tuple[in
     out = audio.clone()
     out[:, c0:c1] = new
     keep_real = keep[:frames]
+    out = out[:, :length]
     if report is not None:
         report.unet_calls += counter["calls"]
         report.sampling_s += sampling_s
