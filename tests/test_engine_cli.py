@@ -23,10 +23,6 @@ def test_subprocess_48k_24bit(tiny_bundle, tmp_path):
     report = json.loads(proc.stdout)
     assert report["seed"] == 9 and report["sample_rate"] == 48000 and report["path"] == str(out)
     assert "wrote" in proc.stderr and "generate:" in proc.stderr  # summary line and progress bar
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "generate", "--bundle", str(tiny_bundle),
-                           "--seconds", "0"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == "msanii-render: error: seconds must be a positive number, got 0.0"
 
 
 def test_flac_16bit(tiny_bundle, tmp_path):
@@ -67,7 +63,7 @@ def test_errors_are_one_line(tiny_bundle, tmp_path, capsys):
         (["--bundle", str(tiny_bundle), "--seconds", "1", "--rate", "7"], "--rate must be"),
     ]
     for args, message in cases:
-        assert main(["generate", *args]) == 2, args
+        assert main(["generate", *args]) == 2, args  # the console script returns this as the exit code
         err = capsys.readouterr().err
         lines = [line for line in err.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("msanii-render: error:") and message in lines[0], err
