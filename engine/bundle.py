@@ -1,16 +1,21 @@
 """Read and validate a model bundle (format: shared/design/bundle.md). The only place that knows the format.
 
-A bundle is a directory with `manifest.json`, `unet.onnx` and `vocoder.onnx` (optionally `*.fp16.onnx`).
+A bundle is a directory with `manifest.json`, `unet.onnx` and `vocoder.onnx` (optionally `*.fp16.onnx`), or a
+.zip of one (extracted to a private temporary folder for the life of the process).
 `load_bundle` checks every field the engine relies on, each file's size and sha256, and the major version, and
 raises one `BundleError` naming the problem. `validate_manifest` is also what export runs before publishing.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import re
+import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engine.dsp.config import SpectrogramConfig
@@ -202,13 +207,37 @@ def validate_manifest(manifest: Any) -> dict[str, Any]:
             "frame_multiple": frame_multiple, "defaults": defaults}
 
 
+def _unzip(archive: Path) -> Path:
+    """Extract a zipped bundle (files at the top level or in one folder) into a private temporary folder that is
+    removed when the process exits; returns the folder holding manifest.json."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = [n for n in zf.namelist() if not n.endswith("/")]
+            for name in names:
+                parts = PurePosixPath(name).parts
+                if name.startswith("/") or ".." in parts or len(parts) > 2:
+                    raise BundleError(f"zipped bundle {archive} has an unsafe or nested member {name!r}")
+            target = Path(tempfile.mkdtemp(prefix="msanii-bundle-"))
+            atexit.register(shutil.rmtree, target, True)
+            zf.extractall(target, members=names)
+    except zipfile.BadZipFile as exc:
+        raise BundleError(f"{archive} is not a readable zip file: {exc}") from None
+    manifests = list(target.glob(MANIFEST)) + list(target.glob(f"*/{MANIFEST}"))
+    if len(manifests) != 1:
+        raise BundleError(f"zipped bundle {archive} must hold exactly one {MANIFEST}, found {len(manifests)}")
+    return manifests[0].parent
+
+
 def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
-    """Read `path`/manifest.json, validate it and check every listed file's size and sha256."""
+    """Read `path`/manifest.json, validate it and check every listed file's size and sha256. `path` may also
+    be a .zip of a bundle directory."""
     root = Path(path).expanduser()
     if not root.exists():
         raise BundleError(f"bundle not found: {root}")
+    if root.is_file() and root.suffix.lower() == ".zip":
+        root = _unzip(root)
     if not root.is_dir():
-        raise BundleError(f"bundle must be a directory holding {MANIFEST}, got a file: {root}")
+        raise BundleError(f"bundle must be a directory holding {MANIFEST} (or a .zip of one), got a file: {root}")
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         raise BundleError(f"bundle {root} has no {MANIFEST}")

@@ -106,3 +106,21 @@ def test_device_choice(tiny_bundle):
     if not torch.cuda.is_available():  # asking for a GPU that is not there is an error, not a silent CPU run
         with pytest.raises(BackendError, match="cuda was requested but onnxruntime could not use it"):
             Engine.load(tiny_bundle, device="cuda")
+
+
+def test_zipped_bundle(tiny_bundle, tmp_path):
+    import zipfile
+    archive = tmp_path / "tiny.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in tiny_bundle.iterdir():
+            zf.write(f, f"tiny/{f.name}")  # a folder inside the zip, as `zip -r tiny.zip tiny` makes
+    bundle = load_bundle(archive)
+    assert bundle.name == "tiny-test" and bundle.unet_path.is_file()
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("../evil.onnx", b"x")
+    with pytest.raises(BundleError, match="unsafe or nested member"):
+        load_bundle(bad)
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with pytest.raises(BundleError, match="not a readable zip"):
+        load_bundle(tmp_path / "junk.zip")
