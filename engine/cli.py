@@ -118,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
                 bar.close()
         # a task may write its own result (region edits keep the input's native samples): set_defaults(write=...)
         written = getattr(args, "write", write_result)(result, args)
-    except (BundleError, RenderError, AudioIOError, BackendError, FileExistsError, ValueError) as exc:
-        print(f"msanii-render: error: {exc}", file=sys.stderr)
+    except (BundleError, RenderError, AudioIOError, BackendError, ValueError, OSError) as exc:
+        print(f"msanii-render: error: {exc}", file=sys.stderr)  # FileExistsError/PermissionError are OSErrors
+        return 2
+    except MemoryError:
+        print("msanii-render: error: out of memory: render fewer seconds or close other programs", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("msanii-render: interrupted, nothing written", file=sys.stderr)

@@ -68,3 +68,16 @@ def test_errors_are_one_line(tiny_bundle, tmp_path, capsys):
         lines = [line for line in err.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("msanii-render: error:") and message in lines[0], err
     assert not list(tmp_path.glob("*.wav"))
+
+
+
+def test_os_errors_are_one_line(tiny_bundle, tmp_path, capsys):
+    folder = tmp_path / "take.wav"  # a folder where the file should go: replacing it fails in the OS
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    assert main(["generate", "--bundle", str(tiny_bundle), "--seconds", "0.2", "--steps", "1", "--gl-iters", "1",
+                 "--quiet", "--out", str(folder), "--overwrite"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("msanii-render: error:")
+    assert (folder / "keep.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["take.wav"]  # no temp file left behind
