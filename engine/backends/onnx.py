@@ -49,6 +49,9 @@ def make_session(path: Path, device: str = "auto", threads: int | None = None) -
     # Workers sleep instead of spinning between ops: each op here is large, and on a shared machine spinning
     # threads steal the cores the other workers need (measured 0.66 -> 0.42 s per paper U-Net call at load 10).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # No arena: onnxruntime's CPU arena keeps each graph's peak activations (~0.4 GB each for the paper U-Net and
+    # vocoder at 190 s) for the process's life, stacking them under the phase reconstruction's own peak.
+    options.enable_cpu_mem_arena = False
     options.log_severity_level = 3  # our own fallback report replaces onnxruntime's provider warnings
     try:
         session = ort.InferenceSession(str(path), options, providers=_PROVIDERS[wanted])
