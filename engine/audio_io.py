@@ -91,6 +91,22 @@ def _tpdf_dither(audio: np.ndarray, bits: int) -> np.ndarray:
     return audio + noise
 
 
+def publish(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Give the finished file `tmp` its final name. Without `overwrite` an existing `path` is never replaced,
+    even one that appeared while we rendered (link() refuses an existing name atomically): FileExistsError."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} already exists (pass --overwrite to replace it)") from None
+    except OSError:  # filesystems without hard links
+        if path.exists():
+            raise FileExistsError(f"{path} already exists (pass --overwrite to replace it)") from None
+        os.replace(tmp, path)
+
+
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, format: str | None = None,
                 bit_depth: str | int | None = None, overwrite: bool = False) -> WriteResult:
     """Write `audio` [C, N] float to `path` atomically (temp file in the same folder, then rename).
@@ -116,17 +132,7 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, format: s
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         sf.write(str(tmp), out.T, int(sample_rate), subtype=subtype, format=fmt)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:  # link() fails if `path` appeared meanwhile: never clobber a file we were not allowed to
-                os.link(tmp, path)
-            except FileExistsError:
-                raise FileExistsError(f"{path} already exists (pass --overwrite to replace it)") from None
-            except OSError:  # filesystems without hard links
-                if path.exists():
-                    raise FileExistsError(f"{path} already exists (pass --overwrite to replace it)") from None
-                os.replace(tmp, path)
+        publish(tmp, path, overwrite)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioIOError(f"cannot write {path}: {exc}") from None
     finally:

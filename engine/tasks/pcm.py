@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from engine.audio_io import publish
+
 # subtype -> (container dtype, significant bits); anything else is treated as lossy/companded.
 _PCM = {"PCM_S8": ("int16", 8), "PCM_U8": ("int16", 8), "PCM_16": ("int16", 16), "PCM_24": ("int32", 24),
         "PCM_32": ("int32", 32), "FLOAT": ("float32", 0), "DOUBLE": ("float64", 0)}
@@ -150,17 +152,10 @@ def write_native(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         sf.write(str(tmp), samples, int(sample_rate), subtype=subtype, format=format)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:  # link() refuses an existing name: a file that appeared while we rendered is never clobbered
-                os.link(tmp, path)
-            except FileExistsError:
-                raise AudioFileError(f"{path} already exists; choose another name or allow overwriting") from None
-            except OSError:  # filesystems without hard links
-                if path.exists():
-                    raise AudioFileError(f"{path} already exists; choose another name or allow overwriting") from None
-                os.replace(tmp, path)
+        try:
+            publish(tmp, path, overwrite)
+        except FileExistsError:
+            raise AudioFileError(f"{path} already exists; choose another name or allow overwriting") from None
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioFileError(f"cannot write {path}: {exc}") from None
     finally:
