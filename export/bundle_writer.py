@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,6 +47,7 @@ class ExportOptions:
     name: str | None = None
     command: str | None = None  # recorded in provenance
     seed: int = 0  # parity inputs
+    notes: dict[str, Any] = field(default_factory=dict)  # extra provenance (training commands, corpus...)
 
 
 def _model_from(ckpt: dict, use_ema: bool) -> tuple[torch.nn.Module, bool]:
@@ -112,7 +113,7 @@ def _provenance(unet_ckpt: dict, vocoder_ckpt: dict, unet_ema: bool, vocoder_ema
     return {"unet": one(unet_ckpt, unet_ema, sources.get("unet", "")),
             "vocoder": one(vocoder_ckpt, vocoder_ema, sources.get("vocoder", "")),
             "git_commit": _git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "export_command": options.command, "torch": torch.__version__}
+            "export_command": options.command, "torch": torch.__version__, **options.notes}
 
 
 def write_bundle(unet_ckpt: dict, vocoder_ckpt: dict, out_dir: str | Path, options: ExportOptions | None = None,

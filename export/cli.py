@@ -6,6 +6,7 @@ pair up by default; --unet/--vocoder pick checkpoint files explicitly (then RUN_
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="also write float16 graphs (*.fp16.onnx) for GPUs")
     p.add_argument("--compact", action="store_true", help="store weights as float16 (computed in float32): "
                    "half the size on disk, outputs within the weights' rounding")
+    p.add_argument("--provenance", type=Path, help="JSON object merged into the manifest's provenance "
+                   "(e.g. the training commands and corpus description)")
     p.add_argument("--name", help="model name in the manifest (default: OUT_DIR's name)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     return p
@@ -49,9 +52,17 @@ def main(argv: list[str] | None = None) -> int:
             raise CheckpointError(f"run directory not found: {args.run_dir}")
         sources = {kind: _checkpoint_path(getattr(args, kind), args.run_dir, kind) for kind in ("unet", "vocoder")}
         ckpts = {kind: load_checkpoint(path, kind=kind) for kind, path in sources.items()}
+        notes = {}
+        if args.provenance is not None:
+            try:
+                notes = json.loads(args.provenance.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ValueError(f"--provenance {args.provenance}: {exc}") from None
+            if not isinstance(notes, dict):
+                raise ValueError(f"--provenance {args.provenance}: expected a JSON object")
         options = ExportOptions(use_ema=not args.no_ema, fp16=args.fp16, compact=args.compact,
                                 overwrite=args.overwrite, name=args.name,
-                                command=command)
+                                command=command, notes=notes)
         out = write_bundle(ckpts["unet"], ckpts["vocoder"], args.out_dir, options,
                            sources={k: str(v) for k, v in sources.items()},
                            log=lambda msg: print(f"msanii-export: {msg}", file=sys.stderr))

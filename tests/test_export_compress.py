@@ -34,11 +34,15 @@ def test_compact_bundle_is_smaller_loads_and_renders(tiny_run_dir, tiny_bundle, 
     from engine.api import Engine
 
     out = tmp_path / "compact"
-    proc = subprocess.run([sys.executable, "-m", "export.cli", str(tiny_run_dir), str(out), "--compact"],
+    notes = tmp_path / "provenance.json"
+    notes.write_text(json.dumps({"training_commands": ["msanii-train unet --preset tiny"]}))
+    proc = subprocess.run([sys.executable, "-m", "export.cli", str(tiny_run_dir), str(out), "--compact",
+                           "--provenance", str(notes)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["parity"]["compact_weights"] is True
+    assert manifest["provenance"]["training_commands"] == ["msanii-train unet --preset tiny"]
     assert manifest["parity"]["unet"]["max_abs_error"] <= manifest["parity"]["tolerance"]["unet_abs"]
     for name in ("unet.onnx", "vocoder.onnx"):
         assert (out / name).stat().st_size < 0.7 * (tiny_bundle / name).stat().st_size
