@@ -100,6 +100,24 @@ class Job:
         return self._finished.wait(timeout)
 
 
+def check_admission(job: Job, closed: bool, known: bool, waiting: int, max_pending: int) -> None:
+    """The admission rules every queue applies (in-process or worker pool), under the caller's lock."""
+    if closed:
+        raise QueueClosed("the job queue is shut down")
+    if known:
+        raise DuplicateJob(f"a job with id {job.id!r} is already queued or running")
+    if waiting >= max_pending:
+        raise QueueFull(f"queue full ({max_pending} jobs waiting)")
+
+
+def enqueue(job: Job, pending, counts: dict, wake: threading.Condition) -> None:
+    """Append an admitted job and wake the dispatcher (caller holds the lock)."""
+    job.state = JobState.QUEUED
+    pending.append(job)
+    counts["submitted"] += 1
+    wake.notify()
+
+
 class JobQueue:
     """FIFO of at most `max_pending` waiting jobs plus the one running, served by one worker thread.
 
@@ -130,17 +148,9 @@ class JobQueue:
     def submit(self, job: Job) -> int:
         """Enqueue `job`; returns its position: the number of jobs ahead of it (0 = starts now)."""
         with self._lock:
-            if self._closed:
-                raise QueueClosed("the job queue is shut down")
-            if self._find(job.id) is not None:
-                raise DuplicateJob(f"a job with id {job.id!r} is already queued or running")
-            if len(self._pending) >= self.max_pending:
-                raise QueueFull(f"queue full ({self.max_pending} jobs waiting)")
+            check_admission(job, self._closed, self._find(job.id) is not None, len(self._pending), self.max_pending)
             position = len(self._pending) + (1 if self._running is not None else 0)
-            job.state = JobState.QUEUED
-            self._pending.append(job)
-            self.counts["submitted"] += 1
-            self._wake.notify()
+            enqueue(job, self._pending, self.counts, self._wake)
             return position
 
     def cancel(self, job_id: str, reason: str = "cancelled") -> bool:

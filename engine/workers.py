@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_any
 from typing import Any, Callable, Sequence
 
-from engine.jobs import (COUNT_KEYS, Cancelled, DuplicateJob, Job, JobState, QueueClosed, QueueFull,
-                         describe_error, report_finished)
+from engine.jobs import (COUNT_KEYS, Cancelled, Job, JobState,
+                         check_admission, describe_error, enqueue, report_finished)
 from engine.worker_process import Render, WorkerSpec, plan_workers, worker_main
 
 __all__ = ["CRASHED", "NoWorkers", "WorkerPool", "WorkerSpec", "WorkerStartError", "plan_workers"]
@@ -138,21 +138,13 @@ class WorkerPool:
     def submit(self, job: Job) -> int:
         """Enqueue `job`; returns its position: how many jobs must finish before it starts (0 = starts now)."""
         with self._lock:
-            if self._closed:
-                raise QueueClosed("the job queue is shut down")
-            if self._find(job.id) is not None:
-                raise DuplicateJob(f"a job with id {job.id!r} is already queued or running")
-            if len(self._pending) >= self.max_pending:
-                raise QueueFull(f"queue full ({self.max_pending} jobs waiting)")
+            check_admission(job, self._closed, self._find(job.id) is not None, len(self._pending), self.max_pending)
             serving = sum(slot.state != "dead" for slot in self._slots)
             if serving == 0:
                 raise NoWorkers(f"no engine worker available: {self._slots[-1].error}")
             busy = sum(slot.job is not None for slot in self._slots)
             position = max(0, len(self._pending) + busy - (serving - 1))
-            job.state = JobState.QUEUED
-            self._pending.append(job)
-            self.counts["submitted"] += 1
-            self._wake.notify()
+            enqueue(job, self._pending, self.counts, self._wake)
             return position
 
     def cancel(self, job_id: str, reason: str = "cancelled") -> bool:
