@@ -1,14 +1,19 @@
 """Render benchmark: the paper's settings vs our fast path, side by side on one bundle and machine.
 
-    python -m bench.bench_render [--bundle DIR] [--rows paper-10,fast-10,paper-190,fast-190] [--steps 25]
-                                 [--gl-iters 32] [--gl-init random] [--threads N] [--json OUT]
+    python -m bench.bench_render [--bundle DIR] [--rows paper-10,paperours-10,fast-10,fast-30,fast-90,fast-190]
+                                 [--steps N] [--gl-iters N] [--gl-init peaks] [--threads N] [--json OUT]
 
 Without --bundle, a paper-size bundle (random-weight U-Net, 49.9 M params, and paper vocoder, 1.4 M, scalers
 fitted on rendered music) is exported into a cache folder first (--bundle-cache, reused by later runs).
-Rows: paper = DDIM 200 steps + torchaudio Griffin-Lim 200 (the paper's settings); fast = DPM-Solver++ (--steps)
-+ our fast Griffin-Lim (--gl-iters, --gl-init). Each row runs in its own process so its peak RSS is its own.
-Reports wall seconds, real-time factor (wall / audio seconds), paper/fast ratio, peak RSS and the spectral
-convergence the phase reconstruction reached against the vocoder's magnitude.
+Rows are KIND-SECONDS (any length up to 190):
+- paper: DDIM 200 steps + torchaudio Griffin-Lim 200 from a random phase (the paper's settings; the baseline),
+- paperours: the paper's settings run by our code (DDIM 200 + our Griffin-Lim 200 from a random phase),
+- fast: the engine's fast path (DPM-Solver++ --steps + our Griffin-Lim --gl-iters from --gl-init; bundle defaults).
+Each row runs in its own process so its peak RSS is its own. Printed per row: wall seconds, real-time factor
+(wall / audio seconds), ratio against the paper row of the same length from this run, peak RSS, and two quality
+figures: spectral convergence of the phase reconstruction against the vocoder's magnitude (paper eq. 1, lower is
+better), and the log-mel L1 (nats) of the row's audio to the paper row's audio from the same seed (0 = the same
+clip; both samplers solve the same ODE from the same noise).
 """
 from __future__ import annotations
 
@@ -25,8 +30,19 @@ import time
 from pathlib import Path
 
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "msanii-bench" / "paper-random"
-ROWS = ("paper-10", "fast-10", "paper-190", "fast-190")
-SECONDS = {"10": 10.0, "190": 190.0}
+KINDS = ("paper", "paperours", "fast")
+DEFAULT_ROWS = "paper-10,paperours-10,fast-10,fast-30,fast-90,fast-190"
+
+
+def parse_row(row: str) -> tuple[str, float]:
+    kind, _, secs = row.partition("-")
+    try:
+        seconds = float(secs)
+    except ValueError:
+        seconds = -1.0
+    if kind not in KINDS or not 0 < seconds <= 190.2:
+        raise ValueError(f"bad row {row!r}: use KIND-SECONDS with KIND in {', '.join(KINDS)} and 0 < SECONDS <= 190")
+    return kind, seconds
 
 
 def make_paper_bundle(out: Path) -> Path:
@@ -61,20 +77,28 @@ def make_paper_bundle(out: Path) -> Path:
                         log=lambda m: print(f"  export: {m}", file=sys.stderr))
 
 
-def run_row(row: str, bundle: Path, steps: int, gl_iters: int, gl_init: str, threads: int | None) -> dict:
-    """Render one row in this process; returns its measurements."""
+def row_settings(kind: str, steps: int, gl_iters: int, gl_init: str, sampler: str) -> dict:
+    if kind == "paper":
+        return {"sampler": "ddim", "steps": 200, "gl_iters": 200, "phase": "torchaudio", "gl_init": "random"}
+    if kind == "paperours":
+        return {"sampler": "ddim", "steps": 200, "gl_iters": 200, "phase": "fast", "gl_init": "random"}
+    return {"sampler": sampler, "steps": steps, "gl_iters": gl_iters, "phase": "fast", "gl_init": gl_init}
+
+
+def run_row(row: str, bundle: Path, settings: dict, threads: int | None, audio_out: Path | None) -> dict:
+    """Render one row in this process; returns its measurements (and saves the audio to `audio_out`)."""
+    import numpy as np
+
     from engine.api import Engine
 
-    kind, secs = row.split("-")
+    _, seconds = parse_row(row)
     engine = Engine.load(bundle, device="cpu", threads=threads)
     importlib.import_module("engine.tasks.generate")  # warm process: imports are not part of a render's time
-    if kind == "paper":
-        settings = {"sampler": "ddim", "steps": 200, "gl_iters": 200, "phase": "torchaudio", "gl_init": "random"}
-    else:
-        settings = {"sampler": "dpmpp", "steps": steps, "gl_iters": gl_iters, "phase": "fast", "gl_init": gl_init}
     start = time.perf_counter()
-    result = engine.generate(SECONDS[secs], seed=0, **settings)
+    result = engine.generate(seconds, seed=0, **settings)
     wall = time.perf_counter() - start
+    if audio_out is not None:
+        np.save(audio_out, result.audio)
     audio_s = result.audio.shape[-1] / result.sample_rate
     return {"row": row, **settings, "audio_s": audio_s, "wall_s": wall, "rtf": wall / audio_s,
             "sampling_s": result.info["sampling_s"], "decode_s": result.info["decode_s"],
@@ -95,17 +119,31 @@ def machine() -> str:
     return f"{cpu}, {len(os.sched_getaffinity(0))} cores available, {platform.system()}"
 
 
+def mel_l1(a, b) -> float:
+    """Mean |log-mel(a) - log-mel(b)| (nats) over the common length; audio [C, N] numpy at 44.1 kHz."""
+    import torch
+
+    from engine.dsp import SpectrogramConfig, log_mel
+
+    n = min(a.shape[-1], b.shape[-1])
+    cfg = SpectrogramConfig()
+    return float((log_mel(torch.from_numpy(a[..., :n]), cfg) - log_mel(torch.from_numpy(b[..., :n]), cfg)).abs().mean())
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Paper settings vs fast path render benchmark.")
     p.add_argument("--bundle", type=Path, help="bundle to benchmark (default: a cached paper-size random bundle)")
     p.add_argument("--bundle-cache", type=Path, default=DEFAULT_CACHE)
-    p.add_argument("--rows", default=",".join(ROWS), help=f"comma list from {','.join(ROWS)}")
-    p.add_argument("--steps", type=int, default=25, help="fast path DPM-Solver++ steps")
+    p.add_argument("--rows", default=DEFAULT_ROWS, help="comma list of KIND-SECONDS (paper|paperours|fast)")
+    p.add_argument("--sampler", default=None, help="fast path sampler (bundle default)")
+    p.add_argument("--steps", type=int, default=None, help="fast path sampler steps (bundle default)")
     p.add_argument("--gl-iters", type=int, default=None, help="fast path Griffin-Lim iterations (bundle default)")
     p.add_argument("--gl-init", default=None, help="fast path initial phase (bundle default)")
     p.add_argument("--threads", type=int)
     p.add_argument("--json", type=Path, help="append results (one JSON object per row) to this file")
     p.add_argument("--row", help=argparse.SUPPRESS)  # internal: run one row in a child process
+    p.add_argument("--settings", help=argparse.SUPPRESS)
+    p.add_argument("--audio-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     bundle = args.bundle
@@ -114,47 +152,61 @@ def main(argv: list[str] | None = None) -> int:
         if not (bundle / "manifest.json").is_file():
             print(f"creating paper-size random-weight bundle in {bundle} ...", file=sys.stderr)
             make_paper_bundle(bundle)
-    from engine.bundle import load_bundle
-    defaults = load_bundle(bundle).defaults
-    gl_iters = args.gl_iters if args.gl_iters is not None else defaults.gl_iters
-    gl_init = args.gl_init or defaults.gl_init
     if args.row:
-        print(json.dumps(run_row(args.row, bundle, args.steps, gl_iters, gl_init, args.threads)))
+        print(json.dumps(run_row(args.row, bundle, json.loads(args.settings), args.threads, args.audio_out)))
         return 0
 
+    import numpy as np
+
+    from engine.bundle import load_bundle
+    defaults = load_bundle(bundle).defaults
+    fast = (args.steps if args.steps is not None else defaults.steps,
+            args.gl_iters if args.gl_iters is not None else defaults.gl_iters,
+            args.gl_init or defaults.gl_init, args.sampler or defaults.sampler)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-    unknown = [r for r in rows if r not in ROWS]
-    if unknown:
-        print(f"bench_render: error: unknown rows {unknown}: use {','.join(ROWS)}", file=sys.stderr)
+    try:
+        parsed = {row: parse_row(row) for row in rows}
+    except ValueError as exc:
+        print(f"bench_render: error: {exc}", file=sys.stderr)
         return 2
     print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.1f}")
     print(f"bundle: {bundle} ({load_bundle(bundle).manifest['unet'].get('parameters', '?')} U-Net params)")
-    results = {}
-    for row in rows:
-        cmd = [sys.executable, "-m", "bench.bench_render", "--bundle", str(bundle), "--row", row,
-               "--steps", str(args.steps), "--gl-iters", str(gl_iters), "--gl-init", gl_init]
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            print(f"row {row} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-            return 1
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
-        r["load_avg"] = os.getloadavg()[0]
-        results[row] = r
-        print(f"{row:10s} {r['sampler']:5s} {r['steps']:3d} steps + {r['phase']:10s} GL {r['gl_iters']:3d} "
-              f"({r['gl_init']}): {r['wall_s']:8.1f} s for {r['audio_s']:.2f} s audio, RTF {r['rtf']:.3f} "
-              f"(sampling {r['sampling_s']:.1f} s, decode {r['decode_s']:.1f} s), peak RSS {r['peak_rss_mb']:.0f} MB,"
-              f" SC {r['spectral_convergence']:.4f}, load {r['load_avg']:.1f}", flush=True)
-        if args.json:
-            with open(args.json, "a", encoding="utf-8") as f:
-                f.write(json.dumps({**r, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}) + "\n")
-    for secs in ("10", "190"):
-        paper, fast = results.get(f"paper-{secs}"), results.get(f"fast-{secs}")
-        if paper and fast:
-            print(f"{secs:>3s} s: fast path is {paper['wall_s'] / fast['wall_s']:.1f}x faster than the paper settings "
-                  f"(RTF {paper['rtf']:.3f} -> {fast['rtf']:.3f}); SC {paper['spectral_convergence']:.4f} vs "
-                  f"{fast['spectral_convergence']:.4f}")
+    results, audio = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for row in rows:
+            kind, seconds = parsed[row]
+            settings = row_settings(kind, *fast)
+            out = Path(tmp) / f"{row}.npy"
+            cmd = [sys.executable, "-m", "bench.bench_render", "--bundle", str(bundle), "--row", row,
+                   "--settings", json.dumps(settings), "--audio-out", str(out)]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"row {row} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+                return 1
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            r["load_avg"] = os.getloadavg()[0]
+            audio[row] = np.load(out)
+            paper = results.get(f"paper-{seconds:g}")
+            r["ratio_vs_paper"] = paper["wall_s"] / r["wall_s"] if paper else None
+            r["mel_l1_to_paper"] = mel_l1(audio[row], audio[f"paper-{seconds:g}"]) if paper else None
+            results[row] = r
+            ratio = f"{r['ratio_vs_paper']:.1f}x vs paper" if paper else "no paper row yet"
+            l1 = f", log-mel L1 to paper {r['mel_l1_to_paper']:.3f}" if paper else ""
+            print(f"{row:14s} {r['sampler']:5s} {r['steps']:3d} steps + {r['phase']:10s} GL {r['gl_iters']:3d} "
+                  f"({r['gl_init']}): {r['wall_s']:8.1f} s for {r['audio_s']:.2f} s audio, RTF {r['rtf']:.3f}, "
+                  f"{ratio} (sampling {r['sampling_s']:.1f} s, decode {r['decode_s']:.1f} s), peak RSS "
+                  f"{r['peak_rss_mb']:.0f} MB, SC {r['spectral_convergence']:.4f}{l1}, load {r['load_avg']:.1f}",
+                  flush=True)
+            if args.json:
+                with open(args.json, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({**r, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}) + "\n")
+    fast_rows = sorted((parsed[r][1], r) for r in rows if parsed[r][0] == "fast")
+    if len(fast_rows) > 1:
+        print("time vs length (fast rows): " + ", ".join(
+            f"{secs:g} s -> {results[r]['wall_s']:.1f} s ({results[r]['wall_s'] / secs:.3f} s per audio s)"
+            for secs, r in fast_rows))
     return 0
 
 

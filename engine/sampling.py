@@ -25,8 +25,9 @@ Callback = Callable[[dict[str, Any]], None]
 
 
 def make_scheduler(sampler: str, num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
-                   prediction_type: str = "epsilon"):
-    """A fresh diffusers scheduler over the training noise schedule."""
+                   prediction_type: str = "epsilon", order: int = 2):
+    """A fresh diffusers scheduler over the training noise schedule. `order`: DPM-Solver++'s multistep order
+    (1, 2 or 3; ignored by DDIM)."""
     common = {"num_train_timesteps": num_train_timesteps, "beta_schedule": beta_schedule,
               "prediction_type": prediction_type}
     if sampler == "ddim":
@@ -35,7 +36,7 @@ def make_scheduler(sampler: str, num_train_timesteps: int = 1000, beta_schedule:
         # clip_sample stays on (a cheap clamp) for loops that call step() themselves; `sample` clips anyway.
         return DDIMScheduler(**common, clip_sample=True, clip_sample_range=1.0, timestep_spacing="trailing")
     if sampler == "dpmpp":
-        return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
+        return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=order,
                                            lower_order_final=True)
     raise ValueError(f"unknown sampler {sampler!r}: use {' or '.join(SAMPLERS)}")
 

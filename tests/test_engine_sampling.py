@@ -16,11 +16,14 @@ def _oracle(x0, scheduler):
     return denoise
 
 
-@pytest.mark.parametrize("sampler, steps", [("ddim", 20), ("dpmpp", 8)])
-def test_recovers_known_sample_from_noise(sampler, steps):
+@pytest.mark.parametrize("sampler, steps, order", [("ddim", 20, 2), ("dpmpp", 8, 2), ("dpmpp", 8, 1),
+                                                   ("dpmpp", 8, 3)])
+def test_recovers_known_sample_from_noise(sampler, steps, order):
     gen = torch.Generator().manual_seed(0)
     x0 = torch.rand(1, 2, 16, 8, generator=gen) * 1.6 - 0.8
-    scheduler = make_scheduler(sampler)
+    scheduler = make_scheduler(sampler, order=order)
+    if sampler == "dpmpp":
+        assert scheduler.config.solver_order == order
     seen = []
     out = sample(_oracle(x0, scheduler), torch.randn(x0.shape, generator=gen), scheduler, steps,
                  callback=seen.append, disable=True)

@@ -56,9 +56,11 @@ def test_bad_data_is_a_one_line_error(tmp_path, capsys, case, expected):
     (["--preset", "tiny", "--steps", "0"], "steps must be >= 1"),
     (["--preset", "tiny", "--resume"], "nothing to resume"),
     (["--preset", "tiny", "--device", "tpu"], "unknown device"),
+    (["--preset", "tiny", "--sc-weight", "0"], "sc-weight must be > 0"),
 ])
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys, data_dir, args, expected):
-    assert main(["unet", "--data", str(data_dir), "--out", str(tmp_path / "run"), *args]) == 2
+    kind = "vocoder" if "--sc-weight" in args else "unet"
+    assert main([kind, "--data", str(data_dir), "--out", str(tmp_path / "run"), *args]) == 2
     assert expected in error_line(capsys)
 
 
@@ -87,6 +89,9 @@ def test_run_refuses_overwrite_and_resumes(tmp_path, capsys, data_dir):
     assert main(["vocoder", "--out", str(run), "--resume", "--steps", "5", "--no-progress"]) == 0
     assert steps_logged(kind_dir) == [1, 2, 3, 4, 5]
     assert load_checkpoint(kind_dir / "last.pt", kind="vocoder")["step"] == 5
+    # The spectral-convergence weight may change on resume (fine-tuning) and is recorded in the checkpoint.
+    assert main(["vocoder", "--out", str(run), "--resume", "--steps", "6", "--sc-weight", "4", "--no-progress"]) == 0
+    assert load_checkpoint(kind_dir / "last.pt", kind="vocoder")["train_config"]["sc_weight"] == 4.0
     capsys.readouterr()
     assert main(["unet", "--data", str(data_dir), "--preset", "tiny", "--out", str(run), "--steps", "1",
                  "--no-progress"]) == 0  # the U-Net gets its own folder in the same run

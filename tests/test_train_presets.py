@@ -84,6 +84,8 @@ def test_vocoder_losses_match_paper_equations():
     total, parts = vocoder_loss(predicted, target)
     assert float(total) == pytest.approx(parts["sc"] + parts["log_mag"], rel=1e-6)
     assert float(vocoder_loss(target, target)[0]) == 0.0
+    weighted, parts4 = vocoder_loss(predicted, target, sc_weight=4.0)
+    assert float(weighted) == pytest.approx(4 * parts4["sc"] + parts4["log_mag"], rel=1e-6)
 
 
 def test_cosine_schedule_and_noising():

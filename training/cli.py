@@ -51,6 +51,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
                                                       if kind == "unet" else ""))
     parser.add_argument("--seed", type=int, help="seed for data crops, noise and initial weights (default 0)")
     parser.add_argument("--lr", type=float, help="peak learning rate (default 2e-4, the paper's)")
+    if kind == "vocoder":
+        parser.add_argument("--sc-weight", type=float, metavar="W", help="loss = W * spectral convergence + "
+                            "log-magnitude (default 1, the paper's); may change on --resume (fine-tuning)")
     parser.add_argument("--checkpoint-every", type=int, metavar="N", help="write step-XXXXXXX.pt and last.pt "
                         "every N steps (default: the preset's)")
     parser.add_argument("--keep-checkpoints", type=int, metavar="K", help="keep only the newest K periodic "
@@ -84,7 +87,8 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
     if checkpoint is None:
         cfg = train_preset(kind, args.preset or "small").with_overrides(
             steps=args.steps, batch_size=args.batch_size, crop_frames=args.crop_frames, seed=args.seed,
-            checkpoint_every=args.checkpoint_every, precision=args.precision)
+            checkpoint_every=args.checkpoint_every, precision=args.precision,
+            sc_weight=getattr(args, "sc_weight", None))
         if args.lr is not None:
             cfg.optim.lr = args.lr
         return cfg
@@ -96,7 +100,8 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
         if given is not None and given != value:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} {given} differs from the run being resumed ({value}); resume keeps it")
-    return cfg.with_overrides(steps=args.steps, checkpoint_every=args.checkpoint_every, precision=args.precision)
+    return cfg.with_overrides(steps=args.steps, checkpoint_every=args.checkpoint_every, precision=args.precision,
+                              sc_weight=getattr(args, "sc_weight", None))
 
 
 def train_command(args: argparse.Namespace) -> int:

@@ -61,6 +61,7 @@ class TrainConfig:
     ema: EMAConfig | None = None  # U-Net only
     diffusion: DiffusionConfig | None = None  # U-Net only
     precision: str = "auto"  # auto: bf16 (or fp16 + GradScaler) autocast on CUDA, fp32 on CPU; or fp32|bf16|fp16
+    sc_weight: float = 1.0  # vocoder only: loss = sc_weight * spectral convergence + log-magnitude (paper: 1)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -68,6 +69,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "crop_frames", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not self.sc_weight > 0:
+            raise ValueError(f"sc-weight must be > 0, got {self.sc_weight}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"unknown precision {self.precision!r}: use auto, fp32, bf16 or fp16")
 

@@ -156,7 +156,7 @@ class DistributedTrainer(Trainer):
         sc_value = (total_n / max(total_d, 1e-16)) ** 0.5
         surrogate = self.dist.world_size * n_local / (2.0 * max((total_n * total_d) ** 0.5, 1e-16))
         log_mag = log_magnitude_loss(predicted, target, LOG_EPS)
-        loss = surrogate + log_mag
+        loss = self.cfg.sc_weight * surrogate + log_mag
         log_mag_value = self._global_mean(float(log_mag.detach()))
         # the value reported is the global loss; the surrogate only carries its gradient
         return _reporting(loss, sc_value + log_mag_value), {"sc": sc_value, "log_mag": log_mag_value}

@@ -32,9 +32,10 @@ def log_magnitude_loss(predicted: torch.Tensor, target: torch.Tensor, eps: float
     return F.l1_loss(torch.log(predicted.float() + eps), torch.log(target.float() + eps))
 
 
-def vocoder_loss(predicted: torch.Tensor, target: torch.Tensor,
-                 eps: float = LOG_EPS) -> tuple[torch.Tensor, dict[str, float]]:
-    """Spectral convergence + log-magnitude. Returns (total, {"sc": ..., "log_mag": ...}) for logging."""
+def vocoder_loss(predicted: torch.Tensor, target: torch.Tensor, eps: float = LOG_EPS,
+                 sc_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """sc_weight * spectral convergence + log-magnitude (the paper: sc_weight 1).
+    Returns (total, {"sc": ..., "log_mag": ...}) for logging."""
     sc = spectral_convergence_loss(predicted, target)
     log_mag = log_magnitude_loss(predicted, target, eps)
-    return sc + log_mag, {"sc": float(sc.detach()), "log_mag": float(log_mag.detach())}
+    return sc_weight * sc + log_mag, {"sc": float(sc.detach()), "log_mag": float(log_mag.detach())}

@@ -143,7 +143,7 @@ class Trainer:
             target = stft_magnitude(audio, self.spectrogram)  # [B, 2, n_freqs, frames]
         with self._autocast():
             predicted = self.net(x)
-        return vocoder_loss(predicted, target)
+        return vocoder_loss(predicted, target, sc_weight=self.cfg.sc_weight)
 
     def train_step(self, batch_step: int | None = None) -> dict[str, float]:
         """Run optimiser step number `self.step + 1`; returns loss, lr (the one used) and extras.
