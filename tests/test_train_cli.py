@@ -33,6 +33,11 @@ def steps_logged(kind_dir) -> list[int]:
         return [int(row["step"]) for row in csv.DictReader(f)]
 
 
+def steps_column(kind_dir, name: str) -> list[str]:
+    with open(kind_dir / "losses.csv", newline="") as f:
+        return [row[name] for row in csv.DictReader(f)]
+
+
 @pytest.mark.parametrize("case, expected", [
     ("missing", "does not exist"),
     ("empty", "contains no audio files"),
@@ -92,6 +97,12 @@ def test_run_refuses_overwrite_and_resumes(tmp_path, capsys, data_dir):
     # The spectral-convergence weight may change on resume (fine-tuning) and is recorded in the checkpoint.
     assert main(["vocoder", "--out", str(run), "--resume", "--steps", "6", "--sc-weight", "4", "--no-progress"]) == 0
     assert load_checkpoint(kind_dir / "last.pt", kind="vocoder")["train_config"]["sc_weight"] == 4.0
+    # So may the learning rate; the new one is used from the next step (here still in warm-up: scaled alike).
+    lr_before = float(steps_column(kind_dir, "lr")[-1])
+    assert main(["vocoder", "--out", str(run), "--resume", "--steps", "7", "--lr", "1e-5", "--no-progress"]) == 0
+    resumed = load_checkpoint(kind_dir / "last.pt", kind="vocoder")
+    assert resumed["train_config"]["optim"]["lr"] == 1e-5
+    assert float(steps_column(kind_dir, "lr")[-1]) < lr_before / 10
     capsys.readouterr()
     assert main(["unet", "--data", str(data_dir), "--preset", "tiny", "--out", str(run), "--steps", "1",
                  "--no-progress"]) == 0  # the U-Net gets its own folder in the same run

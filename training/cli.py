@@ -50,7 +50,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
                         "(F - 1) * 1024 samples" + (" and F must be a multiple of the U-Net's frame multiple"
                                                       if kind == "unet" else ""))
     parser.add_argument("--seed", type=int, help="seed for data crops, noise and initial weights (default 0)")
-    parser.add_argument("--lr", type=float, help="peak learning rate (default 2e-4, the paper's)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (default 2e-4, the paper's); on --resume a new "
+                        "value applies from the next step")
     if kind == "vocoder":
         parser.add_argument("--sc-weight", type=float, metavar="W", help="loss = W * spectral convergence + "
                             "log-magnitude (default 1, the paper's); may change on --resume (fine-tuning)")
@@ -80,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainConfig:
     """The run's TrainConfig: the preset (or the checkpoint's config on resume) with the given flags applied.
-    Flags that would change what is being resumed (preset, batch, crop, seed, lr) must match the checkpoint."""
+    Flags that would change what is being resumed (preset, batch, crop, seed) must match the checkpoint; the learning
+    rate and the vocoder's SC weight may change on resume (fine-tuning: e.g. a lower lr for the last steps)."""
     kind = args.command
     if args.preset is not None and args.preset not in PRESETS:
         raise UsageError(f"unknown preset {args.preset!r}: use {', '.join(PRESETS)}")
@@ -93,13 +95,14 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
             cfg.optim.lr = args.lr
         return cfg
     cfg = TrainConfig.from_dict(checkpoint["train_config"])
-    fixed = {"preset": cfg.preset, "batch_size": cfg.batch_size, "crop_frames": cfg.crop_frames, "seed": cfg.seed,
-             "lr": cfg.optim.lr}
+    fixed = {"preset": cfg.preset, "batch_size": cfg.batch_size, "crop_frames": cfg.crop_frames, "seed": cfg.seed}
     for name, value in fixed.items():
         given = getattr(args, name)
         if given is not None and given != value:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} {given} differs from the run being resumed ({value}); resume keeps it")
+    if args.lr is not None:
+        cfg.optim.lr = args.lr
     return cfg.with_overrides(steps=args.steps, checkpoint_every=args.checkpoint_every, precision=args.precision,
                               sc_weight=getattr(args, "sc_weight", None))
 

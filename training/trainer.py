@@ -198,6 +198,11 @@ class Trainer:
         self.scaler.load_state_dict(data["scaler"])
         self.optimizer.load_state_dict(data["optimizer"])
         self.lr_scheduler.load_state_dict(data["lr_scheduler"])
+        saved_lr = float((data.get("train_config") or {}).get("optim", {}).get("lr", self.cfg.optim.lr))
+        if saved_lr != self.cfg.optim.lr:  # resumed with a new --lr: rescale, keeping the warm-up position
+            for group in self.optimizer.param_groups:
+                group["lr"] *= self.cfg.optim.lr / saved_lr
+            self.lr_scheduler.base_lrs = [self.cfg.optim.lr for _ in self.lr_scheduler.base_lrs]
         if data.get("grad_scaler"):
             self.grad_scaler.load_state_dict(data["grad_scaler"])
         rng = data["rng"]
