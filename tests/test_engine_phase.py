@@ -67,3 +67,27 @@ def test_frames_must_describe_length():
     with pytest.raises(ValueError, match="10 frames do not describe"):
         fast_griffin_lim(mag, CFG, n_iter=1, length=20 * 1024)
     assert fast_griffin_lim(mag, CFG, n_iter=1, length=9 * 1024 + 100).shape == (2, 9 * 1024 + 100)
+
+
+@pytest.mark.parametrize("cfg", [CFG, SpectrogramConfig(n_fft=512, win_length=400, hop_length=128)])
+@pytest.mark.parametrize("start, stop", [(0, 7), (5, 17), (30, 41), (0, 41)])
+def test_block_projection_equals_whole_signal_projection(cfg, start, stop):
+    pair = FrameSTFT(cfg, 40 * cfg.hop_length)
+    g = torch.Generator().manual_seed(1)
+    spectrum = torch.polar(torch.rand(pair.frames, cfg.n_fft // 2 + 1, generator=g),
+                           torch.rand(pair.frames, cfg.n_fft // 2 + 1, generator=g) * 6.3)
+    whole = pair.analyse(pair.synthesise(spectrum))[start:stop]
+    first, last = pair.block_context(start, stop)
+    block = pair.project(spectrum[first:last], first, start, stop)
+    assert torch.allclose(block, whole, atol=1e-5 * float(whole.abs().max()))
+
+
+def test_blocked_griffin_lim_matches_whole_signal_iteration():
+    import engine.dsp.phase as phase
+
+    magnitude = stft_magnitude(_music(3.0), CFG)
+    pair = FrameSTFT(CFG, CFG.hop_length * (magnitude.shape[-1] - 1))
+    angles = torch.ones(magnitude.shape[-1], magnitude.shape[-2], dtype=torch.complex64)
+    outs = [phase._fgla(magnitude[0], angles.clone(), pair, 12, 0.99, None, block=b) for b in (7, 32, 10_000)]
+    for out in outs[:-1]:
+        assert torch.allclose(out, outs[-1], atol=1e-5)

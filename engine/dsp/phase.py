@@ -104,25 +104,35 @@ def _initial_angles(magnitude: torch.Tensor, cfg: SpectrogramConfig, init: str, 
     return angles.to(torch.complex64).contiguous()
 
 
+BLOCK_FRAMES = 512  # ~4 MB complex64 per block at n_fft 2048: measured best of 64..1024 at 190 s (140 vs 328 ms/iter)
+
+
 def _fgla(magnitude: torch.Tensor, angles: torch.Tensor, pair: FrameSTFT, n_iter: int, momentum: float,
-          callback: Callable[[int], None] | None) -> torch.Tensor:
-    """One problem: magnitude [n_freqs, frames], frame-major angles [frames, n_freqs]; returns audio [length]."""
-    # Frame-major layout for the whole loop (see engine.dsp.frame_stft); in-place updates keep the working set
-    # at a few spectrum-sized buffers.
-    mag = magnitude.T.contiguous()
-    spectrum = torch.empty_like(angles)
-    previous = None
+          callback: Callable[[int], None] | None, block: int = BLOCK_FRAMES) -> torch.Tensor:
+    """One problem: magnitude [n_freqs, frames], frame-major angles [frames, n_freqs]; returns audio [length].
+
+    Each iteration runs `block` frames at a time (FrameSTFT.project): the new phases go to a second buffer so
+    every block reads the previous iteration's phases, exactly as the whole-signal iteration."""
+    mag = magnitude.T.contiguous()  # frame-major, as the angles
+    frames = mag.shape[0]
+    if pair.n_fft % pair.hop:  # overlap_add's general (fold) path works on the whole signal only
+        block = frames
+    previous = torch.empty_like(angles)  # t_{n-1}: the last projection, per frame
+    updated = torch.empty_like(angles)
     for i in range(n_iter):
-        torch.mul(angles, mag, out=spectrum)
-        rebuilt = pair.analyse(pair.synthesise(spectrum))
-        # Perraudin's FGLA: extrapolate along the last projection step, c = t_n + a (t_n - t_{n-1}).
-        if previous is None or not momentum:
-            torch.sgn(rebuilt, out=angles)
-        else:
-            previous.mul_(-momentum).add_(rebuilt, alpha=1.0 + momentum)
-            torch.sgn(previous, out=angles)
-        previous = rebuilt
+        for start in range(0, frames, block):
+            stop = min(frames, start + block)
+            first, last = pair.block_context(start, stop)
+            rebuilt = pair.project(angles[first:last] * mag[first:last], first, start, stop)
+            if i == 0 or not momentum:
+                torch.sgn(rebuilt, out=updated[start:stop])
+            else:
+                # Perraudin's FGLA: extrapolate along the last projection step, c = t_n + a (t_n - t_{n-1}).
+                step = previous[start:stop]
+                step.mul_(-momentum).add_(rebuilt, alpha=1.0 + momentum)
+                torch.sgn(step, out=updated[start:stop])
+            previous[start:stop] = rebuilt
+        angles, updated = updated, angles
         if callback is not None:
             callback(i)
-    torch.mul(angles, mag, out=spectrum)
-    return pair.crop(pair.synthesise(spectrum))
+    return pair.crop(pair.synthesise(angles * mag))
