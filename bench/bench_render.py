@@ -9,7 +9,8 @@ Rows are KIND-SECONDS (any length up to 190):
 - paper: DDIM 200 steps + torchaudio Griffin-Lim 200 from a random phase (the paper's settings; the baseline),
 - paperours: the paper's settings run by our code (DDIM 200 + our Griffin-Lim 200 from a random phase),
 - fast: the engine's fast path (DPM-Solver++ --steps + our Griffin-Lim --gl-iters from --gl-init; bundle defaults).
-Each row runs in its own process so its peak RSS is its own. Printed per row: wall seconds, real-time factor
+Each row runs in its own process so its peak RSS is its own, after a 1 s warm-up render (a warm engine, as in the
+OSC server; a cold `msanii-render` process adds ~0.3 s of one-time set-up). Printed per row: wall seconds, real-time factor
 (wall / audio seconds), ratio against the paper row of the same length from this run, peak RSS, and two quality
 figures: spectral convergence of the phase reconstruction against the vocoder's magnitude (paper eq. 1, lower is
 better), and the log-mel L1 (nats) of the row's audio to the paper row's audio from the same seed (0 = the same
@@ -94,6 +95,8 @@ def run_row(row: str, bundle: Path, settings: dict, threads: int | None, audio_o
     _, seconds = parse_row(row)
     engine = Engine.load(bundle, device="cpu", threads=threads)
     importlib.import_module("engine.tasks.generate")  # warm process: imports are not part of a render's time
+    # Warm engine, as in the OSC server: sessions, thread pools and FFT plans exist before the timed render.
+    engine.generate(1.0, seed=1, **{**settings, "steps": 2, "gl_iters": 2})
     start = time.perf_counter()
     result = engine.generate(seconds, seed=0, **settings)
     wall = time.perf_counter() - start

@@ -10,6 +10,8 @@ quality figures per row:
   200 shows how far the reference itself is from converged.
 - "band JS": mel-band energy distribution distance (bits, bench.metrics) of the rows' clips to held-out audio, as in
   the quality report (the held-out set's own two halves differ by ~0.3).
+- with --audio-stats, each clip is also decoded (vocoder + the bundle's Griffin-Lim) and the report's statistics
+  are taken on the audio: onsets per second, chroma entropy, RMS, and the phase's spectral convergence.
 Timing: U-Net calls x the measured per-call time at this length (the sampler's own arithmetic is < 1 %,
 bench/profile_render.py), so rows compare compute, not noise between runs.
 """
@@ -52,10 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2,3")
     p.add_argument("--rows", default=DEFAULT_ROWS)
     p.add_argument("--threads", type=int)
+    p.add_argument("--audio-stats", action="store_true", help="decode every clip and add the report's statistics")
     args = p.parse_args(argv)
 
     from bench.bench_render import machine
-    from bench.metrics import band_energy_distance, mel_band_energy
+    from bench.metrics import band_energy_distance, mel_band_energy, summary
+    from engine.dsp.phase import spectral_convergence
+    from engine.dsp.scaler import normalise
     from bench.quality_report import load_clips
     from engine.api import Engine
     from engine.dsp.scaler import denormalise
@@ -82,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}; bundle {bundle.name}; {args.seconds:g} s ({length.model_frames} frames); "
           f"U-Net call {per_call * 1000:.0f} ms; seeds {seeds}")
 
+    def audio_stats(logmel: torch.Tensor) -> dict[str, float]:
+        audio, magnitude = engine.decode(normalise(logmel, bundle.unet_stats), length.samples,
+                                         generator=torch.Generator().manual_seed(0))
+        return {**summary(audio.numpy(), cfg), "sc": spectral_convergence(audio, magnitude, cfg)}
+
     def run(sampler: str, order: int, steps: int, noise: torch.Tensor) -> torch.Tensor:
         scheduler = make_scheduler(sampler, order=order, **bundle.diffusion.to_dict())
         out = sample(engine.denoiser, noise * scheduler.init_noise_sigma, scheduler, steps, disable=True)
@@ -94,17 +104,26 @@ def main(argv: list[str] | None = None) -> int:
         reference = run("ddim", 2, 200, noise)
         for key in [("ddim", 2, 200)] + rows:
             mel = reference if key == ("ddim", 2, 200) else run(*key, noise)
-            r = results.setdefault(key, {"l1": [], "energy": []})
+            r = results.setdefault(key, {"l1": [], "energy": [], "audio": []})
             r["l1"].append(float((mel - reference).abs().mean()))
             r["energy"].append(mel_energy(mel, cfg.log_floor))
+            if args.audio_stats:
+                r["audio"].append(audio_stats(mel))
         print(f"  seed {seed} done", file=sys.stderr, flush=True)
 
+    extra = " onsets/s | chroma entropy | RMS dB | phase SC |" if args.audio_stats else ""
     print("\n| sampler | order | steps | U-Net calls | est. sampling s | speed-up vs DDIM 200 | log-mel L1 to DDIM 200 "
-          "| band JS to held-out |\n|---|---|---|---|---|---|---|---|")
+          "| band JS to held-out |" + extra + "\n|---|---|---|---|---|---|---|---|" + "---|" * extra.count("|"))
     for (sampler, order, steps), r in results.items():
         js = band_energy_distance(np.mean(r["energy"], axis=0), heldout) if heldout is not None else float("nan")
+        cells = ""
+        if args.audio_stats:
+            def stat(k: str, fmt: str) -> str:
+                v = [a[k] for a in r["audio"]]
+                return f" {np.mean(v):{fmt}} ± {np.std(v):{fmt}} |"
+            cells = stat("onset_rate", ".2f") + stat("chroma_entropy", ".2f") + stat("rms_db", ".1f") + stat("sc", ".3f")
         print(f"| {sampler} | {order if sampler == 'dpmpp' else '-'} | {steps} | {steps} | {steps * per_call:.2f} | "
-              f"{200 / steps:.1f}x | {np.mean(r['l1']):.4f} | {js:.3f} |")
+              f"{200 / steps:.1f}x | {np.mean(r['l1']):.4f} | {js:.3f} |{cells}")
     return 0
 
 

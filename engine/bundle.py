@@ -52,7 +52,7 @@ class DiffusionSettings:
 @dataclass(frozen=True)
 class RenderDefaults:
     sampler: str = "dpmpp"
-    steps: int = 25
+    steps: int = 15
     gl_iters: int = 80
     gl_init: str = "peaks"
 

@@ -3,7 +3,7 @@
 `sample(denoise, x, scheduler, steps)` runs the reverse process from `x` (pure noise, or a noised clean start
 from `noised_start` for partial / img2img-style sampling at a given strength). `denoise(x, t)` is any callable
 taking x [B, ...] and float timesteps [B]. Samplers: "ddim" (the paper's, 200 steps, eta 0) and "dpmpp"
-(DPM-Solver++ 2M, good in 20-25 steps). Both clip the predicted clean sample to the model space [-1, 1], as the
+(DPM-Solver++ 2M; 15 steps by default, bench/sweep_steps.py). Both clip the predicted clean sample to the model space [-1, 1], as the
 data lives there: the sampler rewrites the model's prediction so that its implied x0 is clipped (what DDIM's
 clip_sample does), instead of diffusers' dynamic thresholding, whose per-step quantile over a 190 s clip costs
 ~0.4 s on CPU and, with a maximum of 1, clips to the same range anyway. Loops that call scheduler.step themselves
