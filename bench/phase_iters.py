@@ -1,8 +1,10 @@
 """How many fast Griffin-Lim iterations reach the paper's Griffin-Lim-200 spectral convergence on real music?
 
-    python -m bench.phase_iters [--seconds 10] [--iters 8,16,24,32,48,64,100]
+    python -m bench.phase_iters [--seconds 10] [--iters 8,16,24,32,48,64,100] [--bundle models/default]
 
-Target magnitude: |STFT| of FluidSynth-rendered stereo music (bench/music.py). Paper baseline: torchaudio's
+Target magnitude: |STFT| of FluidSynth-rendered stereo music (bench/music.py); with --bundle, what that bundle's
+vocoder makes of the music's mel instead (the magnitude a render hands to the phase stage: not an exactly
+consistent spectrogram, so every method plateaus higher). Paper baseline: torchaudio's
 Griffin-Lim, 200 iterations, random initial phase, momentum 0.99 (as the reference implementation). Ours:
 engine.dsp.phase.fast_griffin_lim with each initial phase. Prints SC (paper eq. 1) and seconds per run.
 """
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--inits", default="advance,random,zeros")
     p.add_argument("--paper-iters", type=int, default=200)
     p.add_argument("--paper-sc", type=float, help="skip the baseline run and use this SC (from an earlier run)")
+    p.add_argument("--bundle", help="target the magnitude this bundle's vocoder predicts from the music's mel")
     p.add_argument("--timing", action="store_true", help="also time one iteration of each implementation "
                    "(min of 5 interleaved 10-iteration runs: robust to a shared machine's load spikes)")
     args = p.parse_args(argv)
@@ -50,6 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     audio = torch.from_numpy(music_snippet(args.seconds, cfg.sample_rate))
     magnitude = stft_magnitude(audio, cfg)
     length = audio.shape[-1]
+    if args.bundle:
+        from engine.api import Engine
+        from engine.render import vocode
+        engine = Engine.load(args.bundle, device="cpu")
+        magnitude = vocode(engine.encode(audio)[None], engine.bundle, engine.vocoder, magnitude.shape[-1])[0]
+        print(f"target: the vocoder of {engine.name} on the music's mel")
     print(f"music: {args.seconds:g} s stereo, {magnitude.shape[-1]} frames; torch threads {torch.get_num_threads()}")
     if args.timing:
         time_iterations(magnitude, cfg, length)

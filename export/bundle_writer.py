@@ -49,6 +49,7 @@ class ExportOptions:
     command: str | None = None  # recorded in provenance
     seed: int = 0  # parity inputs
     notes: dict[str, Any] = field(default_factory=dict)  # extra provenance (training commands, corpus...)
+    defaults: RenderDefaults = DEFAULTS  # render settings the engine uses when a request names none
 
 
 def _model_from(ckpt: dict, use_ema: bool) -> tuple[torch.nn.Module, bool]:
@@ -178,7 +179,7 @@ def write_bundle(unet_ckpt: dict, vocoder_ckpt: dict, out_dir: str | Path, optio
             "vocoder": {"config": vocoder.cfg.to_dict(), "parameters": sum(p.numel() for p in vocoder.parameters())},
             "files": files, "parity": parity,
             "provenance": _provenance(unet_ckpt, vocoder_ckpt, unet_ema, vocoder_ema, options, sources or {}),
-            "defaults": DEFAULTS.to_dict(),
+            "defaults": options.defaults.to_dict(),
         }
         with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2)

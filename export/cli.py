@@ -6,13 +6,14 @@ pair up by default; --unet/--vocoder pick checkpoint files explicitly (then RUN_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
 from pathlib import Path
 
 from engine.bundle import BundleError
-from export.bundle_writer import ExportOptions, write_bundle
+from export.bundle_writer import DEFAULTS, ExportOptions, write_bundle
 from export.onnx_export import ExportError
 from training.checkpoint import LAST, CheckpointError, load_checkpoint
 
@@ -33,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(e.g. the training commands and corpus description)")
     p.add_argument("--name", help="model name in the manifest (default: OUT_DIR's name)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
+    p.add_argument("--steps", type=int, help=f"default sampler steps written into the manifest ({DEFAULTS.steps})")
+    p.add_argument("--gl-iters", type=int, help="default Griffin-Lim iterations written into the manifest "
+                   f"({DEFAULTS.gl_iters}; e.g. the fewest that reach GL-200's SC on this vocoder: "
+                   "python -m bench.phase_iters --bundle ...)")
     return p
 
 
@@ -48,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = "msanii-export " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
+        if args.steps is not None and not 1 <= args.steps <= 1000:
+            raise ValueError(f"--steps must be from 1 to 1000, got {args.steps}")
+        if args.gl_iters is not None and not 0 <= args.gl_iters <= 10_000:
+            raise ValueError(f"--gl-iters must be from 0 to 10000, got {args.gl_iters}")
+        defaults = dataclasses.replace(DEFAULTS, **{k: v for k, v in (("steps", args.steps),
+                                                                      ("gl_iters", args.gl_iters)) if v is not None})
         if args.run_dir != "-" and not Path(args.run_dir).is_dir() and (args.unet is None or args.vocoder is None):
             raise CheckpointError(f"run directory not found: {args.run_dir}")
         sources = {kind: _checkpoint_path(getattr(args, kind), args.run_dir, kind) for kind in ("unet", "vocoder")}
@@ -62,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--provenance {args.provenance}: expected a JSON object")
         options = ExportOptions(use_ema=not args.no_ema, fp16=args.fp16, compact=args.compact,
                                 overwrite=args.overwrite, name=args.name,
-                                command=command, notes=notes)
+                                command=command, notes=notes, defaults=defaults)
         out = write_bundle(ckpts["unet"], ckpts["vocoder"], args.out_dir, options,
                            sources={k: str(v) for k, v in sources.items()},
                            log=lambda msg: print(f"msanii-export: {msg}", file=sys.stderr))

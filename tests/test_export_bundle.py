@@ -70,8 +70,11 @@ def test_cli_no_ema_fp16_and_refuses_existing_out(tiny_run_dir, tmp_path):
     before = sha256_file(out / "unet.onnx")
     assert export_main([str(tiny_run_dir), str(out)]) == 2  # exists, no --overwrite
     assert sha256_file(out / "unet.onnx") == before
-    assert export_main([str(tiny_run_dir), str(out), "--overwrite"]) == 0
-    assert json.loads((out / "manifest.json").read_text())["provenance"]["unet"]["ema"] is True
+    assert export_main([str(tiny_run_dir), str(out), "--overwrite", "--steps", "12", "--gl-iters", "96"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["provenance"]["unet"]["ema"] is True
+    assert manifest["defaults"]["steps"] == 12 and manifest["defaults"]["gl_iters"] == 96
+    assert load_bundle(out).defaults.gl_iters == 96
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left behind
 
 
@@ -84,4 +87,6 @@ def test_cli_errors_are_one_line(tiny_run_dir, tmp_path):
                            "--unet", str(tiny_run_dir / "vocoder" / LAST),
                            "--vocoder", str(tiny_run_dir / "vocoder" / LAST)], capture_output=True, text=True)
     assert proc.returncode == 2 and "expected unet" in proc.stderr
+    assert not (tmp_path / "o").exists()
+    assert export_main([str(tiny_run_dir), str(tmp_path / "o"), "--gl-iters", "-1"]) == 2
     assert not (tmp_path / "o").exists()
