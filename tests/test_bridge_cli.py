@@ -89,8 +89,8 @@ def test_oscsend_generate_oscdump_receives_accepted_progress_done(tiny_bundle, t
         dump.wait_for(r'/msanii/status siss\w* "idle" 0 "tiny-test" "cpu"')
         oscsend(server.port, "/msanii/generate", "ss", "bad", "five")
         dump.wait_for(r'/msanii/fail ss "bad" "seconds must be a number, got string \'five\'"')
-        print(f"\nround trip oscsend -> done for a 5 s clip (tiny bundle defaults: dpmpp 25 steps, 32 GL iters, "
-              f"CPU): {latency:.2f} s; {len(progress)} progress replies")
+        print(f"\nround trip oscsend -> done for a 5 s clip (tiny bundle, its default settings, CPU): "
+              f"{latency:.2f} s; {len(progress)} progress replies")
     finally:
         server.stop()
         dump.close()
