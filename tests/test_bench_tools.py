@@ -1,0 +1,37 @@
+"""The benchmark tools keep working: row parsing, and the profiler's stage accounting on a real (tiny) render.
+Timings themselves are not asserted (speed goals live in bench/, not in tests)."""
+import pytest
+
+from bench import bench_render, sweep_steps
+
+
+def test_bench_render_rows():
+    assert bench_render.parse_row("fast-190") == ("fast", 190.0)
+    assert bench_render.parse_row("paperours-10.379") == ("paperours", 10.379)
+    for bad in ("slow-10", "fast-0", "fast-200", "fast-x", "fast"):
+        with pytest.raises(ValueError, match="bad row"):
+            bench_render.parse_row(bad)
+    assert bench_render.row_settings("paper", 15, 80, "peaks", "dpmpp")["phase"] == "torchaudio"
+    assert bench_render.row_settings("fast", 15, 80, "peaks", "dpmpp")["steps"] == 15
+
+
+def test_sweep_rows():
+    assert sweep_steps.parse_row("ddim-50") == ("ddim", 2, 50)
+    assert sweep_steps.parse_row("dpmpp3-15") == ("dpmpp", 3, 15)
+    with pytest.raises(ValueError, match="bad row"):
+        sweep_steps.parse_row("dpmpp4-15")
+
+
+def test_profile_sums_a_real_render_into_stages(tiny_bundle, tmp_path):
+    pytest.importorskip("pyinstrument")
+    from bench.profile_render import profile_one
+    from engine.api import Engine
+
+    engine = Engine.load(tiny_bundle, device="cpu", threads=1)
+    result = profile_one(engine, 2.0, {"steps": 4, "gl_iters": 8}, 48_000, tmp_path, top=5)
+    stages = result["stages"]
+    assert stages["U-Net (onnxruntime)"] > 0 and stages["Griffin-Lim iterations (ours)"] > 0
+    assert "write file" in stages and "resample (soxr)" in stages
+    assert sum(stages.values()) == pytest.approx(result["wall"], rel=0.05)
+    assert all(v >= 0 for v in stages.values())
+    assert (tmp_path / "profile-2s.wav").is_file() and len(result["hot"]) <= 5
