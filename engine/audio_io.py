@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from glob import escape as glob_escape
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,37 @@ def publish(tmp: Path, path: Path, overwrite: bool) -> None:
         os.replace(tmp, path)
 
 
+def temp_name(path: Path, pid: int) -> Path:
+    """Where process `pid` writes `path` before publishing it (hidden, next to it: same filesystem)."""
+    return path.with_name(f".{path.name}.tmp-{pid}")
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete temp files of `path` left by writers that no longer run (a process killed mid-write cannot clean
+    up after itself). Only names `.{name}.tmp-{pid}` whose pid is dead are touched. Returns what was removed."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, format: str | None = None,
                 bit_depth: str | int | None = None, overwrite: bool = False) -> WriteResult:
     """Write `audio` [C, N] float to `path` atomically (temp file in the same folder, then rename).
@@ -129,7 +161,8 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, format: s
     out = audio * gain if gain != 1.0 else audio
     if subtype == "PCM_16":
         out = np.clip(_tpdf_dither(out, 16), -1.0, 1.0 - 2.0 ** -15)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    remove_stale_temps(path)
+    tmp = temp_name(path, os.getpid())
     try:
         sf.write(str(tmp), out.T, int(sample_rate), subtype=subtype, format=fmt)
         publish(tmp, path, overwrite)

@@ -1,4 +1,6 @@
 """Audio files: formats and bit depths are what they say, atomic, never overwritten, never clipped."""
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -71,3 +73,20 @@ def test_resample_exact_length_and_pitch():
     assert out.shape == (2, 48000) and out.dtype == np.float32
     spectrum = np.abs(np.fft.rfft(out[0]))
     assert abs(np.argmax(spectrum) * 48000 / 48000 - 440) <= 1  # the tone keeps its frequency
+
+
+def test_temp_files_of_killed_writers_are_cleaned_up(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a pid that has exited
+    stale = tmp_path / f".take.wav.tmp-{dead}"
+    stale.write_bytes(b"RIFF partial")
+    live = tmp_path / f".take.wav.tmp-{os.getppid()}"  # a running writer's temp is left alone
+    live.write_bytes(b"RIFF in progress")
+    other = tmp_path / f".other.wav.tmp-{dead}"  # another file's temp is not ours to judge here
+    other.write_bytes(b"x")
+    write_audio(tmp_path / "take.wav", np.zeros((2, 100), np.float32), 44100)
+    assert not stale.exists() and live.exists() and other.exists()
+    assert (tmp_path / "take.wav").is_file()

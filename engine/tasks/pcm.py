@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.audio_io import publish
+from engine.audio_io import publish, remove_stale_temps, temp_name
 
 # subtype -> (container dtype, significant bits); anything else is treated as lossy/companded.
 _PCM = {"PCM_S8": ("int16", 8), "PCM_U8": ("int16", 8), "PCM_16": ("int16", 16), "PCM_24": ("int32", 24),
@@ -149,7 +149,8 @@ def write_native(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
     path = check_output_path(path, overwrite)
     if samples.dtype != container_dtype(subtype) and container_dtype(subtype).kind != "f":
         raise AudioFileError(f"internal: samples of type {samples.dtype} do not match subtype {subtype}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    remove_stale_temps(path)
+    tmp = temp_name(path, os.getpid())
     try:
         sf.write(str(tmp), samples, int(sample_rate), subtype=subtype, format=format)
         try:
