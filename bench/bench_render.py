@@ -86,6 +86,22 @@ def row_settings(kind: str, steps: int, gl_iters: int, gl_init: str, sampler: st
     return {"sampler": sampler, "steps": steps, "gl_iters": gl_iters, "phase": "fast", "gl_init": gl_init}
 
 
+def paper_bundle(cache: Path = DEFAULT_CACHE) -> Path:
+    """The cached paper-size random-weight bundle, exported on first use and again when the export's render
+    defaults changed since (the fast rows run the bundle's defaults)."""
+    import json
+    import shutil
+
+    from export.bundle_writer import DEFAULTS
+    manifest = cache / "manifest.json"
+    if manifest.is_file() and json.loads(manifest.read_text()).get("defaults") != DEFAULTS.to_dict():
+        shutil.rmtree(cache)
+    if not manifest.is_file():
+        print(f"creating paper-size random-weight bundle in {cache} ...", file=sys.stderr)
+        make_paper_bundle(cache)
+    return cache
+
+
 def run_row(row: str, bundle: Path, settings: dict, threads: int | None, audio_out: Path | None) -> dict:
     """Render one row in this process; returns its measurements (and saves the audio to `audio_out`)."""
     import numpy as np
@@ -149,12 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audio-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
-    bundle = args.bundle
-    if bundle is None:
-        bundle = args.bundle_cache
-        if not (bundle / "manifest.json").is_file():
-            print(f"creating paper-size random-weight bundle in {bundle} ...", file=sys.stderr)
-            make_paper_bundle(bundle)
+    bundle = args.bundle if args.bundle is not None else paper_bundle(args.bundle_cache)
     if args.row:
         print(json.dumps(run_row(args.row, bundle, json.loads(args.settings), args.threads, args.audio_out)))
         return 0

@@ -53,16 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args(argv)
 
-    from bench.bench_render import DEFAULT_CACHE, machine, make_paper_bundle
+    from bench.bench_render import machine, paper_bundle
     from engine.backends.onnx import default_threads
     from engine.bundle import load_bundle
     from engine.render import clip_length
 
-    bundle_dir = args.bundle
-    if args.paper_random:
-        bundle_dir = DEFAULT_CACHE
-        if not (bundle_dir / "manifest.json").is_file():
-            make_paper_bundle(bundle_dir)
+    bundle_dir = paper_bundle() if args.paper_random else args.bundle
     bundle = load_bundle(bundle_dir)
     length = clip_length(args.seconds, bundle)
     cores = default_threads()

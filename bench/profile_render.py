@@ -114,14 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import importlib
 
-    from bench.bench_render import DEFAULT_CACHE, machine, make_paper_bundle
+    from bench.bench_render import machine, paper_bundle
     from engine.api import Engine
 
-    bundle = args.bundle
-    if args.paper_random:
-        bundle = DEFAULT_CACHE
-        if not (bundle / "manifest.json").is_file():
-            make_paper_bundle(bundle)
+    bundle = paper_bundle() if args.paper_random else args.bundle
     engine = Engine.load(bundle, device="cpu", threads=args.threads)
     importlib.import_module("engine.tasks.generate")
     settings = {k: v for k, v in {"steps": args.steps, "sampler": args.sampler, "gl_iters": args.gl_iters,
