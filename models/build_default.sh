@@ -21,5 +21,7 @@ msanii-train vocoder --out "$RUN" --resume --steps $((VOCODER_STEPS + 4000)) --l
 msanii-train unet --data data/corpus/train --preset small --out "$RUN" --steps "$UNET_STEPS" --threads "$THREADS" $(resume unet)
 
 # 3. Bundle (EMA weights) with fp16-stored weights to fit the 40 MB budget, then the quality report.
-msanii-export "$RUN" models/default --compact --name msanii-daw-default --provenance models/provenance.json --overwrite
+# --gl-iters 96: the fewest Griffin-Lim iterations that reach torchaudio GL-200's SC on this vocoder's output
+# (python -m bench.phase_iters --bundle models/default; 80 suffice on true spectrograms).
+msanii-export "$RUN" models/default --compact --name msanii-daw-default --provenance models/provenance.json --gl-iters 96 --overwrite
 python -m bench.quality_report --bundle models/default --heldout data/corpus/heldout --out models/default/REPORT.md
