@@ -138,14 +138,13 @@ def machine() -> str:
     return f"{cpu}, {len(os.sched_getaffinity(0))} cores available, {platform.system()}"
 
 
-def mel_l1(a, b) -> float:
-    """Mean |log-mel(a) - log-mel(b)| (nats) over the common length; audio [C, N] numpy at 44.1 kHz."""
+def mel_l1(a, b, cfg) -> float:
+    """Mean |log-mel(a) - log-mel(b)| (nats) over the common length; audio [C, N] numpy at cfg's rate."""
     import torch
 
-    from engine.dsp import SpectrogramConfig, log_mel
+    from engine.dsp import log_mel
 
     n = min(a.shape[-1], b.shape[-1])
-    cfg = SpectrogramConfig()
     return float((log_mel(torch.from_numpy(a[..., :n]), cfg) - log_mel(torch.from_numpy(b[..., :n]), cfg)).abs().mean())
 
 
@@ -173,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from engine.bundle import load_bundle
-    defaults = load_bundle(bundle).defaults
+    loaded = load_bundle(bundle)
+    defaults = loaded.defaults
     fast = (args.steps if args.steps is not None else defaults.steps,
             args.gl_iters if args.gl_iters is not None else defaults.gl_iters,
             args.gl_init or defaults.gl_init, args.sampler or defaults.sampler)
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_render: error: {exc}", file=sys.stderr)
         return 2
     print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.1f}")
-    print(f"bundle: {bundle} ({load_bundle(bundle).manifest['unet'].get('parameters', '?')} U-Net params)")
+    print(f"bundle: {bundle} ({loaded.manifest['unet'].get('parameters', '?')} U-Net params)")
     results, audio = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for row in rows:
@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             audio[row] = np.load(out)
             paper = results.get(f"paper-{seconds:g}")
             r["ratio_vs_paper"] = paper["wall_s"] / r["wall_s"] if paper else None
-            r["mel_l1_to_paper"] = mel_l1(audio[row], audio[f"paper-{seconds:g}"]) if paper else None
+            r["mel_l1_to_paper"] = (mel_l1(audio[row], audio[f"paper-{seconds:g}"], loaded.spectrogram)
+                                    if paper else None)
             results[row] = r
             ratio = f"{r['ratio_vs_paper']:.1f}x vs paper" if paper else "no paper row yet"
             l1 = f", log-mel L1 to paper {r['mel_l1_to_paper']:.3f}" if paper else ""

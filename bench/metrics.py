@@ -20,7 +20,11 @@ def _mono(audio) -> torch.Tensor:
 
 def mel_band_energy(audio, cfg: SpectrogramConfig) -> np.ndarray:
     """Distribution of energy over the mel bands (sums to 1), [n_mels]."""
-    mel = torch.exp(log_mel(_mono(audio), cfg)) - cfg.log_floor
+    return band_energy_of_mel(torch.exp(log_mel(_mono(audio), cfg)) - cfg.log_floor)
+
+
+def band_energy_of_mel(mel: torch.Tensor) -> np.ndarray:
+    """Linear mel [n_mels, frames] -> its energy distribution over the bands (sums to 1), [n_mels]."""
     energy = (mel.clamp_min(0) ** 2).sum(-1).double().numpy()
     return energy / max(energy.sum(), 1e-20)
 

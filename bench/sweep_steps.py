@@ -39,13 +39,6 @@ def parse_row(row: str) -> tuple[str, int, int]:
     raise ValueError(f"bad row {row!r}: use ddim-N or dpmppK-N with K in 1..3")
 
 
-def mel_energy(logmel: torch.Tensor, floor: float) -> np.ndarray:
-    """Model log-mel [C, n_mels, T] -> mel-band energy distribution [n_mels] of the mono mix (bench.metrics)."""
-    mel = (torch.exp(logmel) - floor).clamp_min(0).mean(0)
-    energy = (mel ** 2).sum(-1).double().numpy()
-    return energy / max(energy.sum(), 1e-20)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Sampler/steps sweep against DDIM 200 at equal starting noise.")
     p.add_argument("--bundle", type=Path, default=Path("models/default"))
@@ -58,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from bench.bench_render import machine
-    from bench.metrics import band_energy_distance, mel_band_energy, summary
+    from bench.metrics import band_energy_distance, band_energy_of_mel, mel_band_energy, summary
     from engine.dsp.phase import spectral_convergence
     from engine.dsp.scaler import normalise
     from bench.quality_report import load_clips
@@ -106,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             mel = reference if key == ("ddim", 2, 200) else run(*key, noise)
             r = results.setdefault(key, {"l1": [], "energy": [], "audio": []})
             r["l1"].append(float((mel - reference).abs().mean()))
-            r["energy"].append(mel_energy(mel, cfg.log_floor))
+            # mel-band energy of the channels' mean linear mel (the model's log-mel, no audio needed)
+            r["energy"].append(band_energy_of_mel((torch.exp(mel) - cfg.log_floor).clamp_min(0).mean(0)))
             if args.audio_stats:
                 r["audio"].append(audio_stats(mel))
         print(f"  seed {seed} done", file=sys.stderr, flush=True)

@@ -69,7 +69,8 @@ def test_frames_must_describe_length():
     assert fast_griffin_lim(mag, CFG, n_iter=1, length=9 * 1024 + 100).shape == (2, 9 * 1024 + 100)
 
 
-@pytest.mark.parametrize("cfg", [CFG, SpectrogramConfig(n_fft=512, win_length=400, hop_length=128)])
+@pytest.mark.parametrize("cfg", [CFG, SpectrogramConfig(n_fft=512, win_length=400, hop_length=128),
+                                 SpectrogramConfig(n_fft=512, win_length=400, hop_length=160)])
 @pytest.mark.parametrize("start, stop", [(0, 7), (5, 17), (30, 41), (0, 41)])
 def test_block_projection_equals_whole_signal_projection(cfg, start, stop):
     pair = FrameSTFT(cfg, 40 * cfg.hop_length)

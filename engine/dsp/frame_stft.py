@@ -70,8 +70,11 @@ class FrameSTFT:
 
     def block_context(self, start: int, stop: int) -> tuple[int, int]:
         """Frames [first, last) whose synthesis reaches the analysis windows of frames [start, stop): frame k
-        reads samples [k*hop, k*hop + n_fft), written only by frames k - r + 1 .. k + r - 1 (r = n_fft / hop)."""
-        r = -(-self.n_fft // self.hop)
+        reads samples [k*hop, k*hop + n_fft), written only by frames k - r + 1 .. k + r - 1 (r = n_fft / hop).
+        When hop does not divide n_fft, overlap_add works on the whole signal only: every frame, whatever the block."""
+        if self.n_fft % self.hop:
+            return 0, self.frames
+        r = self.n_fft // self.hop
         return max(0, start - r + 1), min(self.frames, stop + r - 1)
 
     def project(self, spectrum: torch.Tensor, first: int, start: int, stop: int) -> torch.Tensor:

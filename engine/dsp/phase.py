@@ -115,7 +115,7 @@ def _fgla(magnitude: torch.Tensor, angles: torch.Tensor, pair: FrameSTFT, n_iter
     every block reads the previous iteration's phases, exactly as the whole-signal iteration."""
     mag = magnitude.T.contiguous()  # frame-major, as the angles
     frames = mag.shape[0]
-    if pair.n_fft % pair.hop:  # overlap_add's general (fold) path works on the whole signal only
+    if pair.block_context(0, 1) == (0, frames):  # every block would rebuild the whole signal: use one block
         block = frames
     previous = torch.empty_like(angles)  # t_{n-1}: the last projection, per frame
     updated = torch.empty_like(angles)
