@@ -2,7 +2,10 @@
 paper's DDIM 200 from the same starting noise, on a trained bundle.
 
     python -m bench.sweep_steps [--bundle models/default] [--heldout data/corpus/heldout] [--seconds 10]
-                                [--seeds 0,1,2,3] [--rows ddim-25,ddim-50,dpmpp2-10,dpmpp2-15,...]
+                                [--seeds 0,1,2,3] [--rows ddim-25,ddim-50,dpmpp2lin-15,dpmpp3-15,...]
+
+Rows: ddim-N (the paper's sampler, linear spacing), dpmppK-N (DPM-Solver++ order K on log-SNR-spaced steps, as
+generation runs it; the engine's default is dpmpp3-15), dpmppKlin-N (the same on linear steps).
 
 Both samplers solve the same probability-flow ODE, so from the same noise they should land on the same clip; the
 quality figures per row:
@@ -25,18 +28,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DEFAULT_ROWS = ("ddim-25,ddim-50,ddim-100,dpmpp1-15,dpmpp1-25,dpmpp2-8,dpmpp2-10,dpmpp2-12,dpmpp2-15,dpmpp2-20,"
+DEFAULT_ROWS = ("ddim-25,ddim-50,ddim-100,dpmpp2lin-15,dpmpp2lin-25,dpmpp1-15,dpmpp1-25,dpmpp2-8,dpmpp2-10,dpmpp2-12,"
+                "dpmpp2-15,dpmpp2-20,"
                 "dpmpp2-25,dpmpp2-50,dpmpp3-8,dpmpp3-10,dpmpp3-12,dpmpp3-15,dpmpp3-20,dpmpp3-25")
 
 
-def parse_row(row: str) -> tuple[str, int, int]:
-    """'ddim-50' -> ("ddim", 2, 50); 'dpmpp3-15' -> ("dpmpp", 3, 15)."""
+PAPER = ("ddim", 2, 200, "linear")
+
+
+def parse_row(row: str) -> tuple[str, int, int, str]:
+    """'ddim-50' -> ("ddim", 2, 50, "linear"); 'dpmpp3-15' -> ("dpmpp", 3, 15, "logsnr") (generation's spacing);
+    'dpmpp2lin-15' -> ("dpmpp", 2, 15, "linear")."""
     name, steps = row.split("-")
     if name == "ddim":
-        return "ddim", 2, int(steps)
-    if name.startswith("dpmpp") and name[5:] in ("1", "2", "3"):
-        return "dpmpp", int(name[5:]), int(steps)
-    raise ValueError(f"bad row {row!r}: use ddim-N or dpmppK-N with K in 1..3")
+        return "ddim", 2, int(steps), "linear"
+    if name.startswith("dpmpp") and name[5:6] in ("1", "2", "3") and name[6:] in ("", "lin"):
+        return "dpmpp", int(name[5]), int(steps), "linear" if name.endswith("lin") else "logsnr"
+    raise ValueError(f"bad row {row!r}: use ddim-N, dpmppK-N (log-SNR spacing) or dpmppKlin-N, K in 1..3")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,18 +93,19 @@ def main(argv: list[str] | None = None) -> int:
                                          generator=torch.Generator().manual_seed(0))
         return {**summary(audio.numpy(), cfg), "sc": spectral_convergence(audio, magnitude, cfg)}
 
-    def run(sampler: str, order: int, steps: int, noise: torch.Tensor) -> torch.Tensor:
+    def run(sampler: str, order: int, steps: int, spacing: str, noise: torch.Tensor) -> torch.Tensor:
         scheduler = make_scheduler(sampler, order=order, **bundle.diffusion.to_dict())
-        out = sample(engine.denoiser, noise * scheduler.init_noise_sigma, scheduler, steps, disable=True)
+        out = sample(engine.denoiser, noise * scheduler.init_noise_sigma, scheduler, steps, disable=True,
+                     spacing=spacing)
         return denormalise(out[0, ..., :length.frames], bundle.unet_stats)  # log-mel [C, n_mels, frames]
 
     results: dict[tuple, dict] = {}
     for seed in seeds:
         noise = torch.randn(1, bundle.channels, cfg.n_mels, length.model_frames,
                             generator=torch.Generator().manual_seed(seed))
-        reference = run("ddim", 2, 200, noise)
-        for key in [("ddim", 2, 200)] + rows:
-            mel = reference if key == ("ddim", 2, 200) else run(*key, noise)
+        reference = run(*PAPER, noise)
+        for key in [PAPER] + rows:
+            mel = reference if key == PAPER else run(*key, noise)
             r = results.setdefault(key, {"l1": [], "energy": [], "audio": []})
             r["l1"].append(float((mel - reference).abs().mean()))
             # mel-band energy of the channels' mean linear mel (the model's log-mel, no audio needed)
@@ -106,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  seed {seed} done", file=sys.stderr, flush=True)
 
     extra = " onsets/s | chroma entropy | RMS dB | phase SC |" if args.audio_stats else ""
-    print("\n| sampler | order | steps | U-Net calls | est. sampling s | speed-up vs DDIM 200 | log-mel L1 to DDIM 200 "
-          "| band JS to held-out |" + extra + "\n|---|---|---|---|---|---|---|---|" + "---|" * extra.count("|"))
-    for (sampler, order, steps), r in results.items():
+    print("\n| sampler | order | spacing | steps | U-Net calls | est. sampling s | speed-up vs DDIM 200 | log-mel L1 to DDIM 200 "
+          "| band JS to held-out |" + extra + "\n|---|---|---|---|---|---|---|---|---|" + "---|" * extra.count("|"))
+    for (sampler, order, steps, spacing), r in results.items():
         js = band_energy_distance(np.mean(r["energy"], axis=0), heldout) if heldout is not None else float("nan")
         cells = ""
         if args.audio_stats:
@@ -116,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 v = [a[k] for a in r["audio"]]
                 return f" {np.mean(v):{fmt}} ± {np.std(v):{fmt}} |"
             cells = stat("onset_rate", ".2f") + stat("chroma_entropy", ".2f") + stat("rms_db", ".1f") + stat("sc", ".3f")
-        print(f"| {sampler} | {order if sampler == 'dpmpp' else '-'} | {steps} | {steps} | {steps * per_call:.2f} | "
+        print(f"| {sampler} | {order if sampler == 'dpmpp' else '-'} | {spacing} | {steps} | {steps} | {steps * per_call:.2f} | "
               f"{200 / steps:.1f}x | {np.mean(r['l1']):.4f} | {js:.3f} |{cells}")
     return 0
 

@@ -16,10 +16,12 @@ def test_bench_render_rows():
 
 
 def test_sweep_rows():
-    assert sweep_steps.parse_row("ddim-50") == ("ddim", 2, 50)
-    assert sweep_steps.parse_row("dpmpp3-15") == ("dpmpp", 3, 15)
-    with pytest.raises(ValueError, match="bad row"):
-        sweep_steps.parse_row("dpmpp4-15")
+    assert sweep_steps.parse_row("ddim-50") == ("ddim", 2, 50, "linear")
+    assert sweep_steps.parse_row("dpmpp3-15") == ("dpmpp", 3, 15, "logsnr")
+    assert sweep_steps.parse_row("dpmpp2lin-15") == ("dpmpp", 2, 15, "linear")
+    for bad in ("dpmpp4-15", "dpmpp2log-15", "ddimlin-15"):
+        with pytest.raises(ValueError, match="bad row"):
+            sweep_steps.parse_row(bad)
 
 
 def test_profile_sums_a_real_render_into_stages(tiny_bundle, tmp_path):

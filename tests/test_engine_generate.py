@@ -24,6 +24,7 @@ def test_generate_stereo_exact_length(engine, seconds):
     assert not np.allclose(result.audio[0], result.audio[1])  # two real channels
     info = result.info
     assert info["seed"] == 3 and info["sampler"] == "dpmpp" and info["steps"] == 4 and info["device"] == "cpu"
+    assert info["spacing"] == "logsnr" and info["order"] == 3  # from noise: 3M on log-SNR steps
     assert info["model_frames"] % 2 == 0 and info["model_frames"] >= info["frames"]
     assert 0 < info["spectral_convergence"] < 1
 
@@ -43,7 +44,7 @@ def test_same_seed_same_audio_other_seed_differs(engine):
 def test_ddim_and_paper_phase_path(engine):
     result = engine.generate(0.7, seed=1, sampler="ddim", steps=5, gl_iters=5, phase="torchaudio")
     assert result.audio.shape == (2, round(0.7 * 44100))
-    assert result.info["sampler"] == "ddim" and result.info["phase"] == "torchaudio"
+    assert result.info["sampler"] == "ddim" and result.info["phase"] == "torchaudio" and result.info["spacing"] == "linear"
     fast = engine.generate(0.7, seed=1, sampler="ddim", steps=5, gl_iters=5)
     assert not np.array_equal(result.audio, fast.audio)
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from engine.sampling import make_scheduler, noised_start, sample, start_index_for
+from engine.sampling import logsnr_timesteps, make_scheduler, noised_start, sample, set_timesteps, start_index_for
 
 
 def _oracle(x0, scheduler):
@@ -16,9 +16,10 @@ def _oracle(x0, scheduler):
     return denoise
 
 
-@pytest.mark.parametrize("sampler, steps, order", [("ddim", 20, 2), ("dpmpp", 8, 2), ("dpmpp", 8, 1),
-                                                   ("dpmpp", 8, 3)])
-def test_recovers_known_sample_from_noise(sampler, steps, order):
+@pytest.mark.parametrize("sampler, steps, order, spacing", [
+    ("ddim", 20, 2, "linear"), ("dpmpp", 8, 2, "linear"), ("dpmpp", 8, 1, "linear"), ("dpmpp", 8, 3, "linear"),
+    ("dpmpp", 8, 2, "logsnr"), ("dpmpp", 15, 2, "logsnr"), ("dpmpp", 3, 2, "logsnr")])
+def test_recovers_known_sample_from_noise(sampler, steps, order, spacing):
     gen = torch.Generator().manual_seed(0)
     x0 = torch.rand(1, 2, 16, 8, generator=gen) * 1.6 - 0.8
     scheduler = make_scheduler(sampler, order=order)
@@ -26,8 +27,8 @@ def test_recovers_known_sample_from_noise(sampler, steps, order):
         assert scheduler.config.solver_order == order
     seen = []
     out = sample(_oracle(x0, scheduler), torch.randn(x0.shape, generator=gen), scheduler, steps,
-                 callback=seen.append, disable=True)
-    assert [s["i"] for s in seen] == list(range(steps)) and seen[0]["t"] > seen[-1]["t"]
+                 callback=seen.append, disable=True, spacing=spacing)
+    assert [s["i"] for s in seen] == list(range(steps)) and (steps == 1 or seen[0]["t"] > seen[-1]["t"])
     assert torch.allclose(out, x0, atol=2e-3)
 
 
@@ -55,6 +56,30 @@ def test_same_seed_same_result_and_unknown_sampler():
     assert torch.equal(runs[0], runs[1])
     with pytest.raises(ValueError, match="unknown sampler"):
         make_scheduler("euler")
+    with pytest.raises(ValueError, match="unknown spacing"):
+        set_timesteps(make_scheduler("dpmpp"), 10, "karras")
+    with pytest.raises(ValueError, match="logsnr spacing needs the dpmpp sampler"):
+        sample(lambda x, t: x, torch.zeros(1, 1, 2, 2), make_scheduler("ddim"), 10, disable=True, spacing="logsnr")
+
+
+@pytest.mark.parametrize("steps", [1, 2, 15, 50, 200, 1000])
+def test_logsnr_timesteps_distinct_and_evenly_spread_in_log_snr(steps):
+    """Distinct integers from T-1 down, strictly decreasing, never below 0, for any step count up to T; where the
+    cosine schedule is not steep, consecutive log-SNR gaps are equal (to the rounding of t)."""
+    sched = make_scheduler("dpmpp")
+    ts = logsnr_timesteps(sched.alphas_cumprod, steps)
+    assert len(ts) == steps and ts[0] == 999 and ts[-1] >= 0 and all(a > b for a, b in zip(ts, ts[1:]))
+    set_timesteps(sched, steps, "logsnr")
+    assert sched.timesteps.tolist() == ts
+    if steps == 15:
+        abar = sched.alphas_cumprod.double()
+        lam = (0.5 * torch.log(abar / (1 - abar)))[ts]
+        gaps = (lam[1:] - lam[:-1])[6:]  # past the steep end near T, where targets share timesteps
+        assert torch.allclose(gaps, gaps.mean().expand_as(gaps), rtol=0.1)
+        assert sum(t >= 950 for t in ts) >= 5 and ts[-1] > 0  # many steps near pure noise; none wasted at t=0
+        linear = make_scheduler("dpmpp")
+        set_timesteps(linear, 15)
+        assert sum(t >= 950 for t in linear.timesteps.tolist()) == 1
 
 
 @pytest.mark.parametrize("kind", ["epsilon", "v_prediction", "sample"])
