@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return {**summary(audio.numpy(), cfg), "sc": spectral_convergence(audio, magnitude, cfg)}
 
     def run(sampler: str, order: int, steps: int, spacing: str, noise: torch.Tensor) -> torch.Tensor:
-        scheduler = make_scheduler(sampler, order=order, **bundle.diffusion.to_dict())
+        scheduler = make_scheduler(sampler, order=order, steps=steps, **bundle.diffusion.to_dict())
         out = sample(engine.denoiser, noise * scheduler.init_noise_sigma, scheduler, steps, disable=True,
                      spacing=spacing)
         return denormalise(out[0, ..., :length.frames], bundle.unet_stats)  # log-mel [C, n_mels, frames]

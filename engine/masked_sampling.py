@@ -151,7 +151,9 @@ def masked_sample(denoise: Denoise, known: torch.Tensor, mask: torch.Tensor, sch
 
 
 def _replace(denoise, known, mask, schedule, config, generator, callback, init, frame_multiple) -> torch.Tensor:
-    sched = make_scheduler(config.sampler, **schedule.to_dict())
+    # Resampling jumps re-step the same timestep, which needs DDIMScheduler's stateless step (DPM-Solver++ counts
+    # its steps), so with jumps DDIM keeps it even where its previous timestep is rounded (make_scheduler).
+    sched = make_scheduler(config.sampler, **schedule.to_dict(), steps=None if config.jumps else config.steps)
     sched.set_timesteps(config.steps)
     start = start_index_for(config.steps, config.strength)
     if hasattr(sched, "set_begin_index"):

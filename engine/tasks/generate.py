@@ -60,7 +60,8 @@ def generate(engine: "Engine", seconds: float, seed: int | None = None, steps: i
     # steps: at 15 steps its clips match DDIM 200's loudness, onsets and phase SC, where 2M on linear steps lost
     # 2-3 dB (bench/RESULTS.md, sweep_steps). DDIM keeps the paper's spacing.
     spacing = "logsnr" if settings["sampler"] == "dpmpp" else "linear"
-    scheduler = make_scheduler(settings["sampler"], **bundle.diffusion.to_dict(), order=GENERATION_ORDER)
+    scheduler = make_scheduler(settings["sampler"], **bundle.diffusion.to_dict(), order=GENERATION_ORDER,
+                               steps=settings["steps"])
     x = sample(engine.denoiser, noise * scheduler.init_noise_sigma, scheduler, settings["steps"], spacing=spacing,
                callback=lambda s: tracker.update("sampling", _STEP_WEIGHT * (s["i"] + 1)), disable=not progress,
                generator=generator)

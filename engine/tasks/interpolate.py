@@ -106,7 +106,7 @@ def interpolate(engine: "Engine", source_a: str | Path | NativeAudio, source_b: 
     x0_a = torch.nn.functional.pad(engine.encode(audio_a), (0, padded - frames), mode="replicate")
     x0_b = torch.nn.functional.pad(engine.encode(audio_b), (0, padded - frames), mode="replicate")
 
-    scheduler = make_scheduler(sampler, **bundle.diffusion.to_dict())
+    scheduler = make_scheduler(sampler, **bundle.diffusion.to_dict(), steps=steps)
     scheduler.set_timesteps(steps)
     first = start_index_for(steps, strength)
     t0 = int(scheduler.timesteps[first])
