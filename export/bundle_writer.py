@@ -33,9 +33,10 @@ VOCODER_PARITY_REL_TOL = 1e-3
 FP16_PARITY_REL_TOL = 5e-2
 # --compact stores weights as float16 (float32 compute): outputs move by the weights' rounding, not by a bug.
 COMPACT_PARITY_TOL = {"unet_abs": 5e-2, "vocoder_rel": 2e-2}
-# The engine's default render settings (bench/RESULTS.md): DPM-Solver++ 15 steps (the report's statistics equal
-# DDIM 200's from the same noise, bench/sweep_steps.py); fast Griffin-Lim from the peak-locked phase reaches the
-# paper's GL-200 spectral convergence on real music in 80 iterations.
+# The engine's default render settings (bench/RESULTS.md): DPM-Solver++ 15 steps (generation runs them as 3M on
+# log-SNR-spaced steps: the report's statistics, loudness and phase SC equal DDIM 200's from the same noise,
+# bench/sweep_steps.py); fast Griffin-Lim from the peak-locked phase reaches the paper's GL-200 spectral
+# convergence on real music in 80 iterations.
 DEFAULTS = RenderDefaults(sampler="dpmpp", steps=15, gl_iters=80, gl_init="peaks")
 
 
