@@ -29,7 +29,7 @@ import torch
 from diffusers import DDIMScheduler, RePaintScheduler
 
 from engine.bundle import DiffusionSettings
-from engine.sampling import make_scheduler, start_index_for
+from engine.sampling import clip_prediction, make_scheduler, set_timesteps, solver_settings, start_index_for
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Progress = Callable[[float], None]
@@ -153,8 +153,10 @@ def masked_sample(denoise: Denoise, known: torch.Tensor, mask: torch.Tensor, sch
 def _replace(denoise, known, mask, schedule, config, generator, callback, init, frame_multiple) -> torch.Tensor:
     # Resampling jumps re-step the same timestep, which needs DDIMScheduler's stateless step (DPM-Solver++ counts
     # its steps), so with jumps DDIM keeps it even where its previous timestep is rounded (make_scheduler).
-    sched = make_scheduler(config.sampler, **schedule.to_dict(), steps=None if config.jumps else config.steps)
-    sched.set_timesteps(config.steps)
+    spacing, order = solver_settings(config.sampler, from_noise=config.strength >= 1.0)
+    sched = make_scheduler(config.sampler, **schedule.to_dict(), order=order,
+                           steps=None if config.jumps else config.steps)
+    set_timesteps(sched, config.steps, spacing)
     start = start_index_for(config.steps, config.strength)
     if hasattr(sched, "set_begin_index"):
         sched.set_begin_index(start)
@@ -169,8 +171,12 @@ def _replace(denoise, known, mask, schedule, config, generator, callback, init, 
         for r in range(repeats):
             x = mask * _noise_to(known, _randn(known, generator), alphas[t]) + (1 - mask) * x
             shift = (calls * 7919) % frames if config.circular else None  # a prime stride visits all offsets
-            model_out = _call(denoise, sched.scale_model_input(x, t), t, shift, frame_multiple)
+            model_in = sched.scale_model_input(x, t)
+            model_out = _call(denoise, model_in, t, shift, frame_multiple)
             calls += 1
+            # x0 clipped to the model space, as engine.sampling.sample does: DDIM clips its own, DPM-Solver++ does
+            # not, and unclipped it diverged here (an inpainted region came out at +50-80 dB, full-scale noise).
+            model_out = clip_prediction(model_out, model_in, torch.full((x.shape[0],), float(t)), sched)
             x_prev = sched.step(model_out, t, x).prev_sample
             if r < repeats - 1:  # jump back up one step: q(x_t | x_prev) (ddim only, checked in the config)
                 prev_t = t - step_size

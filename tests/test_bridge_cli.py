@@ -73,7 +73,7 @@ def test_oscsend_generate_oscdump_receives_accepted_progress_done(tiny_bundle, t
         t0 = time.monotonic()
         oscsend(server.port, "/msanii/generate", "sfi", "clip-5s", 5.0, 42)
         dump.wait_for(r'/msanii/accepted si "clip-5s" 0')
-        dump.wait_for(r'/msanii/progress sf "clip-5s" 0\.5')
+        dump.wait_for(r'/msanii/progress sf "clip-5s" 0\.[1-9]')  # a mid-render report (throttled: any)
         done_at, done = dump.wait_for(r'/msanii/done ssfi "clip-5s" "([^"]+)" 5\.0+ 42')
         latency = done_at - t0
         path = Path(done.group(1))

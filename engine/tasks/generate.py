@@ -12,14 +12,13 @@ import numpy as np
 import torch
 
 from engine.render import PHASE_METHODS, Progress, RenderError, RenderResult, clip_length
-from engine.sampling import SAMPLERS, make_scheduler, sample
+from engine.sampling import SAMPLERS, make_scheduler, sample, solver_settings
 
 if TYPE_CHECKING:
     from engine.api import Engine
 
 # Relative cost of one U-Net call vs one phase iteration, for the progress fraction only.
 _STEP_WEIGHT, _PHASE_WEIGHT = 2.0, 1.0
-GENERATION_ORDER = 3  # DPM-Solver++'s multistep order from pure noise
 
 
 def resolve_settings(engine: "Engine", steps: int | None, sampler: str | None, gl_iters: int | None,
@@ -56,11 +55,8 @@ def generate(engine: "Engine", seconds: float, seed: int | None = None, steps: i
 
     start = time.perf_counter()
     noise = torch.randn((1, bundle.channels, bundle.spectrogram.n_mels, length.model_frames), generator=generator)
-    # From pure noise, DPM-Solver++ runs third order (diffusers' advice for unconditional sampling) on log-SNR-spaced
-    # steps: at 15 steps its clips match DDIM 200's loudness, onsets and phase SC, where 2M on linear steps lost
-    # 2-3 dB (bench/RESULTS.md, sweep_steps). DDIM keeps the paper's spacing.
-    spacing = "logsnr" if settings["sampler"] == "dpmpp" else "linear"
-    scheduler = make_scheduler(settings["sampler"], **bundle.diffusion.to_dict(), order=GENERATION_ORDER,
+    spacing, order = solver_settings(settings["sampler"], from_noise=True)
+    scheduler = make_scheduler(settings["sampler"], **bundle.diffusion.to_dict(), order=order,
                                steps=settings["steps"])
     x = sample(engine.denoiser, noise * scheduler.init_noise_sigma, scheduler, settings["steps"], spacing=spacing,
                callback=lambda s: tracker.update("sampling", _STEP_WEIGHT * (s["i"] + 1)), disable=not progress,
@@ -78,7 +74,7 @@ def generate(engine: "Engine", seconds: float, seed: int | None = None, steps: i
     audio_np = audio.numpy().astype(np.float32, copy=False)
     info = {"task": "generate", "seconds_requested": float(seconds), "seconds": length.samples / bundle.sample_rate, "samples": length.samples,
             "frames": length.frames, "model_frames": length.model_frames, "seed": seed, **settings, "spacing": spacing,
-            "order": GENERATION_ORDER if settings["sampler"] == "dpmpp" else 1,
+            "order": order if settings["sampler"] == "dpmpp" else 1,
             "spectral_convergence": spectral_convergence(audio, magnitude, bundle.spectrogram),
             "peak": float(np.abs(audio_np).max(initial=0.0)), "device": engine.device, "bundle": bundle.name,
             **timings}
