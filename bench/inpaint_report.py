@@ -21,7 +21,7 @@ from engine.tasks.inpaint import inpaint
 from engine.tasks.pcm import NativeAudio
 
 
-def _region_similarity(new: np.ndarray, old: np.ndarray, cfg) -> tuple[float, float]:
+def region_similarity(new: np.ndarray, old: np.ndarray, cfg) -> tuple[float, float]:
     a, b = metrics.chroma(new, cfg), metrics.chroma(old, cfg)
     cosine = float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
     l1 = float((log_mel(torch.from_numpy(new), cfg) - log_mel(torch.from_numpy(old), cfg)).abs().mean())
@@ -44,7 +44,7 @@ def inpaint_section(engine, heldout: list[np.ndarray], out_dir: Path, region_s: 
             audio = np.asarray(result.audio, dtype=np.float32)
             a, b = int(round(start * rate)), int(round(end * rate))
             report = measure_boundaries(audio, [a, b], rate, reference=[clip, audio[:, a:b]])
-            cosine, l1 = _region_similarity(audio[:, a:b], clip[:, a:b], cfg)
+            cosine, l1 = region_similarity(audio[:, a:b], clip[:, a:b], cfg)
             rows[method].append({"unet_calls": result.info["unet_calls"], "seconds": seconds,
                                  "step_pct": report.worst_step_percentile, "flux_pct": report.worst_flux_percentile,
                                  "chroma_cosine": cosine, "log_mel_l1": l1})

@@ -37,8 +37,9 @@ def stage_of(frame) -> str | None:
 
 
 def stage_times(root) -> dict[str, float]:
-    """Exclusive seconds per stage from a pyinstrument frame tree."""
-    totals: dict[str, float] = defaultdict(float)
+    """Exclusive seconds per stage from a pyinstrument frame tree; every stage is listed (0.0 when no sample
+    landed in it, e.g. a millisecond write on a loaded machine)."""
+    totals: dict[str, float] = defaultdict(float, {name: 0.0 for name in STAGES.values()})
 
     def walk(frame, current: str | None) -> None:
         stage = stage_of(frame)

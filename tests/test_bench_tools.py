@@ -2,7 +2,7 @@
 Timings themselves are not asserted (speed goals live in bench/, not in tests)."""
 import pytest
 
-from bench import bench_render, sweep_steps
+from bench import bench_render, region_quality, sweep_steps
 
 
 def test_bench_render_rows():
@@ -22,6 +22,14 @@ def test_sweep_rows():
     for bad in ("dpmpp4-15", "dpmpp2log-15", "ddimlin-15"):
         with pytest.raises(ValueError, match="bad row"):
             sweep_steps.parse_row(bad)
+
+
+def test_region_rows():
+    assert region_quality.parse_row("default") == {}
+    assert region_quality.parse_row("ddim-jump-50") == {"sampler": "ddim", "jumps": 1, "steps": 50}
+    assert region_quality.parse_row("repaint-50") == {"method": "repaint", "steps": 50}
+    with pytest.raises(ValueError, match="bad row"):
+        region_quality.parse_row("ddim-3-jumps")
 
 
 def test_profile_sums_a_real_render_into_stages(tiny_bundle, tmp_path):
