@@ -151,9 +151,9 @@ def masked_sample(denoise: Denoise, known: torch.Tensor, mask: torch.Tensor, sch
 
 
 def _replace(denoise, known, mask, schedule, config, generator, callback, init, frame_multiple) -> torch.Tensor:
+    spacing, order = solver_settings(config.sampler, from_noise=config.strength >= 1.0)
     # Resampling jumps re-step the same timestep, which needs DDIMScheduler's stateless step (DPM-Solver++ counts
     # its steps), so with jumps DDIM keeps it even where its previous timestep is rounded (make_scheduler).
-    spacing, order = solver_settings(config.sampler, from_noise=config.strength >= 1.0)
     sched = make_scheduler(config.sampler, **schedule.to_dict(), order=order,
                            steps=None if config.jumps else config.steps)
     set_timesteps(sched, config.steps, spacing)

@@ -67,7 +67,8 @@ def add_sampling(p: argparse.ArgumentParser, masked: bool = True) -> None:
     g = p.add_argument_group("sampling")
     g.add_argument("--seed", type=int, help="random seed (default: fresh; reported so you can repeat a render)")
     g.add_argument("--steps", type=int, help="sampler steps (default: the bundle's)")
-    g.add_argument("--sampler", choices=SAMPLERS, help="dpmpp (default from noise) or ddim (default for audio-to-audio and with --jumps)")
+    g.add_argument("--sampler", choices=SAMPLERS,
+                   help="dpmpp (default from noise) or ddim (default for audio-to-audio and with --jumps)")
     g.add_argument("--gl-iters", type=int, help="phase reconstruction iterations (default: the bundle's)")
     if masked:
         g.add_argument("--method", choices=METHODS, default="replace",
