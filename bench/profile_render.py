@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n### {seconds:g} s: {r['wall']:.2f} s wall (RTF {r['wall'] / seconds:.3f}), "
                   f"peak RSS {r['peak_rss_mb']:.0f} MB\n\n| stage | seconds | share |\n|---|---|---|")
             for stage, secs in sorted(r["stages"].items(), key=lambda kv: -kv[1]):
+                if not secs:  # a stage this render does not run (e.g. torchaudio's Griffin-Lim)
+                    continue
                 print(f"| {stage} | {secs:.2f} | {100 * secs / r['wall']:.1f} % |")
             print("\nhottest functions (self time):")
             for name, secs in r["hot"]:
