@@ -70,10 +70,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.cuda_graphs and device.type == "cuda":
                 static_x, static_t = x.clone(), t.clone()
                 graph = torch.cuda.CUDAGraph()
-                with torch.autocast("cuda", dtype=torch.float16):
-                    for _ in range(2):  # warm-up on a side stream before capture, as CUDA graphs require
-                        model(static_x, static_t)
-                    torch.cuda.synchronize()
+                # torch's recipe: warm up on a side stream, then capture; autocast's weight cache off, as graph
+                # capture requires.
+                with torch.autocast("cuda", dtype=torch.float16, cache_enabled=False):
+                    side = torch.cuda.Stream()
+                    side.wait_stream(torch.cuda.current_stream())
+                    with torch.cuda.stream(side):
+                        for _ in range(3):
+                            model(static_x, static_t)
+                    torch.cuda.current_stream().wait_stream(side)
                     with torch.cuda.graph(graph):
                         static_out = model(static_x, static_t)
                 seconds = time_calls(graph.replay, args.calls)
