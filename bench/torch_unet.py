@@ -31,7 +31,7 @@ def time_calls(fn, calls: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="torch vs onnxruntime U-Net call time")
-    p.add_argument("--preset", default="paper", choices=("paper", "small"))
+    p.add_argument("--preset", default="paper", choices=("paper", "small", "tiny"))
     p.add_argument("--frames", default="448")
     p.add_argument("--device", default="cpu")
     p.add_argument("--calls", type=int, default=4)

@@ -2,7 +2,7 @@
 Timings themselves are not asserted (speed goals live in bench/, not in tests)."""
 import pytest
 
-from bench import bench_render, region_quality, sweep_steps
+from bench import bench_render, region_quality, sweep_steps, torch_unet
 
 
 def test_bench_render_rows():
@@ -30,6 +30,13 @@ def test_region_rows():
     assert region_quality.parse_row("repaint-50") == {"method": "repaint", "steps": 50}
     with pytest.raises(ValueError, match="bad row"):
         region_quality.parse_row("ddim-3-jumps")
+
+
+def test_torch_unet_times_each_precision(capsys):
+    assert torch_unet.main(["--preset", "tiny", "--frames", "64", "--no-onnx", "--calls", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64 |")]
+    assert [r.split("|")[2].strip() for r in rows] == ["torch fp32", "torch bf16"]
+    assert float(rows[1].split("|")[5]) < 0.05  # bf16 output within a few percent of fp32
 
 
 def test_profile_sums_a_real_render_into_stages(tiny_bundle, tmp_path):
