@@ -2,12 +2,15 @@
 
     python -m bench.region_quality [--bundle models/default] [--heldout data/corpus/heldout] [--clips 6]
                                    [--rows default,ddim-jump,ddim-jump-50,default-50,repaint-50] [--no-outpaint]
+                                   [--a2a] [--loops]
 
 Inpainting: the middle 3 s of each 10 s held-out clip regenerated (seed = clip index). Per row: U-Net calls,
 seconds, **level** (region RMS minus the removed original's, dB: few-step samplers render quieter than the
 music), the seams' worst step / flux percentiles (engine.boundary; 50 = like any point of the original), and
 the region's chroma cosine / log-mel L1 to the removed original (bench.inpaint_report). Outpainting: 3 s past
 the end, level of the new 3 s minus the original's last 3 s.
+--a2a: audio-to-audio of the whole clip at strengths 0.3 and 0.6 (level against the source, log-mel L1 to it).
+--loops: 4 s loops from noise (RMS, and the wrap point's seam percentiles: the loop joined to itself).
 Rows: default = the engine's region default; ddim-jump = DDIM + 1 resampling jump (the previous default);
 repaint = diffusers' RePaint (jump 10); a -N suffix sets the steps (else the bundle's).
 """
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=6)
     p.add_argument("--rows", default="default,ddim-jump,ddim-jump-50,default-50,repaint-50")
     p.add_argument("--no-outpaint", action="store_true")
+    p.add_argument("--a2a", action="store_true", help="also audio-to-audio at strengths 0.3 and 0.6")
+    p.add_argument("--loops", action="store_true", help="also 4 s loops from noise: level and wrap seam")
     args = p.parse_args(argv)
 
     from bench.inpaint_report import region_similarity
@@ -83,7 +88,52 @@ def main(argv: list[str] | None = None) -> int:
         cells = "" if args.no_outpaint else " n/a |" if np.isnan(m[7]) else f" {m[7]:+.1f} ± {sd[7]:.1f} |"
         print(f"| {name} | {m[0]:.0f} | {m[1]:.1f} | {m[2]:+.1f} ± {sd[2]:.1f} | {m[3]:.0f} / {m[4]:.0f} | "
               f"{m[5]:.3f} | {m[6]:.3f} |{cells}", flush=True)
+    if args.a2a:
+        audio_to_audio_table(engine, clips, [r for r in rows if rows[r].get("method") != "repaint"], rows)
+    if args.loops:
+        loop_table(engine, len(clips), [r for r in rows if rows[r].get("method") != "repaint"], rows)
     return 0
+
+
+def audio_to_audio_table(engine, clips: list[np.ndarray], names: list[str], rows: dict) -> None:
+    import torch
+
+    from engine.dsp import log_mel
+    from engine.tasks.audio2audio import audio2audio
+    from engine.tasks.pcm import NativeAudio
+
+    rate, cfg = engine.sample_rate, engine.bundle.spectrogram
+    print("\n| audio-to-audio | strength | U-Net calls | level dB | log-mel L1 to source |\n|---|---|---|---|---|")
+    for strength in (0.3, 0.6):
+        for name in names:
+            found = []
+            for i, clip in enumerate(clips):
+                source = NativeAudio(np.ascontiguousarray(clip.T), rate, "FLOAT", "WAV")
+                result = audio2audio(engine, source, strength, seed=i, **rows[name])
+                audio = np.asarray(result.audio, dtype=np.float32)
+                l1 = float((log_mel(torch.from_numpy(audio), cfg) - log_mel(torch.from_numpy(clip), cfg)).abs().mean())
+                found.append([result.info["unet_calls"], level_db(audio) - level_db(clip), l1])
+            m, sd = np.mean(found, axis=0), np.std(found, axis=0)
+            print(f"| {name} | {strength:g} | {m[0]:.0f} | {m[1]:+.1f} ± {sd[1]:.1f} | {m[2]:.3f} |", flush=True)
+
+
+def loop_table(engine, seeds: int, names: list[str], rows: dict) -> None:
+    from engine.boundary import measure_boundaries
+    from engine.tasks.loop import loop
+
+    print("\n| 4 s loop | level dB | wrap seam step / flux (per-seed range) |\n|---|---|---|")
+    for name in names:
+        kw = {k: v for k, v in rows[name].items() if k != "jumps"}  # loops run without jumps
+        levels, seams = [], []
+        for seed in range(seeds):
+            audio = np.asarray(loop(engine, 4.0, seed=seed, **kw).audio, dtype=np.float32)
+            twice = np.concatenate([audio, audio], axis=1)
+            report = measure_boundaries(twice, [audio.shape[1]], engine.sample_rate, reference=[twice])
+            levels.append(level_db(audio))
+            seams.append([report.worst_step_percentile, report.worst_flux_percentile])
+        s = np.asarray(seams)
+        print(f"| {name} | {np.mean(levels):+.1f} ± {np.std(levels):.1f} | {s[:, 0].mean():.0f} / {s[:, 1].mean():.0f} "
+              f"({s[:, 0].min():.0f}-{s[:, 0].max():.0f} / {s[:, 1].min():.0f}-{s[:, 1].max():.0f}) |", flush=True)
 
 
 if __name__ == "__main__":
