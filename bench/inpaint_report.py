@@ -28,9 +28,26 @@ def region_similarity(new: np.ndarray, old: np.ndarray, cfg) -> tuple[float, flo
     return cosine, l1
 
 
+def measure_inpaint(engine, source: NativeAudio, clip: np.ndarray, start: float, end: float, seed: int,
+                    **settings) -> dict[str, float]:
+    """Inpaint [start, end) seconds of `clip` [channels, samples] (`source`: the same audio as the task's input)
+    and measure it: U-Net calls, seconds, the seams' worst step / flux percentiles, the region's chroma cosine and
+    log-mel L1 to the removed original, and its level against the original's (dB)."""
+    rate, cfg = engine.sample_rate, engine.bundle.spectrogram
+    t0 = time.perf_counter()
+    result = inpaint(engine, source, [(start, end)], seed=seed, **settings)
+    seconds = time.perf_counter() - t0
+    audio = np.asarray(result.audio, dtype=np.float32)
+    a, b = int(round(start * rate)), int(round(end * rate))
+    report = measure_boundaries(audio, [a, b], rate, reference=[clip, audio[:, a:b]])
+    cosine, l1 = region_similarity(audio[:, a:b], clip[:, a:b], cfg)
+    return {"unet_calls": result.info["unet_calls"], "seconds": seconds, "step_pct": report.worst_step_percentile,
+            "flux_pct": report.worst_flux_percentile, "chroma_cosine": cosine, "log_mel_l1": l1,
+            "level_db": metrics.rms_db(audio[:, a:b]) - metrics.rms_db(clip[:, a:b])}
+
+
 def inpaint_section(engine, heldout: list[np.ndarray], out_dir: Path, region_s: float = 3.0, clips: int = 2,
                     steps: int = 50) -> dict:
-    cfg = engine.bundle.spectrogram
     rate = engine.sample_rate
     rows = {"replace": [], "repaint": []}
     for i, clip in enumerate(heldout[:clips]):
@@ -38,16 +55,8 @@ def inpaint_section(engine, heldout: list[np.ndarray], out_dir: Path, region_s: 
         mid = clip.shape[1] / rate / 2
         start, end = mid - region_s / 2, mid + region_s / 2
         for method in rows:
-            t0 = time.perf_counter()
-            result = inpaint(engine, source, [(start, end)], seed=i, steps=steps, method=method)
-            seconds = time.perf_counter() - t0
-            audio = np.asarray(result.audio, dtype=np.float32)
-            a, b = int(round(start * rate)), int(round(end * rate))
-            report = measure_boundaries(audio, [a, b], rate, reference=[clip, audio[:, a:b]])
-            cosine, l1 = region_similarity(audio[:, a:b], clip[:, a:b], cfg)
-            rows[method].append({"unet_calls": result.info["unet_calls"], "seconds": seconds,
-                                 "step_pct": report.worst_step_percentile, "flux_pct": report.worst_flux_percentile,
-                                 "chroma_cosine": cosine, "log_mel_l1": l1})
+            measures = measure_inpaint(engine, source, clip, start, end, seed=i, steps=steps, method=method)
+            rows[method].append({k: v for k, v in measures.items() if k != "level_db"})
     summary = {m: {k: float(np.mean([r[k] for r in v])) for k in v[0]} for m, v in rows.items()}
     lines = [f"{len(heldout[:clips])} held-out clips, a {region_s:g} s region in the middle regenerated, {steps} "
              "sampler steps, mean over clips. Seams: percentile among random points of the original (50 = like any "

@@ -69,10 +69,16 @@ def chroma_entropy(audio, cfg: SpectrogramConfig) -> float:
     return float(-(c * np.log2(c)).sum())
 
 
+def rms_db(audio) -> float:
+    """RMS level (dB re full scale) over all channels and samples."""
+    a = np.asarray(audio, dtype=np.float32)
+    return float(20 * np.log10(np.sqrt((a ** 2).mean()) + 1e-12))
+
+
 def summary(audio, cfg: SpectrogramConfig) -> dict[str, float]:
     a = np.asarray(audio, dtype=np.float32)
     return {
-        "rms_db": float(20 * np.log10(np.sqrt((a ** 2).mean()) + 1e-12)),
+        "rms_db": rms_db(a),
         "onset_rate": onset_rate(a, cfg),
         "chroma_entropy": chroma_entropy(a, cfg),
     }

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from bench.metrics import rms_db
 
 ROWS = {"default": {}, "ddim-jump": {"sampler": "ddim", "jumps": 1}, "dpmpp": {"sampler": "dpmpp", "jumps": 0},
         "repaint": {"method": "repaint"}}
@@ -35,10 +36,6 @@ def parse_row(row: str) -> dict:
     return {**ROWS[name], **({"steps": int(steps)} if steps else {})}
 
 
-def level_db(audio: np.ndarray) -> float:
-    return float(20 * np.log10(np.sqrt(np.mean(np.square(audio, dtype=np.float64))) + 1e-12))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Inpainting/outpainting quality per sampler setting on held-out music.")
     p.add_argument("--bundle", type=Path, default=Path("models/default"))
@@ -50,17 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loops", action="store_true", help="also 4 s loops from noise: level and wrap seam")
     args = p.parse_args(argv)
 
-    from bench.inpaint_report import region_similarity
+    from bench.inpaint_report import measure_inpaint
     from bench.quality_report import load_clips
     from engine.api import Engine
-    from engine.boundary import measure_boundaries
-    from engine.tasks.inpaint import inpaint
     from engine.tasks.outpaint import outpaint
     from engine.tasks.pcm import NativeAudio
 
     rows = {r: parse_row(r) for r in args.rows.split(",") if r.strip()}
     engine = Engine.load(args.bundle, device="cpu")
-    rate, cfg = engine.sample_rate, engine.bundle.spectrogram
+    rate = engine.sample_rate
     clips = load_clips(args.heldout, 10.0, args.clips, rate)
     print(f"bundle {engine.name}; {len(clips)} held-out clips of 10 s; inpaint 3.5-6.5 s, outpaint +3 s")
     print("\n| row | U-Net calls | seconds | level dB | seams step / flux | chroma cosine | log-mel L1 |"
@@ -70,20 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         found = []
         for i, clip in enumerate(clips):
             source = NativeAudio(np.ascontiguousarray(clip.T), rate, "FLOAT", "WAV")
-            a, b = int(3.5 * rate), int(6.5 * rate)
-            start = time.perf_counter()
-            result = inpaint(engine, source, [(3.5, 6.5)], seed=i, **kw)
-            seconds = time.perf_counter() - start
-            audio = np.asarray(result.audio, dtype=np.float32)
-            seams = measure_boundaries(audio, [a, b], rate, reference=[clip, audio[:, a:b]])
-            cosine, l1 = region_similarity(audio[:, a:b], clip[:, a:b], cfg)
+            r = measure_inpaint(engine, source, clip, 3.5, 6.5, seed=i, **kw)
             out_level = np.nan
             if not args.no_outpaint and kw.get("method") != "repaint":
                 extended = np.asarray(outpaint(engine, source, right=3.0, seed=i, **kw).audio, dtype=np.float32)
                 n = clip.shape[1]
-                out_level = level_db(extended[:, n:n + 3 * rate]) - level_db(clip[:, n - 3 * rate:])
-            found.append([result.info["unet_calls"], seconds, level_db(audio[:, a:b]) - level_db(clip[:, a:b]),
-                          seams.worst_step_percentile, seams.worst_flux_percentile, cosine, l1, out_level])
+                out_level = rms_db(extended[:, n:n + 3 * rate]) - rms_db(clip[:, n - 3 * rate:])
+            found.append([r["unet_calls"], r["seconds"], r["level_db"], r["step_pct"], r["flux_pct"],
+                          r["chroma_cosine"], r["log_mel_l1"], out_level])
         m, sd = np.mean(found, axis=0), np.std(found, axis=0)
         cells = "" if args.no_outpaint else " n/a |" if np.isnan(m[7]) else f" {m[7]:+.1f} ± {sd[7]:.1f} |"
         print(f"| {name} | {m[0]:.0f} | {m[1]:.1f} | {m[2]:+.1f} ± {sd[2]:.1f} | {m[3]:.0f} / {m[4]:.0f} | "
@@ -112,7 +101,7 @@ def audio_to_audio_table(engine, clips: list[np.ndarray], names: list[str], rows
                 result = audio2audio(engine, source, strength, seed=i, **rows[name])
                 audio = np.asarray(result.audio, dtype=np.float32)
                 l1 = float((log_mel(torch.from_numpy(audio), cfg) - log_mel(torch.from_numpy(clip), cfg)).abs().mean())
-                found.append([result.info["unet_calls"], level_db(audio) - level_db(clip), l1])
+                found.append([result.info["unet_calls"], rms_db(audio) - rms_db(clip), l1])
             m, sd = np.mean(found, axis=0), np.std(found, axis=0)
             print(f"| {name} | {strength:g} | {m[0]:.0f} | {m[1]:+.1f} ± {sd[1]:.1f} | {m[2]:.3f} |", flush=True)
 
@@ -129,7 +118,7 @@ def loop_table(engine, seeds: int, names: list[str], rows: dict) -> None:
             audio = np.asarray(loop(engine, 4.0, seed=seed, **kw).audio, dtype=np.float32)
             twice = np.concatenate([audio, audio], axis=1)
             report = measure_boundaries(twice, [audio.shape[1]], engine.sample_rate, reference=[twice])
-            levels.append(level_db(audio))
+            levels.append(rms_db(audio))
             seams.append([report.worst_step_percentile, report.worst_flux_percentile])
         s = np.asarray(seams)
         print(f"| {name} | {np.mean(levels):+.1f} ± {np.std(levels):.1f} | {s[:, 0].mean():.0f} / {s[:, 1].mean():.0f} "
