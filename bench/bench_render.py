@@ -2,9 +2,11 @@
 
     python -m bench.bench_render [--bundle DIR] [--rows paper-10,paperours-10,fast-10,fast-30,fast-90,fast-190]
                                  [--steps N] [--gl-iters N] [--gl-init peaks] [--threads N] [--json OUT]
+                                 [--device cuda --backend torch --precision fp16 --cuda-graphs]
 
 Without --bundle, a paper-size bundle (random-weight U-Net, 49.9 M params, and paper vocoder, 1.4 M, scalers
-fitted on rendered music) is exported into a cache folder first (--bundle-cache, reused by later runs).
+fitted on rendered music) is exported into a cache folder first (--bundle-cache, reused by later runs), with its
+torch programs (the torch backend's, for GPUs).
 Rows are KIND-SECONDS (any length up to 190):
 - paper: DDIM 200 steps + torchaudio Griffin-Lim 200 from a random phase (the paper's settings; the baseline),
 - paperours: the paper's settings run by our code (DDIM 200 + our Griffin-Lim 200 from a random phase),
@@ -14,7 +16,8 @@ OSC server; a cold `msanii-render` process adds ~0.3 s of one-time set-up). Prin
 (wall / audio seconds), ratio against the paper row of the same length from this run, peak RSS, and two quality
 figures: spectral convergence of the phase reconstruction against the vocoder's magnitude (paper eq. 1, lower is
 better), and the log-mel L1 (nats) of the row's audio to the paper row's audio from the same seed (0 = the same
-clip; both samplers solve the same ODE from the same noise).
+clip; both samplers solve the same ODE from the same noise). On a CUDA device each row also reports its peak GPU
+memory (torch's allocator: the torch backend's models, sampler and Griffin-Lim).
 """
 from __future__ import annotations
 
@@ -74,7 +77,8 @@ def make_paper_bundle(out: Path) -> Path:
             "train_config": {}, "data": {"root": "", "files": 0, "seconds": 0.0,
                                          "description": "random weights (benchmark only)"}}
     return write_bundle(ckpts["unet"], ckpts["vocoder"], out,
-                        ExportOptions(name="paper-random-bench", command="python -m bench.bench_render"),
+                        ExportOptions(name="paper-random-bench", command="python -m bench.bench_render",
+                                      torch_programs=True),
                         log=lambda m: print(f"  export: {m}", file=sys.stderr))
 
 
@@ -94,27 +98,37 @@ def paper_bundle(cache: Path = DEFAULT_CACHE) -> Path:
 
     from export.bundle_writer import DEFAULTS
     manifest = cache / "manifest.json"
-    if manifest.is_file() and json.loads(manifest.read_text()).get("defaults") != DEFAULTS.to_dict():
-        shutil.rmtree(cache)
+    if manifest.is_file():
+        cached = json.loads(manifest.read_text())
+        if cached.get("defaults") != DEFAULTS.to_dict() or "unet.pt2" not in cached.get("files", {}):
+            shutil.rmtree(cache)
     if not manifest.is_file():
         print(f"creating paper-size random-weight bundle in {cache} ...", file=sys.stderr)
         make_paper_bundle(cache)
     return cache
 
 
-def run_row(row: str, bundle: Path, settings: dict, threads: int | None, audio_out: Path | None) -> dict:
-    """Render one row in this process; returns its measurements (and saves the audio to `audio_out`)."""
+def run_row(row: str, bundle: Path, settings: dict, threads: int | None, audio_out: Path | None,
+            engine_options: dict | None = None) -> dict:
+    """Render one row in this process; returns its measurements (and saves the audio to `audio_out`).
+    `engine_options`: Engine.load's device, backend, precision and cuda_graphs (default: onnxruntime on the CPU)."""
     import numpy as np
+    import torch
 
     from engine.api import Engine
 
     _, seconds = parse_row(row)
-    engine = Engine.load(bundle, device="cpu", threads=threads)
+    options = {"device": "cpu", **(engine_options or {})}
+    engine = Engine.load(bundle, threads=threads, **options)
     importlib.import_module("engine.tasks.generate")  # warm process: imports are not part of a render's time
     # Warm engine, as in the OSC server: sessions, thread pools and FFT plans exist before the timed render.
-    engine.generate(1.0, seed=1, **{**settings, "steps": 2, "gl_iters": 2})
+    # CUDA graphs are recorded per input shape: warm up at the row's length so the timed render replays them.
+    engine.generate(seconds if options.get("cuda_graphs") else 1.0, seed=1, **{**settings, "steps": 2, "gl_iters": 2})
+    gpu = engine.tensor_device.type == "cuda"
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    result = engine.generate(seconds, seed=0, **settings)
+    result = engine.generate(seconds, seed=0, **settings)  # returns host audio: the GPU work is finished
     wall = time.perf_counter() - start
     if audio_out is not None:
         np.save(audio_out, result.audio)
@@ -123,7 +137,10 @@ def run_row(row: str, bundle: Path, settings: dict, threads: int | None, audio_o
             "sampling_s": result.info["sampling_s"], "decode_s": result.info["decode_s"],
             "spectral_convergence": result.info["spectral_convergence"],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "threads": engine.threads, "device": engine.device}
+            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if gpu else None,
+            "threads": engine.threads, "device": engine.device, "backend": engine.backend,
+            "precision": getattr(engine.denoiser, "precision", None),
+            "cuda_graphs": bool(options.get("cuda_graphs"))}
 
 
 def machine() -> str:
@@ -135,7 +152,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores available, {platform.system()}"
+    import torch
+
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores available, {platform.system()}{gpu}"
 
 
 def mel_l1(a, b, cfg) -> float:
@@ -158,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gl-iters", type=int, default=None, help="fast path Griffin-Lim iterations (bundle default)")
     p.add_argument("--gl-init", default=None, help="fast path initial phase (bundle default)")
     p.add_argument("--threads", type=int)
+    p.add_argument("--device", default="cpu", help="engine device: cpu (default), cuda, auto")
+    p.add_argument("--backend", default="onnx", choices=("onnx", "torch", "auto"), help="engine backend (onnx)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="torch backend autocast precision")
+    p.add_argument("--cuda-graphs", action="store_true", help="torch backend on CUDA: replay steps as CUDA graphs")
     p.add_argument("--json", type=Path, help="append results (one JSON object per row) to this file")
     p.add_argument("--row", help=argparse.SUPPRESS)  # internal: run one row in a child process
     p.add_argument("--settings", help=argparse.SUPPRESS)
@@ -166,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
 
     bundle = args.bundle if args.bundle is not None else paper_bundle(args.bundle_cache)
     if args.row:
-        print(json.dumps(run_row(args.row, bundle, json.loads(args.settings), args.threads, args.audio_out)))
+        engine_options = {"device": args.device, "backend": args.backend, "precision": args.precision,
+                          "cuda_graphs": args.cuda_graphs}
+        print(json.dumps(run_row(args.row, bundle, json.loads(args.settings), args.threads, args.audio_out,
+                                 engine_options)))
         return 0
 
     import numpy as np
@@ -184,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_render: error: {exc}", file=sys.stderr)
         return 2
     print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.1f}")
+    print(f"engine: device {args.device}, backend {args.backend}"
+          + (f", precision {args.precision}" if args.precision else "") + (", CUDA graphs" if args.cuda_graphs else ""))
     print(f"bundle: {bundle} ({loaded.manifest['unet'].get('parameters', '?')} U-Net params)")
     results, audio = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
                    "--settings", json.dumps(settings), "--audio-out", str(out)]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
+            cmd += ["--device", args.device, "--backend", args.backend] + (
+                ["--precision", args.precision] if args.precision else []) + (
+                ["--cuda-graphs"] if args.cuda_graphs else [])
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"row {row} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -209,10 +241,12 @@ def main(argv: list[str] | None = None) -> int:
             results[row] = r
             ratio = f"{r['ratio_vs_paper']:.1f}x vs paper" if paper else "no paper row yet"
             l1 = f", log-mel L1 to paper {r['mel_l1_to_paper']:.3f}" if paper else ""
+            gpu_mem = f" (GPU {r['peak_gpu_mb']:.0f} MB)" if r["peak_gpu_mb"] is not None else ""
             print(f"{row:14s} {r['sampler']:5s} {r['steps']:3d} steps + {r['phase']:10s} GL {r['gl_iters']:3d} "
                   f"({r['gl_init']}): {r['wall_s']:8.1f} s for {r['audio_s']:.2f} s audio, RTF {r['rtf']:.3f}, "
                   f"{ratio} (sampling {r['sampling_s']:.1f} s, decode {r['decode_s']:.1f} s), peak RSS "
-                  f"{r['peak_rss_mb']:.0f} MB, SC {r['spectral_convergence']:.4f}{l1}, load {r['load_avg']:.1f}",
+                  f"{r['peak_rss_mb']:.0f} MB{gpu_mem}, SC {r['spectral_convergence']:.4f}{l1}, "
+                  f"load {r['load_avg']:.1f}",
                   flush=True)
             if args.json:
                 with open(args.json, "a", encoding="utf-8") as f:

@@ -14,42 +14,77 @@ from typing import Callable
 
 import torch
 
-from engine.backends.onnx import OnnxDenoiser, OnnxVocoder, default_threads
-from engine.bundle import Bundle, load_bundle
+from engine.backends.onnx import BackendError, OnnxDenoiser, OnnxVocoder, default_threads
+from engine.bundle import UNET_FILE, VOCODER_FILE, Bundle, load_bundle
 from engine.render import RenderResult, encode, reconstruct_phase, vocode
 
-__all__ = ["Engine", "RenderResult"]
+__all__ = ["BACKENDS", "Engine", "RenderResult", "choose_backend"]
+
+BACKENDS = ("auto", "onnx", "torch")
+
+
+def choose_backend(backend: str, device: str, bundle: Bundle) -> str:
+    """"onnx" or "torch" for a request. "auto" takes torch on a CUDA device when the bundle has its exported
+    programs: there the sampler and Griffin-Lim stay on the GPU with the models, where onnxruntime would hand
+    every step's tensors back to the CPU (and its CUDA provider may be missing). Everything else runs onnxruntime."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
+    if backend == "torch" and not bundle.has_programs:
+        raise BackendError(f"bundle {bundle.name!r} has no torch programs (unet.pt2, vocoder.pt2): re-export it "
+                           "with msanii-export --torch, or use the onnx backend")
+    if backend != "auto":
+        return backend
+    wants_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return "torch" if wants_gpu and torch.cuda.is_available() and bundle.has_programs else "onnx"
 
 
 class Engine:
     """Holds a validated bundle and its model sessions for the life of the process. Not thread-safe: one
     render at a time (engine.jobs runs renders on one worker thread)."""
 
-    def __init__(self, bundle: Bundle, denoiser, vocoder, threads: int) -> None:
+    def __init__(self, bundle: Bundle, denoiser, vocoder, threads: int, backend: str = "onnx",
+                 tensor_device: torch.device | None = None) -> None:
         self.bundle = bundle
         self.denoiser = denoiser
         self.vocoder = vocoder
         self.threads = threads
+        self.backend = backend
+        # Where tasks keep the tensors they sample and reconstruct: the models' device for torch backends (no
+        # copy per step), the CPU for onnxruntime (its sessions take and return host arrays).
+        self.tensor_device = tensor_device or torch.device("cpu")
 
     @classmethod
-    def load(cls, bundle_dir: str | Path, device: str = "auto", threads: int | None = None) -> "Engine":
-        """Validate the bundle (BundleError on any defect) and open its graphs on `device`
-        ("auto" | "cpu" | "cuda" | "tensorrt"). `threads` caps onnxruntime's and torch's intra-op threads
-        (default: the cores this process may use); torch's setting is process-wide."""
+    def load(cls, bundle_dir: str | Path, device: str = "auto", threads: int | None = None, backend: str = "auto",
+             precision: str | None = None, cuda_graphs: bool = False) -> "Engine":
+        """Validate the bundle (BundleError on any defect) and open its models on `device`
+        ("auto" | "cpu" | "cuda" | "cuda:N" | "tensorrt"). `threads` caps onnxruntime's and torch's intra-op
+        threads (default: the cores this process may use); torch's setting is process-wide.
+        `backend`: "onnx", "torch" (the bundle's exported programs; needs `msanii-export --torch`) or "auto"
+        (choose_backend). torch only: `precision` "fp32" (default) | "fp16" | "bf16" (autocast), `cuda_graphs`."""
         if threads is not None:
             if threads < 1:
                 raise ValueError(f"threads must be >= 1, got {threads}")
             torch.set_num_threads(threads)
         bundle = load_bundle(bundle_dir)
         threads = threads or default_threads()
+        backend = choose_backend(backend, device, bundle)
+        if backend == "torch":
+            from engine.backends.torch_program import TorchDenoiser, TorchVocoder
+            precision = precision or "fp32"
+            denoiser = TorchDenoiser(bundle.program_path(UNET_FILE), device, precision, cuda_graphs)
+            vocoder = TorchVocoder(bundle.program_path(VOCODER_FILE), device, precision, cuda_graphs)
+            return cls(bundle, denoiser, vocoder, threads, backend, denoiser.torch_device)
+        if precision not in (None, "fp32") or cuda_graphs:
+            raise BackendError("precision and CUDA graphs are torch-backend settings (onnxruntime picks the fp16 "
+                               "graphs on a GPU by itself): add --backend torch")
         use_fp16 = device in ("cuda", "tensorrt") or (device == "auto" and torch.cuda.is_available())
 
         def graph(name: str) -> Path:
             half = bundle.fp16_path(name) if use_fp16 else None
             return half or bundle.files[name]
-        denoiser = OnnxDenoiser(graph("unet.onnx"), device, threads)
-        vocoder = OnnxVocoder(graph("vocoder.onnx"), device, threads)
-        return cls(bundle, denoiser, vocoder, threads)
+        denoiser = OnnxDenoiser(graph(UNET_FILE), device, threads)
+        vocoder = OnnxVocoder(graph(VOCODER_FILE), device, threads)
+        return cls(bundle, denoiser, vocoder, threads, "onnx")
 
     # ------------------------------------------------------------------ properties
 

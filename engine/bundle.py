@@ -1,7 +1,7 @@
 """Read and validate a model bundle (format: shared/design/bundle.md). The only place that knows the format.
 
-A bundle is a directory with `manifest.json`, `unet.onnx` and `vocoder.onnx` (optionally `*.fp16.onnx`), or a
-.zip of one (extracted to a private temporary folder for the life of the process).
+A bundle is a directory with `manifest.json`, `unet.onnx` and `vocoder.onnx` (optionally `*.fp16.onnx`, and
+torch exported programs `unet.pt2` + `vocoder.pt2` for the torch backend), or a .zip of one (extracted to a private temporary folder for the life of the process).
 `load_bundle` checks every field the engine relies on, each file's size and sha256, and the major version, and
 raises one `BundleError` naming the problem. `validate_manifest` is also what export runs before publishing.
 """
@@ -28,6 +28,7 @@ MANIFEST = "manifest.json"
 UNET_FILE = "unet.onnx"
 VOCODER_FILE = "vocoder.onnx"
 REQUIRED_FILES = (UNET_FILE, VOCODER_FILE)
+PROGRAM_FILES = {UNET_FILE: "unet.pt2", VOCODER_FILE: "vocoder.pt2"}  # optional torch.export twins of the graphs
 SAMPLERS = ("ddim", "dpmpp")
 GL_INITS = ("peaks", "advance", "random", "zeros")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -86,6 +87,15 @@ class Bundle:
     def fp16_path(self, model_file: str) -> Path | None:
         """`unet.fp16.onnx` for `unet.onnx` if the bundle has it."""
         return self.files.get(model_file.replace(".onnx", ".fp16.onnx"))
+
+    def program_path(self, model_file: str) -> Path | None:
+        """`unet.pt2` (a torch exported program of the same model) for `unet.onnx` if the bundle has it."""
+        return self.files.get(PROGRAM_FILES[model_file])
+
+    @property
+    def has_programs(self) -> bool:
+        """Both models are also there as torch exported programs (the torch backend can run this bundle)."""
+        return all(self.program_path(name) is not None for name in PROGRAM_FILES)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -192,6 +202,10 @@ def validate_manifest(manifest: Any) -> dict[str, Any]:
     for required in REQUIRED_FILES:
         if required not in files:
             raise BundleError(f"manifest field 'files' does not list {required!r}")
+    programs = [name for name in PROGRAM_FILES.values() if name in files]
+    if len(programs) == 1:
+        raise BundleError(f"manifest field 'files' lists {programs[0]!r} without its twin: torch programs come as "
+                          f"a pair ({' and '.join(PROGRAM_FILES.values())})")
     for fname, entry in files.items():
         if not isinstance(fname, str) or "/" in fname or "\\" in fname or fname.startswith("."):
             raise BundleError(f"manifest field 'files' has an unsafe file name {fname!r}")

@@ -35,6 +35,12 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     g.add_argument("--threads", type=int, help="CPU threads (default: all cores available to this process)")
     g.add_argument("--device", choices=DEVICES, default="auto", help="auto (GPU if usable), cpu, cuda, tensorrt")
+    g.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+                   help="onnx, torch (the bundle's .pt2 programs, from msanii-export --torch) or auto (torch on a "
+                   "CUDA device when the bundle has them, else onnx)")
+    g.add_argument("--precision", choices=("fp32", "fp16", "bf16"),
+                   help="torch backend: autocast precision (default fp32)")
+    g.add_argument("--cuda-graphs", action="store_true", help="torch backend on CUDA: replay each step as a CUDA graph")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--json", action="store_true", help="print the render's details as JSON on stdout")
     return p
@@ -102,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         _check_args(args)
-        engine = Engine.load(args.bundle, device=args.device, threads=args.threads)
+        engine = Engine.load(args.bundle, device=args.device, threads=args.threads, backend=args.backend,
+                             precision=args.precision, cuda_graphs=args.cuda_graphs)
         bar = None  # opened on the first progress report, so argument errors print alone
 
         def progress(fraction: float) -> None:

@@ -18,19 +18,21 @@ from typing import Any, Callable
 
 import torch
 
-from engine.bundle import (FORMAT, MANIFEST, UNET_FILE, VERSION, VOCODER_FILE, RenderDefaults, file_entry,
-                           load_bundle)
+from engine.bundle import (FORMAT, MANIFEST, PROGRAM_FILES, UNET_FILE, VERSION, VOCODER_FILE, RenderDefaults,
+                           file_entry, load_bundle)
 from engine.dsp.config import SpectrogramConfig
 from engine.dsp.scaler import ScalerStats
-from export.compress import compress_file
+from export.compress import compress_file, round_weights_fp16
 from export.onnx_export import (ExportError, convert_fp16, export_unet, export_vocoder, unet_parity,
                                 vocoder_parity)
+from export.program_export import export_unet_program, export_vocoder_program, program_parity
 from training.models import UNet, UNetConfig, Vocoder, VocoderConfig
 
 # Parity thresholds: fp32 graphs must match torch to float rounding (a wrong export is off by O(1)).
 UNET_PARITY_TOL = 1e-3
 VOCODER_PARITY_REL_TOL = 1e-3
 FP16_PARITY_REL_TOL = 5e-2
+PROGRAM_PARITY_REL_TOL = 1e-4  # torch programs run the model's own float32 kernels
 # --compact stores weights as float16 (float32 compute): outputs move by the weights' rounding, not by a bug.
 COMPACT_PARITY_TOL = {"unet_abs": 5e-2, "vocoder_rel": 2e-2}
 # The engine's default render settings (bench/RESULTS.md): DPM-Solver++ 15 steps (generation runs them as 3M on
@@ -45,6 +47,7 @@ class ExportOptions:
     use_ema: bool = True
     fp16: bool = False
     compact: bool = False  # float16-stored weights, float32 compute (export.compress): half the bytes
+    torch_programs: bool = False  # also unet.pt2 + vocoder.pt2 (torch.export) for the engine's torch backend
     overwrite: bool = False
     name: str | None = None
     command: str | None = None  # recorded in provenance
@@ -119,6 +122,24 @@ def _provenance(unet_ckpt: dict, vocoder_ckpt: dict, unet_ema: bool, vocoder_ema
             "export_command": options.command, "torch": torch.__version__, **options.notes}
 
 
+def _export_programs(unet: torch.nn.Module, vocoder: torch.nn.Module, folder: Path, channels: int, n_mels: int,
+                     lengths: tuple[int, int], generator: torch.Generator) -> dict:
+    """Write both torch programs into `folder` and check them against the models (same float32 kernels, so the
+    tolerance is float rounding); returns their parity record."""
+    export_unet_program(unet, folder / PROGRAM_FILES[UNET_FILE], channels, n_mels, unet.cfg.frame_multiple)
+    export_vocoder_program(vocoder, folder / PROGRAM_FILES[VOCODER_FILE], channels, n_mels)
+    unet_inputs = {n: (torch.randn(2, channels, n_mels, n, generator=generator), torch.rand(2, generator=generator)
+                       * 999.0) for n in lengths}
+    mel_inputs = {n: (torch.rand(2, channels, n_mels, n, generator=generator) * 2 - 1,) for n in lengths}
+    parity = {"unet": program_parity(unet, folder / PROGRAM_FILES[UNET_FILE], unet_inputs),
+              "vocoder": program_parity(vocoder, folder / PROGRAM_FILES[VOCODER_FILE], mel_inputs)}
+    for name, record in parity.items():
+        if record["max_rel_error"] > PROGRAM_PARITY_REL_TOL:
+            raise ExportError(f"{name} torch program differs from the model by {record['max_rel_error']:.3g} "
+                              "(relative)")
+    return parity
+
+
 def write_bundle(unet_ckpt: dict, vocoder_ckpt: dict, out_dir: str | Path, options: ExportOptions | None = None,
                  sources: dict[str, str] | None = None, log: Callable[[str], None] = lambda _: None) -> Path:
     """Export both models into `out_dir` (must not exist unless options.overwrite). Returns out_dir."""
@@ -167,7 +188,13 @@ def write_bundle(unet_ckpt: dict, vocoder_ckpt: dict, out_dir: str | Path, optio
             if parity["fp16"]["vocoder"]["max_rel_error"] > FP16_PARITY_REL_TOL:
                 raise ExportError(f"float16 vocoder graph is off by {parity['fp16']['vocoder']['max_rel_error']:.3g} "
                                   "(relative): export without --fp16")
-        files = {p.name: file_entry(p) for p in sorted(tmp.glob("*.onnx"))}
+        if options.torch_programs:
+            log("exporting torch programs (unet.pt2, vocoder.pt2)")
+            models = (unet, vocoder)
+            if options.compact:  # the programs compute with the graphs' fp16-rounded weights (stored float32)
+                models = (round_weights_fp16(unet), round_weights_fp16(vocoder))
+            parity["torch"] = _export_programs(*models, tmp, channels, spec.n_mels, lengths, generator)
+        files = {p.name: file_entry(p) for p in sorted([*tmp.glob("*.onnx"), *tmp.glob("*.pt2")])}
         manifest = {
             "format": FORMAT, "version": VERSION,
             "name": options.name or out_dir.name,

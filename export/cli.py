@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="also write float16 graphs (*.fp16.onnx) for GPUs")
     p.add_argument("--compact", action="store_true", help="store weights as float16 (computed in float32): "
                    "half the size on disk, outputs within the weights' rounding")
+    p.add_argument("--torch", action="store_true", help="also write torch exported programs (unet.pt2, "
+                   "vocoder.pt2): the engine's torch backend runs them on CUDA without onnxruntime-gpu")
     p.add_argument("--provenance", type=Path, help="JSON object merged into the manifest's provenance "
                    "(e.g. the training commands and corpus description)")
     p.add_argument("--name", help="model name in the manifest (default: OUT_DIR's name)")
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             if not isinstance(notes, dict):
                 raise ValueError(f"--provenance {args.provenance}: expected a JSON object")
         options = ExportOptions(use_ema=not args.no_ema, fp16=args.fp16, compact=args.compact,
-                                overwrite=args.overwrite, name=args.name,
+                                torch_programs=args.torch, overwrite=args.overwrite, name=args.name,
                                 command=command, notes=notes, defaults=defaults)
         out = write_bundle(ckpts["unet"], ckpts["vocoder"], args.out_dir, options,
                            sources={k: str(v) for k, v in sources.items()},

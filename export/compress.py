@@ -50,3 +50,18 @@ def compress_file(path: Path, min_elements: int = 1024) -> tuple[int, int]:
     onnx.save(model, str(tmp))
     tmp.replace(path)
     return before, path.stat().st_size
+
+
+def round_weights_fp16(module: "torch.nn.Module", min_elements: int = 1024) -> "torch.nn.Module":
+    """A copy of `module` whose parameters get the rounding `store_weights_fp16` gives the ONNX graph (same size
+    and range rule), kept float32: the torch programs of a --compact bundle then compute what its graphs do."""
+    import copy
+
+    import torch
+
+    rounded = copy.deepcopy(module)
+    with torch.no_grad():
+        for param in rounded.parameters():
+            if param.numel() >= min_elements and float(param.abs().max()) <= 60_000:
+                param.copy_(param.half().float())
+    return rounded

@@ -83,3 +83,13 @@ def tiny_bundle(tiny_run_dir, tmp_path_factory) -> Path:
                         ExportOptions(name="tiny-test", command="tests/conftest.py tiny_bundle"),
                         sources={"unet": str(tiny_run_dir / "unet" / LAST),
                                  "vocoder": str(tiny_run_dir / "vocoder" / LAST)})
+
+
+@pytest.fixture(scope="session")
+def program_bundle(tiny_run_dir, tmp_path_factory) -> Path:
+    """`tiny_bundle`'s models exported with --torch: the ONNX graphs plus unet.pt2/vocoder.pt2. Read-only."""
+    from export.cli import main as export_main
+
+    out = tmp_path_factory.mktemp("programs") / "tiny-torch"
+    assert export_main([str(tiny_run_dir), str(out), "--torch", "--name", "tiny-torch"]) == 0
+    return out

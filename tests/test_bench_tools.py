@@ -52,3 +52,15 @@ def test_profile_sums_a_real_render_into_stages(tiny_bundle, tmp_path):
     assert sum(stages.values()) == pytest.approx(result["wall"], rel=0.05)
     assert all(v >= 0 for v in stages.values())
     assert (tmp_path / "profile-2s.wav").is_file() and len(result["hot"]) <= 5
+
+
+def test_bench_render_row_on_the_torch_backend(program_bundle, tmp_path, capsys):
+    import json
+
+    report = tmp_path / "rows.jsonl"
+    assert bench_render.main(["--bundle", str(program_bundle), "--rows", "fast-0.5", "--backend", "torch",
+                              "--steps", "2", "--gl-iters", "2", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "engine: device cpu, backend torch" in out and "fast-0.5" in out and "RTF" in out
+    row = json.loads(report.read_text())
+    assert (row["backend"], row["precision"], row["peak_gpu_mb"]) == ("torch", "fp32", None)

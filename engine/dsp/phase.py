@@ -97,7 +97,9 @@ def _initial_angles(magnitude: torch.Tensor, cfg: SpectrogramConfig, init: str, 
     elif init == "advance":
         angles = phase_advance_init(magnitude, cfg).T
     elif init == "random":
-        phase = torch.rand(magnitude.T.shape, generator=generator, device=magnitude.device) * 2 * math.pi
+        # Drawn where the generator lives (the engine's is a CPU one), so a seed gives one phase on every device.
+        gen_device = generator.device if generator is not None else magnitude.device
+        phase = torch.rand(magnitude.T.shape, generator=generator, device=gen_device).to(magnitude.device) * 2 * math.pi
         angles = torch.polar(torch.ones_like(phase), phase)
     else:  # zeros
         angles = torch.ones(magnitude.T.shape, dtype=torch.complex64, device=magnitude.device)
@@ -115,7 +117,9 @@ def _fgla(magnitude: torch.Tensor, angles: torch.Tensor, pair: FrameSTFT, n_iter
     every block reads the previous iteration's phases, exactly as the whole-signal iteration."""
     mag = magnitude.T.contiguous()  # frame-major, as the angles
     frames = mag.shape[0]
-    if pair.block_context(0, 1) == (0, frames):  # every block would rebuild the whole signal: use one block
+    # One block when every block would rebuild the whole signal anyway, and on GPUs: blocks are for CPU caches,
+    # and on a GPU each would cost a dozen kernel launches per iteration.
+    if pair.block_context(0, 1) == (0, frames) or magnitude.device.type != "cpu":
         block = frames
     previous = torch.empty_like(angles)  # t_{n-1}: the last projection, per frame
     updated = torch.empty_like(angles)

@@ -54,7 +54,9 @@ def generate(engine: "Engine", seconds: float, seed: int | None = None, steps: i
     timings = {}
 
     start = time.perf_counter()
-    noise = torch.randn((1, bundle.channels, bundle.spectrogram.n_mels, length.model_frames), generator=generator)
+    # Drawn on the CPU (one seed, one clip, on every device), then moved to where the engine samples.
+    noise = torch.randn((1, bundle.channels, bundle.spectrogram.n_mels, length.model_frames),
+                        generator=generator).to(engine.tensor_device)
     spacing, order = solver_settings(settings["sampler"], from_noise=True)
     scheduler = make_scheduler(settings["sampler"], **bundle.diffusion.to_dict(), order=order,
                                steps=settings["steps"])
@@ -71,12 +73,13 @@ def generate(engine: "Engine", seconds: float, seed: int | None = None, steps: i
     tracker.update("phase", _PHASE_WEIGHT * settings["gl_iters"])
 
     from engine.dsp.phase import spectral_convergence
-    audio_np = audio.numpy().astype(np.float32, copy=False)
+    audio_np = audio.cpu().numpy().astype(np.float32, copy=False)
     info = {"task": "generate", "seconds_requested": float(seconds), "seconds": length.samples / bundle.sample_rate, "samples": length.samples,
             "frames": length.frames, "model_frames": length.model_frames, "seed": seed, **settings, "spacing": spacing,
             "order": order if settings["sampler"] == "dpmpp" else 1,
             "spectral_convergence": spectral_convergence(audio, magnitude, bundle.spectrogram),
-            "peak": float(np.abs(audio_np).max(initial=0.0)), "device": engine.device, "bundle": bundle.name,
+            "peak": float(np.abs(audio_np).max(initial=0.0)), "device": engine.device, "backend": engine.backend,
+            "bundle": bundle.name,
             **timings}
     return RenderResult(audio=audio_np, sample_rate=bundle.sample_rate, info=info)
 

@@ -1,0 +1,145 @@
+"""The torch backend: `msanii-export --torch` writes exported programs, the engine runs them (CPU here; the CUDA
+graph test runs where a GPU exists) and matches the onnxruntime backend on the same bundle."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from engine.api import Engine, choose_backend
+from engine.backends.onnx import BackendError
+from engine.bundle import BundleError, load_bundle
+from engine.cli import main as render_main
+from engine.dsp.spectrogram import log_mel
+from engine.sampling import make_scheduler, sample
+from export.cli import main as export_main
+
+
+@pytest.fixture(scope="module")
+def engines(program_bundle):
+    return (Engine.load(program_bundle, device="cpu", threads=1, backend="onnx"),
+            Engine.load(program_bundle, device="cpu", threads=1, backend="torch"))
+
+
+def test_export_writes_checked_programs(program_bundle):
+    manifest = json.loads((program_bundle / "manifest.json").read_text())
+    assert {"unet.pt2", "vocoder.pt2"} <= set(manifest["files"])
+    parity = manifest["parity"]["torch"]
+    assert parity["unet"]["max_rel_error"] < 1e-5 and parity["vocoder"]["max_rel_error"] < 1e-5
+    assert parity["unet"]["frames"] == [16, 48]  # checked at two lengths, from the saved files
+    assert load_bundle(program_bundle).has_programs
+
+
+def test_compact_programs_follow_the_rounded_graphs(tiny_run_dir, tmp_path):
+    out = tmp_path / "compact"
+    assert export_main([str(tiny_run_dir), str(out), "--torch", "--compact"]) == 0
+    onnx_engine = Engine.load(out, device="cpu", threads=1, backend="onnx")
+    torch_engine = Engine.load(out, device="cpu", threads=1, backend="torch")
+    x = torch.randn(2, 2, 128, 32, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([10.0, 900.0])
+    a, b = onnx_engine.denoiser(x, t), torch_engine.denoiser(x, t)
+    assert float((a - b).abs().max()) < 1e-4 * float(a.abs().max())  # same fp16-rounded weights on both
+
+
+def test_backends_agree_call_by_call_and_over_a_sampling_run(engines):
+    onnx_engine, torch_engine = engines
+    assert (onnx_engine.backend, torch_engine.backend) == ("onnx", "torch")
+    x = torch.randn(1, 2, 128, 64, generator=torch.Generator().manual_seed(0))
+    t = torch.full((1,), 500.0)
+    a, b = onnx_engine.denoiser(x, t), torch_engine.denoiser(x, t)
+    assert b.dtype == torch.float32 and b.device == x.device and b.shape == x.shape
+    assert float((a - b).abs().max()) < 1e-5
+    finals = []
+    for engine in engines:
+        scheduler = make_scheduler("dpmpp", **engine.bundle.diffusion.to_dict(), order=3, steps=12)
+        finals.append(sample(engine.denoiser, x.clone(), scheduler, 12, spacing="logsnr", disable=True))
+    assert float((finals[0] - finals[1]).abs().max()) < 1e-3
+    mags = [engine.vocoder(finals[0]) for engine in engines]
+    assert float((mags[0] - mags[1]).abs().max() / mags[0].abs().max()) < 1e-5
+
+
+def test_generate_on_the_torch_backend_matches_onnx(engines):
+    onnx_engine, torch_engine = engines
+    a = onnx_engine.generate(1.5, seed=4, steps=6, gl_iters=8)
+    b = torch_engine.generate(1.5, seed=4, steps=6, gl_iters=8)
+    assert b.info["backend"] == "torch" and b.info["device"] == "cpu" and a.info["backend"] == "onnx"
+    assert b.audio.shape == a.audio.shape == (2, 66150) and b.audio.dtype == np.float32
+    # Griffin-Lim amplifies 1e-5 model differences into sample-level ones; the spectra must agree.
+    cfg = onnx_engine.bundle.spectrogram
+    mel_a, mel_b = log_mel(torch.from_numpy(a.audio), cfg), log_mel(torch.from_numpy(b.audio), cfg)
+    assert float((mel_a - mel_b).abs().mean()) < 0.02
+    assert abs(a.info["spectral_convergence"] - b.info["spectral_convergence"]) < 0.01
+
+
+def test_bf16_precision_runs_close_to_fp32(program_bundle, engines):
+    half = Engine.load(program_bundle, device="cpu", threads=1, backend="torch", precision="bf16")
+    x = torch.randn(1, 2, 128, 32, generator=torch.Generator().manual_seed(2))
+    t = torch.full((1,), 300.0)
+    ref, got = engines[1].denoiser(x, t), half.denoiser(x, t)
+    assert got.dtype == torch.float32
+    relative = float((got - ref).norm() / ref.norm())
+    assert 0 < relative < 0.05  # rounded (not silently fp32), but the same function
+
+
+def test_backend_choice_and_errors(tiny_bundle, program_bundle):
+    plain, programs = load_bundle(tiny_bundle), load_bundle(program_bundle)
+    gpu = torch.cuda.is_available()
+    assert choose_backend("auto", "cpu", programs) == "onnx"  # onnxruntime stays the CPU path (it is faster)
+    assert choose_backend("auto", "auto", programs) == ("torch" if gpu else "onnx")
+    assert choose_backend("auto", "cuda", plain) == "onnx"
+    with pytest.raises(BackendError, match="has no torch programs .*msanii-export --torch"):
+        Engine.load(tiny_bundle, device="cpu", backend="torch")
+    with pytest.raises(ValueError, match="unknown backend 'tensorflow'"):
+        Engine.load(program_bundle, device="cpu", backend="tensorflow")
+    with pytest.raises(BackendError, match="torch-backend settings"):
+        Engine.load(program_bundle, device="cpu", backend="onnx", precision="fp16")
+    with pytest.raises(BackendError, match="unknown precision 'fp8'"):
+        Engine.load(program_bundle, device="cpu", backend="torch", precision="fp8")
+    with pytest.raises(BackendError, match="CUDA graphs need a CUDA device"):
+        Engine.load(program_bundle, device="cpu", backend="torch", cuda_graphs=True)
+    if not gpu:
+        with pytest.raises(BackendError, match="torch sees no CUDA device"):
+            Engine.load(program_bundle, device="cuda", backend="torch")
+
+
+def test_damaged_programs_are_named(program_bundle, tmp_path):
+    half_pair = shutil.copytree(program_bundle, tmp_path / "half")
+    manifest = json.loads((half_pair / "manifest.json").read_text())
+    del manifest["files"]["vocoder.pt2"]
+    (half_pair / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="lists 'unet.pt2' without its twin"):
+        load_bundle(half_pair)
+
+    foreign = shutil.copytree(program_bundle, tmp_path / "foreign")
+    (foreign / "unet.pt2").write_bytes(b"not a torch archive" * 10)
+    manifest = json.loads((foreign / "manifest.json").read_text())
+    from engine.bundle import file_entry
+    manifest["files"]["unet.pt2"] = file_entry(foreign / "unet.pt2")  # checksum matches: the content is wrong
+    (foreign / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BackendError, match="cannot load unet.pt2 as a torch exported program"):
+        Engine.load(foreign, device="cpu", backend="torch")
+
+
+def test_render_cli_with_the_torch_backend(program_bundle, tmp_path, capsys):
+    out = tmp_path / "take.wav"
+    code = render_main(["generate", "--bundle", str(program_bundle), "--backend", "torch", "--seconds", "0.75",
+                        "--seed", "3", "--steps", "3", "--gl-iters", "4", "--out", str(out), "--json", "--quiet"])
+    assert code == 0 and out.is_file()
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == "torch" and report["seed"] == 3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_backend_with_graphs_matches_eager(program_bundle):
+    eager = Engine.load(program_bundle, device="cuda", backend="torch")
+    graphed = Engine.load(program_bundle, device="cuda", backend="torch", cuda_graphs=True)
+    assert eager.tensor_device.type == "cuda"
+    x = torch.randn(1, 2, 128, 32, device="cuda")
+    t = torch.full((1,), 500.0, device="cuda")
+    for _ in range(3):  # capture, then replays; a new shape captures again
+        assert float((graphed.denoiser(x, t) - eager.denoiser(x, t)).abs().max()) < 1e-4
+    assert graphed.denoiser(x[..., :16], t).shape[-1] == 16
+    a = eager.generate(1.0, seed=1, steps=4, gl_iters=4)
+    b = graphed.generate(1.0, seed=1, steps=4, gl_iters=4)
+    assert a.info["device"] == "cuda" and abs(a.info["spectral_convergence"] - b.info["spectral_convergence"]) < 0.01
