@@ -128,6 +128,7 @@ def _export_programs(unet: torch.nn.Module, vocoder: torch.nn.Module, folder: Pa
     tolerance is float rounding); returns their parity record."""
     export_unet_program(unet, folder / PROGRAM_FILES[UNET_FILE], channels, n_mels, unet.cfg.frame_multiple)
     export_vocoder_program(vocoder, folder / PROGRAM_FILES[VOCODER_FILE], channels, n_mels)
+    lengths = tuple(max(n, 2 * unet.cfg.frame_multiple) for n in lengths)  # the U-Net program's shortest input
     unet_inputs = {n: (torch.randn(2, channels, n_mels, n, generator=generator), torch.rand(2, generator=generator)
                        * 999.0) for n in lengths}
     mel_inputs = {n: (torch.rand(2, channels, n_mels, n, generator=generator) * 2 - 1,) for n in lengths}

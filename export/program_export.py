@@ -29,9 +29,12 @@ def _save(model: nn.Module, args: tuple, dynamic_shapes: tuple, path: Path) -> P
 
 
 def export_unet_program(model: nn.Module, path: Path, channels: int, n_mels: int, multiple: int) -> Path:
-    """x [B, C, n_mels, multiple * k], t [B] -> prediction; B and k dynamic."""
+    """x [B, C, n_mels, multiple * k], t [B] -> prediction; B and k >= 2 dynamic.
+
+    k starts at 2: with one frame at the bottleneck, convolution's output-stride rule branches on that size being 1
+    and torch.export specialises it away. The engine's torch backend runs shorter inputs on a wrap-padded canvas."""
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    blocks = torch.export.Dim("blocks", min=1, max=MAX_FRAMES // multiple)
+    blocks = torch.export.Dim("blocks", min=2, max=MAX_FRAMES // multiple)
     x = torch.randn(2, channels, n_mels, multiple * 2)
     t = torch.full((2,), 500.0)
     return _save(model, (x, t), ({0: batch, 3: multiple * blocks}, {0: batch}), path)

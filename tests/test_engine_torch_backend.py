@@ -59,6 +59,32 @@ def test_backends_agree_call_by_call_and_over_a_sampling_run(engines):
     assert float((mags[0] - mags[1]).abs().max() / mags[0].abs().max()) < 1e-5
 
 
+def test_one_block_inputs_run_on_a_wrap_padded_canvas(engines):
+    torch_engine = engines[1]
+    multiple = torch_engine.bundle.frame_multiple
+    assert torch_engine.denoiser.min_frames == 2 * multiple  # what the program's range constraints say
+    x = torch.randn(1, 2, 128, multiple, generator=torch.Generator().manual_seed(5))
+    t = torch.full((1,), 700.0)
+    expected = torch_engine.denoiser(torch.cat((x, x), dim=-1), t)[..., :multiple]
+    assert torch.equal(torch_engine.denoiser(x, t), expected)
+    short = torch_engine.generate(0.02, seed=1, steps=2, gl_iters=2)  # 2 frames: one block of the tiny U-Net
+    assert short.info["model_frames"] == multiple and short.audio.shape == (2, 882)
+
+
+def test_program_moves_to_another_device(program_bundle):
+    """Exported graphs record the device of the constants they make and assert their inputs' device; loading for
+    another device rewrites both. The meta device stands in for a GPU here (same code path, no kernels)."""
+    from engine.backends.torch_program import load_program
+
+    module, min_frames = load_program(program_bundle / "unet.pt2", torch.device("meta"))
+    assert all(p.device.type == "meta" for p in module.parameters())
+    out = module(torch.randn(2, 2, 128, 8, device="meta"), torch.rand(2, device="meta"))
+    assert out.device.type == "meta" and out.shape == (2, 2, 128, 8) and min_frames == 4
+    cpu_module, _ = load_program(program_bundle / "unet.pt2", torch.device("cpu"))
+    with pytest.raises(Exception):  # not moved: the graph's own device assertion refuses meta inputs
+        cpu_module(torch.randn(2, 2, 128, 8, device="meta"), torch.rand(2, device="meta"))
+
+
 def test_generate_on_the_torch_backend_matches_onnx(engines):
     onnx_engine, torch_engine = engines
     a = onnx_engine.generate(1.5, seed=4, steps=6, gl_iters=8)

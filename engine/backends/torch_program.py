@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.export.passes import move_to_device_pass
 
 from engine.backends.onnx import BackendError
 
@@ -43,15 +44,31 @@ def torch_device(device: str) -> torch.device:
     return dev
 
 
-def load_program(path: Path, device: torch.device) -> torch.nn.Module:
-    """The module of an ExportedProgram file, on `device`, in inference mode."""
+def load_program(path: Path, device: torch.device) -> tuple[torch.nn.Module, int]:
+    """(module of an ExportedProgram file on `device`, the fewest frames its first input accepts)."""
     try:
         with warnings.catch_warnings():  # torch warns that the archive's read-only buffer backs the weights
             warnings.simplefilter("ignore", UserWarning)
-            module = torch.export.load(str(path)).module()
+            program = torch.export.load(str(path))
+            if device.type != "cpu":
+                # An exported graph records the device of the constants it creates and asserts its inputs' device:
+                # torch's pass rewrites both (moving the module's weights alone would not).
+                program = move_to_device_pass(program, device)
+            return program.module(), _min_frames(program)
     except Exception as exc:  # torch raises assorted types for a corrupt or foreign archive
         raise BackendError(f"cannot load {path.name} as a torch exported program: {exc}") from exc
-    return module.to(device)
+
+
+def _min_frames(program: torch.export.ExportedProgram) -> int:
+    """Lower bound of the first user input's last (time) axis from the program's range constraints."""
+    first = program.graph_signature.user_inputs[0]
+    node = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == first)
+    frames = node.meta["val"].shape[-1]
+    if isinstance(frames, int):
+        return frames
+    expr = frames.node.expr
+    bounds = {sym: program.range_constraints[sym].lower for sym in expr.free_symbols}
+    return int(expr.subs(bounds))
 
 
 class _GraphCache:
@@ -101,7 +118,7 @@ class _TorchProgram:
         self.path = path
         self.precision = precision
         self.device = str(self.torch_device.type)
-        self.module = load_program(path, self.torch_device)
+        self.module, self.min_frames = load_program(path, self.torch_device)
         if self.torch_device.type == "cuda":
             # Renders repeat a few fixed shapes: let cuDNN time its convolution algorithms once per shape.
             torch.backends.cudnn.benchmark = True
@@ -116,8 +133,14 @@ class _TorchProgram:
 
     def run(self, *inputs: torch.Tensor) -> torch.Tensor:
         home = inputs[0].device
-        moved = [a.detach().to(self.torch_device, torch.float32) for a in inputs]
-        return self._run(*moved).to(home)
+        first, *rest = [a.detach().to(self.torch_device, torch.float32) for a in inputs]
+        frames = first.shape[-1]
+        if frames < self.min_frames:
+            # torch.export cannot trace the U-Net with a one-frame bottleneck (a contiguity guard on its size),
+            # so its program starts at two frame blocks: a shorter input runs on a wrap-padded canvas that long
+            # (clips under ~1.5 s at paper size; in-distribution noise, unlike zeros) and is cropped back.
+            first = first.repeat(*[1] * (first.ndim - 1), -(-self.min_frames // frames))[..., :self.min_frames]
+        return self._run(first, *rest)[..., :frames].to(home)
 
 
 class TorchDenoiser(_TorchProgram):
