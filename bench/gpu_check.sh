@@ -3,7 +3,8 @@
 #   1. the CUDA test of the torch backend (CUDA graphs vs eager, a render on the device),
 #   2. per-call U-Net time at 448 and 8192 frames: torch fp32 / bf16 / fp16 autocast and an fp16 CUDA graph,
 #   3. the render table at the paper's 190 s on the GPU: paper settings (DDIM 200 + torchaudio GL 200, fp32 eager)
-#      vs ours at 200 steps and the fast path, fp32 eager and fp16 + CUDA graphs; peak GPU memory per row.
+#      vs ours at 200 steps and the fast path, fp32 eager and fp16 + CUDA graphs; peak GPU memory per row,
+#   4. throughput of batched generation (bench/bench_batch.py) on the GPU.
 # Writes logs and JSON rows under ${OUT:-bench-gpu-out}. The paper-size random bundle (~400 MB with its torch
 # programs) is exported on the machine itself: it is too large to carry there.
 #
@@ -31,4 +32,7 @@ timeout 300 python -m bench.bench_render --device cuda --backend torch --precisi
     --rows paper-190.19,paperours-190.19,fast-190.19 --json "$rows_json"
 timeout 200 python -m bench.bench_render --device cuda --backend torch --precision fp16 --cuda-graphs \
     --rows paperours-190.19,fast-190.19,fast-10.379 --json "$rows_json"
+echo "== 4. batching queued generations on the GPU (8 clips of 30 s, fp16)"
+timeout 150 python -m bench.bench_batch --bundle "${TMPDIR:-/tmp}/msanii-bench/paper-random" --seconds 30 \
+    --clips 8 --batches 1,2,4,8 --device cuda --backend torch --precision fp16
 date -u

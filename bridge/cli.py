@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads per engine (default: the usable cores divided among the workers)")
     ap.add_argument("--queue", type=int, default=8, help="jobs that may wait behind the running one (default 8)")
+    ap.add_argument("--batch", type=int, default=1, metavar="N",
+                    help="render up to N queued generate jobs of one length and settings as one batch (default 1: "
+                    "off; needs --workers 0; a GPU gains most, a 2-core CPU little, the first clip waits for its batch)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every job")
     return ap
 
@@ -70,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "with --workers 0")
     if args.threads is not None and args.threads < 1:
         raise SystemExit(f"msanii-osc: --threads must be >= 1, got {args.threads}")
+    if args.batch < 1:
+        raise SystemExit(f"msanii-osc: --batch must be >= 1, got {args.batch}")
+    if args.batch > 1 and workers:
+        raise SystemExit("msanii-osc: --batch renders on the in-process queue: add --workers 0")
     specs = None
     if workers:
         from engine.workers import plan_workers
@@ -116,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         bridge = OscBridge(engine, paths, host=args.host, port=args.port, reply_port=args.reply_port or None,
-                           max_pending=args.queue, audition=audition, auto_play=args.audition, workers=specs)
+                           max_pending=args.queue, audition=audition, auto_play=args.audition, workers=specs,
+                           max_batch=args.batch)
     except OSError as exc:
         print(f"msanii-osc: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
         audition.close()

@@ -118,6 +118,8 @@ class OscBridge:
         host, port: bind address (port 0 picks a free one; see `address`).
         reply_port: default reply port on the sender's host; None replies to the sender's own port.
         max_pending: jobs that may wait behind the running one.
+        max_batch: up to this many waiting generate jobs of one length and the same sampler settings render as one
+            batch (one U-Net call per step for all); 1 (default) renders one job at a time.
         audition: an `bridge.audition.Audition` or None; `auto_play` plays every finished clip.
         writer: `write_audio(path, audio, sample_rate, format=, bit_depth=, overwrite=)`, default the engine's.
         workers: render in these supervised worker processes instead of a thread of this process (the engine
@@ -133,9 +135,11 @@ class OscBridge:
                  reply_port: int | None = 9001, max_pending: int = 8, audition: Any = None,
                  auto_play: bool = False, max_packet_bytes: int = MAX_PACKET_BYTES,
                  settings: RenderSettings | None = None, writer: Callable[..., Any] | None = None,
-                 workers: Sequence[WorkerSpec] | None = None) -> None:
+                 workers: Sequence[WorkerSpec] | None = None, max_batch: int = 1) -> None:
         if engine is None and not workers:
             raise ValueError("OscBridge needs an engine or worker specs")
+        if max_batch > 1 and workers:
+            raise ValueError("batching runs on the in-process job queue: use max_batch 1 with worker processes")
         if writer is None:
             from engine.audio_io import write_audio as writer
         self.engine = engine
@@ -158,7 +162,8 @@ class OscBridge:
                 self._server.server_close()
                 raise
         else:
-            self.jobs = JobQueue(self._run_job, max_pending=max_pending, name="msanii-render")
+            self.jobs = JobQueue(self._run_job, max_pending=max_pending, name="msanii-render",
+                                 max_batch=max_batch, batch_key=self._batch_key, run_batch=self._run_batch)
         self._thread: threading.Thread | None = None
         self._handlers: dict[str, Callable[[Sequence[Any], Address], None]] = {
             address: getattr(self, "_on_" + address.rsplit("/", 1)[1]) for address in self.CONTROL}
@@ -299,6 +304,25 @@ class OscBridge:
     def _run_job(self, job: Job, progress: Callable[[float], None]) -> tuple[Path, dict]:
         """Job thread: render, then write the file."""
         return self._write_output(job, render_request(self.engine, job.request, progress))
+
+    def _batch_key(self, job: Job) -> Any:
+        """Jobs that may share a batch (queue lock held: the request's own fields only)."""
+        req: _JobRequest = job.request
+        if req.spec.batch_key is None or getattr(self.engine, "generate_batch", None) is None:
+            return None
+        return req.spec.batch_key(req.params, req.settings)  # each job still writes with its own format and folder
+
+    def _run_batch(self, jobs: list[Job], progress: Callable[[float], None]) -> list[Any]:
+        """Job thread: render a batch, then write each job's file (a failed or cancelled write stays that job's)."""
+        first: _JobRequest = jobs[0].request
+        results = first.spec.run_batch(self.engine, [j.request.params for j in jobs], first.settings, progress)
+        outputs: list[Any] = []
+        for job, result in zip(jobs, results):
+            try:
+                outputs.append(self._write_output(job, result))
+            except Exception as exc:  # jobs.Cancelled included: the queue reports it for that job
+                outputs.append(exc)
+        return outputs
 
     def _write_output(self, job: Job, result: Any) -> tuple[Path, dict]:
         """Write a finished render through a temp name + atomic rename into a fresh server-made name (in this

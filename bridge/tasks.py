@@ -36,6 +36,10 @@ class TaskSpec:
     parse: Callable[[Sequence[Any], ParseContext], dict]
     run: Callable[[Any, dict, RenderSettings, Callable[[float], None]], Any]
     available: Callable[[Any], str | None]
+    # Batching (OscBridge max_batch > 1): jobs whose key is equal (not None) may render as one batch through
+    # run_batch(engine, [params], settings, progress) -> [result per job].
+    batch_key: Callable[[dict, RenderSettings], Any] | None = None
+    run_batch: Callable[[Any, list[dict], RenderSettings, Callable[[float], None]], list[Any]] | None = None
 
 
 def _sampling(settings: RenderSettings) -> dict:
@@ -88,6 +92,17 @@ def parse_generate(args: Sequence[Any], ctx: ParseContext) -> dict:
 
 def run_generate(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
     return engine.generate(params["seconds"], seed=params["seed"], callback=progress, **_sampling(settings))
+
+
+def generate_batch_key(params: dict, settings: RenderSettings) -> tuple:
+    """Generations of one length with the same sampler settings can share their U-Net calls."""
+    return ("generate", params["seconds"], *_sampling(settings).values())
+
+
+def run_generate_batch(engine: Any, params: list[dict], settings: RenderSettings,
+                       progress: Callable[[float], None]) -> list[Any]:
+    return engine.generate_batch(params[0]["seconds"], [q["seed"] for q in params], callback=progress,
+                                 **_sampling(settings))
 
 
 # ---- region tasks (argument forms fixed here; engine calls wired as engine/tasks lands) -------------------------
@@ -193,7 +208,7 @@ TASKS: dict[str, TaskSpec] = {
     spec.address: spec
     for spec in (
         TaskSpec("/msanii/generate", "<id> <seconds> [seed]", parse_generate, run_generate,
-                 _engine_has("generate")),
+                 _engine_has("generate"), generate_batch_key, run_generate_batch),
         TaskSpec("/msanii/audio2audio", "<id> <input_path> <strength> [seed]", parse_audio2audio, run_audio2audio,
                  _task_available("audio2audio")),
         TaskSpec("/msanii/interpolate", "<id> <path_a> <path_b> <ratio> [strength] [seed]", parse_interpolate,

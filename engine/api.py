@@ -147,3 +147,13 @@ class Engine:
         from engine.tasks.generate import generate
         return generate(self, seconds, seed=seed, steps=steps, sampler=sampler, gl_iters=gl_iters,
                         callback=callback, phase=phase, gl_init=gl_init, progress=progress)
+
+    def generate_batch(self, seconds: float, seeds: list[int | None], steps: int | None = None,
+                       sampler: str | None = None, gl_iters: int | None = None,
+                       callback: Callable[[float], None] | None = None, phase: str = "fast",
+                       gl_init: str | None = None, progress: bool = False) -> list[RenderResult]:
+        """Several clips of the same length and settings, one per seed, sampled as one batch (one U-Net call per
+        step for all of them); each equals `generate` with its seed. `callback(fraction)` covers the batch."""
+        from engine.tasks.generate import generate_batch
+        return generate_batch(self, seconds, seeds, steps=steps, sampler=sampler, gl_iters=gl_iters,
+                              callback=callback, phase=phase, gl_init=gl_init, progress=progress)

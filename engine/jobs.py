@@ -127,16 +127,30 @@ class JobQueue:
             per-step callback.
         max_pending: most jobs that may wait behind the running one; `submit` raises `QueueFull` beyond it.
         name: worker thread name (for logs and debuggers).
+        max_batch, batch_key, run_batch: batching. When a job starts and `batch_key(job)` is not None, up to
+            `max_batch - 1` waiting jobs with the same key start with it (they jump the queue: they would reuse
+            the same computation). `run_batch(jobs, progress) -> [result or Exception per job]` runs them;
+            `progress(fraction)` reports to every job of the batch, finishes a job cancelled meanwhile (its later
+            result is dropped) and raises `Cancelled` once none is left. `batch_key` runs under the queue's lock:
+            keep it a pure function of the request.
     """
 
     def __init__(self, run_job: Callable[[Job, ProgressCallback], Any], max_pending: int = 8,
-                 name: str = "msanii-jobs") -> None:
+                 name: str = "msanii-jobs", max_batch: int = 1, batch_key: Callable[[Job], Any] | None = None,
+                 run_batch: Callable[[list[Job], ProgressCallback], list[Any]] | None = None) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if max_batch > 1 and (batch_key is None or run_batch is None):
+            raise ValueError("max_batch > 1 needs batch_key and run_batch")
         self._run_job = run_job
         self.max_pending = max_pending
+        self.max_batch = max_batch
+        self._batch_key = batch_key
+        self._run_batch = run_batch
         self._pending: collections.deque[Job] = collections.deque()
-        self._running: Job | None = None
+        self._running: list[Job] = []  # the job (or batch of jobs) being rendered
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._closed = False
@@ -149,7 +163,7 @@ class JobQueue:
         """Enqueue `job`; returns its position: the number of jobs ahead of it (0 = starts now)."""
         with self._lock:
             check_admission(job, self._closed, self._find(job.id) is not None, len(self._pending), self.max_pending)
-            position = len(self._pending) + (1 if self._running is not None else 0)
+            position = len(self._pending) + (1 if self._running else 0)
             enqueue(job, self._pending, self.counts, self._wake)
             return position
 
@@ -181,13 +195,14 @@ class JobQueue:
         """Snapshot: state ("idle"|"busy"|"closed"), running job id, progress, pending ids, counters, and the
         render slots (`workers` 1, `busy`, `restarts` 0: the same keys as `engine.workers.WorkerPool.status`)."""
         with self._lock:
-            running = self._running
+            running = self._running[0] if self._running else None
             return {
                 "state": "closed" if self._closed else ("busy" if running is not None else "idle"),
                 "running": running.id if running is not None else None,
                 "progress": running.progress if running is not None else None,
+                "batch": [j.id for j in self._running],
                 "pending": [j.id for j in self._pending],
-                "queue_length": len(self._pending) + (1 if running is not None else 0),
+                "queue_length": len(self._pending) + len(self._running),
                 "workers": 1, "busy": 1 if running is not None else 0, "restarts": 0,
                 **self.counts,
             }
@@ -202,13 +217,9 @@ class JobQueue:
             self._closed = True
             dropped = list(self._pending)
             self._pending.clear()
-            running = self._running
-            for job in dropped:
+            for job in dropped + (self._running if cancel_running else []):
                 job._cancel_reason = reason
                 job._cancel.set()
-            if cancel_running and running is not None:
-                running._cancel_reason = reason
-                running._cancel.set()
             self._wake.notify_all()
         for job in dropped:
             self._finish(job, JobState.CANCELLED, reason=reason)
@@ -217,8 +228,9 @@ class JobQueue:
 
     # ---- worker side ----
     def _find(self, job_id: str) -> Job | None:
-        if self._running is not None and self._running.id == job_id:
-            return self._running
+        for job in self._running:
+            if job.id == job_id:
+                return job
         for job in self._pending:
             if job.id == job_id:
                 return job
@@ -231,25 +243,85 @@ class JobQueue:
                     self._wake.wait()
                 if not self._pending:  # closed and drained
                     return
-                job = self._pending.popleft()
-                self._running = job
-                job.state = JobState.RUNNING
-                job.started_at = time.monotonic()
-            state, reason = self._run_one(job)
+                group = self._take_batch()
+                self._running = list(group)
+                for job in group:
+                    job.state = JobState.RUNNING
+                    job.started_at = time.monotonic()
+            if len(group) == 1:
+                outcomes = [(group[0], *self._run_one(group[0]))]
+            else:
+                outcomes = self._run_group(group)
             with self._lock:  # free the slot before reporting, so a client reacting to "done" sees an idle queue
-                self._running = None
-            self._finish(job, state, reason)
+                self._running = []
+            for job, state, reason in outcomes:
+                self._finish(job, state, reason)
+
+    def _take_batch(self) -> list[Job]:
+        """The next job and the waiting jobs that share its batch key (caller holds the lock)."""
+        group = [self._pending.popleft()]
+        key = self._batch_key(group[0]) if self.max_batch > 1 else None
+        if key is not None:
+            for job in list(self._pending):
+                if len(group) == self.max_batch:
+                    break
+                if self._batch_key(job) == key:
+                    self._pending.remove(job)
+                    group.append(job)
+        return group
+
+    @staticmethod
+    def _report(job: Job, fraction: float) -> None:
+        """Record and report one job's progress; raises `Cancelled` once it is cancelled."""
+        if job._cancel.is_set():
+            raise Cancelled(job._cancel_reason)
+        job.progress = min(max(float(fraction), 0.0), 1.0)
+        if job.on_progress is not None:
+            try:
+                job.on_progress(job, job.progress)
+            except Exception:  # a broken reporter must not kill the render
+                log.exception("progress callback of job %s failed", job.id)
+
+    def _run_group(self, group: list[Job]) -> list[tuple[Job, JobState, str | None]]:
+        """Run a batch; jobs cancelled while it runs are finished at once, the rest when it returns."""
+        live = list(group)
+
+        def progress(fraction: float) -> None:
+            for job in list(live):
+                try:
+                    self._report(job, fraction)
+                except Cancelled as exc:
+                    live.remove(job)
+                    with self._lock:  # its id is free again at once, as for a single job
+                        self._running.remove(job)
+                    self._finish(job, JobState.CANCELLED, str(exc) or "cancelled")
+            if not live:
+                raise Cancelled("every job of the batch was cancelled")
+
+        try:
+            progress(0.0)
+            results = self._run_batch(list(group), progress)
+        except Cancelled:
+            return [(job, JobState.CANCELLED, job._cancel_reason) for job in live]
+        except Exception as exc:  # the whole batch failed: each of its jobs reports why
+            log.debug("batch %s failed:\n%s", [j.id for j in group], traceback.format_exc())
+            return [(job, JobState.FAILED, describe_error(exc)) for job in live]
+        outcomes = []
+        for job, result in zip(group, results):
+            if job not in live:
+                continue
+            if isinstance(result, Cancelled):
+                outcomes.append((job, JobState.CANCELLED, str(result) or "cancelled"))
+            elif isinstance(result, Exception):
+                outcomes.append((job, JobState.FAILED, describe_error(result)))
+            else:
+                job.result = result
+                outcomes.append((job, JobState.DONE, None))
+        return outcomes
 
     def _run_one(self, job: Job) -> tuple[JobState, str | None]:
         def progress(fraction: float) -> None:
-            if job._cancel.is_set():
-                raise Cancelled(job._cancel_reason)
-            job.progress = min(max(float(fraction), 0.0), 1.0)
-            if job.on_progress is not None:
-                try:
-                    job.on_progress(job, job.progress)
-                except Exception:  # a broken reporter must not kill the render
-                    log.exception("progress callback of job %s failed", job.id)
+            self._report(job, fraction)
 
         try:
             job.check_cancelled()

@@ -113,3 +113,16 @@ def test_clip_length_paper_frame_multiple(engine):
     assert exact.samples == 64512 and exact.frames == 64 and exact.model_frames == 64
     with pytest.raises(RenderError, match="at most 190.2 s"):
         clip_length(190.3, paper_like)
+
+
+def test_batch_gives_each_seed_its_own_clip(engine):
+    fractions = []
+    batch = engine.generate_batch(1.0, [5, 6, 5], steps=4, gl_iters=6, callback=fractions.append)
+    for seed, result in zip((5, 6, 5), batch):
+        alone = engine.generate(1.0, seed=seed, steps=4, gl_iters=6)
+        assert result.info["seed"] == seed and result.info["batch"] == 3
+        assert np.abs(result.audio - alone.audio).max() < 1e-3 * max(np.abs(alone.audio).max(), 1e-6)
+    assert not np.allclose(batch[0].audio, batch[1].audio)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    with pytest.raises(RenderError, match="at least one clip"):
+        engine.generate_batch(1.0, [])

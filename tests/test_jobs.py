@@ -241,3 +241,101 @@ def test_failure_reasons_are_one_line():
         "region 1 ends after the end of the file"
     assert describe_error(MemoryError("out of memory")) == "MemoryError: out of memory"
     assert describe_error(KeyError()) == "KeyError"
+
+
+class BatchRender:
+    """Runs several jobs as one computation (as generate_batch does): steps shared by the batch, then one output
+    per job; records which jobs ran together."""
+
+    def __init__(self, steps: int = 10, step_s: float = 0.01) -> None:
+        self.steps, self.step_s = steps, step_s
+        self.batches: list[list[str]] = []
+        self.gate = threading.Event()
+
+    def single(self, job: Job, progress) -> str:
+        if job.request.get("hold"):
+            self.gate.wait(10)
+        return self([job], progress)[0]
+
+    def __call__(self, jobs: list[Job], progress) -> list:
+        self.batches.append([j.id for j in jobs])
+        for i in range(self.steps):
+            time.sleep(self.step_s)
+            progress((i + 1) / self.steps)
+        return [ValueError("bad seed") if j.request.get("fail") else f"out-{j.id}" for j in jobs]
+
+
+def _batch_queue(render: BatchRender, max_batch: int = 3) -> JobQueue:
+    return JobQueue(render.single, max_pending=8, max_batch=max_batch, run_batch=render,
+                    batch_key=lambda job: job.request.get("key"))
+
+
+def test_jobs_with_one_key_run_as_one_batch_and_each_gets_its_result():
+    render = BatchRender()
+    queue = _batch_queue(render)
+    holder = Job("hold", {"hold": True})
+    queue.submit(holder)
+    jobs = [Job(name, {"key": key}) for name, key in (("a1", "a"), ("b1", "b"), ("a2", "a"), ("a3", "a"),
+                                                        ("a4", "a"), ("x", None))]
+    for job in jobs:
+        queue.submit(job)
+    assert queue.status()["queue_length"] == 7
+    render.gate.set()
+    for job in jobs:
+        assert job.wait(10)
+    # a1 starts with the next two "a" jobs (max_batch 3); b1 then runs alone (no partner), a4 alone, x unbatched.
+    assert render.batches == [["hold"], ["a1", "a2", "a3"], ["b1"], ["a4"], ["x"]]
+    assert [j.state for j in jobs] == [JobState.DONE] * 6
+    assert [j.result for j in jobs[:4]] == ["out-a1", "out-b1", "out-a2", "out-a3"]
+    assert queue.counts["done"] == 7 and queue.status()["batch"] == []
+    queue.shutdown()
+
+
+def test_a_job_cancelled_inside_a_batch_stops_alone():
+    render = BatchRender(steps=40, step_s=0.01)
+    queue = _batch_queue(render)
+    queue.submit(Job("hold", {"hold": True}))
+    seen: dict[str, list[float]] = {}
+    jobs = [Job(f"j{i}", {"key": "k", "fail": i == 2},
+                on_progress=lambda job, f: seen.setdefault(job.id, []).append(f)) for i in range(3)]
+    for job in jobs:
+        queue.submit(job)
+    render.gate.set()
+    while len(seen.get("j0", [])) < 5:
+        time.sleep(0.005)
+    assert queue.status()["batch"] == ["j0", "j1", "j2"]
+    queue.cancel("j1", "changed my mind")
+    assert jobs[1].wait(1)  # finished within a step, while the batch goes on
+    assert jobs[1].state is JobState.CANCELLED and jobs[1].reason == "changed my mind"
+    assert not jobs[0]._finished.is_set() and queue.status()["batch"] == ["j0", "j2"]
+    for job in jobs:
+        assert job.wait(10)
+    assert jobs[0].state is JobState.DONE and jobs[0].result == "out-j0" and jobs[1].result is None
+    assert jobs[2].state is JobState.FAILED and "bad seed" in jobs[2].reason
+    assert seen["j0"][-1] == 1.0 and max(seen["j1"]) < 1.0
+    queue.shutdown()
+
+
+def test_a_batch_whose_jobs_are_all_cancelled_stops():
+    render = BatchRender(steps=200, step_s=0.01)
+    queue = _batch_queue(render, max_batch=2)
+    queue.submit(Job("hold", {"hold": True}))
+    jobs = [Job(f"c{i}", {"key": "k"}) for i in range(2)]
+    for job in jobs:
+        queue.submit(job)
+    render.gate.set()
+    while queue.status()["batch"] != ["c0", "c1"]:
+        time.sleep(0.005)
+    started = time.monotonic()
+    queue.cancel("c0")
+    queue.cancel("c1")
+    assert all(job.wait(1) for job in jobs) and time.monotonic() - started < 1.0  # not the 2 s the batch needs
+    assert [j.state for j in jobs] == [JobState.CANCELLED] * 2
+    assert queue.shutdown(timeout=2)
+
+
+def test_batching_needs_its_functions():
+    with pytest.raises(ValueError, match="needs batch_key and run_batch"):
+        JobQueue(lambda job, progress: None, max_batch=2)
+    with pytest.raises(ValueError, match="max_batch must be >= 1"):
+        JobQueue(lambda job, progress: None, max_batch=0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -45,42 +45,67 @@ def generate(engine: "Engine", seconds: float, seed: int | None = None, steps: i
              sampler: str | None = None, gl_iters: int | None = None,
              callback: Callable[[float], None] | None = None, phase: str = "fast", gl_init: str | None = None,
              progress: bool = False) -> RenderResult:
+    return generate_batch(engine, seconds, [seed], steps=steps, sampler=sampler, gl_iters=gl_iters,
+                          callback=callback, phase=phase, gl_init=gl_init, progress=progress)[0]
+
+
+def generate_batch(engine: "Engine", seconds: float, seeds: Sequence[int | None], steps: int | None = None,
+                   sampler: str | None = None, gl_iters: int | None = None,
+                   callback: Callable[[float], None] | None = None, phase: str = "fast",
+                   gl_init: str | None = None, progress: bool = False) -> list[RenderResult]:
+    """One clip per seed, all of `seconds` and the same settings: the sampler runs them as one batch (one U-Net call
+    per step for all clips), then each clip is decoded on its own. Each clip is the one `generate` gives for its
+    seed (noise is drawn per seed; the U-Net treats batch rows independently). `callback(fraction)` covers the
+    whole batch."""
+    if not seeds:
+        raise RenderError("seeds must name at least one clip")
     length = clip_length(seconds, engine.bundle)
     settings = resolve_settings(engine, steps, sampler, gl_iters, phase, gl_init)
-    seed, generator = engine.generator_for(seed)
     bundle = engine.bundle
+    drawn = [engine.generator_for(seed) for seed in seeds]
+    count = len(drawn)
     tracker = Progress(callback, {"sampling": _STEP_WEIGHT * settings["steps"],
-                                  "phase": _PHASE_WEIGHT * settings["gl_iters"]})
-    timings = {}
+                                  "phase": _PHASE_WEIGHT * settings["gl_iters"] * count})
 
     start = time.perf_counter()
     # Drawn on the CPU (one seed, one clip, on every device), then moved to where the engine samples.
-    noise = torch.randn((1, bundle.channels, bundle.spectrogram.n_mels, length.model_frames),
-                        generator=generator).to(engine.tensor_device)
+    shape = (bundle.channels, bundle.spectrogram.n_mels, length.model_frames)
+    noise = torch.stack([torch.randn(shape, generator=generator) for _, generator in drawn])
+    noise = noise.to(engine.tensor_device)
     spacing, order = solver_settings(settings["sampler"], from_noise=True)
     scheduler = make_scheduler(settings["sampler"], **bundle.diffusion.to_dict(), order=order,
                                steps=settings["steps"])
     x = sample(engine.denoiser, noise * scheduler.init_noise_sigma, scheduler, settings["steps"], spacing=spacing,
                callback=lambda s: tracker.update("sampling", _STEP_WEIGHT * (s["i"] + 1)), disable=not progress,
-               generator=generator)
-    timings["sampling_s"] = time.perf_counter() - start
+               generator=drawn[0][1])
+    sampling_s = time.perf_counter() - start
 
-    start = time.perf_counter()
-    audio, magnitude = engine.decode(
-        x[0], length.samples, phase=settings["phase"], gl_iters=settings["gl_iters"], gl_init=settings["gl_init"],
-        generator=generator, callback=lambda i: tracker.update("phase", _PHASE_WEIGHT * (i + 1)))
-    timings["decode_s"] = time.perf_counter() - start
-    tracker.update("phase", _PHASE_WEIGHT * settings["gl_iters"])
+    results = []
+    for i, (seed, generator) in enumerate(drawn):
+        done = _PHASE_WEIGHT * settings["gl_iters"] * i
+        start = time.perf_counter()
+        audio, magnitude = engine.decode(
+            x[i], length.samples, phase=settings["phase"], gl_iters=settings["gl_iters"],
+            gl_init=settings["gl_init"], generator=generator,
+            callback=lambda it, done=done: tracker.update("phase", done + _PHASE_WEIGHT * (it + 1)))
+        decode_s = time.perf_counter() - start
+        tracker.update("phase", done + _PHASE_WEIGHT * settings["gl_iters"])
+        results.append(_result(engine, seconds, length, seed, settings, spacing, order, audio, magnitude,
+                               {"sampling_s": sampling_s, "decode_s": decode_s, "batch": count}))
+    return results
 
+
+def _result(engine: "Engine", seconds: float, length, seed: int, settings: dict, spacing: str, order: int,
+            audio: torch.Tensor, magnitude: torch.Tensor, timings: dict) -> RenderResult:
     from engine.dsp.phase import spectral_convergence
+    bundle = engine.bundle
     audio_np = audio.cpu().numpy().astype(np.float32, copy=False)
-    info = {"task": "generate", "seconds_requested": float(seconds), "seconds": length.samples / bundle.sample_rate, "samples": length.samples,
-            "frames": length.frames, "model_frames": length.model_frames, "seed": seed, **settings, "spacing": spacing,
-            "order": order if settings["sampler"] == "dpmpp" else 1,
+    info = {"task": "generate", "seconds_requested": float(seconds), "seconds": length.samples / bundle.sample_rate,
+            "samples": length.samples, "frames": length.frames, "model_frames": length.model_frames, "seed": seed,
+            **settings, "spacing": spacing, "order": order if settings["sampler"] == "dpmpp" else 1,
             "spectral_convergence": spectral_convergence(audio, magnitude, bundle.spectrogram),
             "peak": float(np.abs(audio_np).max(initial=0.0)), "device": engine.device, "backend": engine.backend,
-            "bundle": bundle.name,
-            **timings}
+            "bundle": bundle.name, **timings}
     return RenderResult(audio=audio_np, sample_rate=bundle.sample_rate, info=info)
 
 
