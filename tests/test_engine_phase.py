@@ -92,3 +92,23 @@ def test_blocked_griffin_lim_matches_whole_signal_iteration():
     outs = [phase._fgla(magnitude[0], angles.clone(), pair, 12, 0.99, None, block=b) for b in (7, 32, 10_000)]
     for out in outs[:-1]:
         assert torch.allclose(out, outs[-1], atol=1e-5)
+
+
+@pytest.mark.parametrize("init", ["peaks", "random"])
+def test_channels_together_equal_channels_one_by_one(init):
+    """The GPU layout (every channel in one set of ops, whole signal) gives the CPU layout's audio."""
+    import engine.dsp.phase as phase
+
+    magnitude = stft_magnitude(_music(3.0), CFG)
+    calls = {True: [], False: []}
+    outs = {flag: fast_griffin_lim(magnitude, CFG, n_iter=10, init=init, together=flag,
+                                   generator=torch.Generator().manual_seed(3), callback=calls[flag].append)
+            for flag in (True, False)}
+    assert outs[True].shape == outs[False].shape == (2, CFG.hop_length * (magnitude.shape[-1] - 1))
+    assert torch.allclose(outs[True], outs[False], atol=1e-5)
+    assert calls[True] == list(range(10)) and calls[False][-1] == 9  # progress in iterations either way
+    pair = FrameSTFT(CFG, CFG.hop_length * (magnitude.shape[-1] - 1))
+    angles = torch.ones(2, magnitude.shape[-1], magnitude.shape[-2], dtype=torch.complex64)
+    blocked = phase._fgla(magnitude, angles.clone(), pair, 6, 0.99, None, block=16)  # batched and blocked too
+    whole = phase._fgla(magnitude, angles.clone(), pair, 6, 0.99, None, block=10_000)
+    assert torch.allclose(blocked, whole, atol=1e-5)
