@@ -14,15 +14,12 @@ submitted with, so concurrent clients each get their own replies.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from pythonosc import osc_server
-from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bridge import protocol as p
@@ -31,6 +28,7 @@ from bridge.replies import Address, ReplyRouter
 from bridge.settings import RenderSettings, apply_setting
 from bridge.wire import MalformedPacket, split_packet
 from bridge.tasks import MAX_SECONDS, TASKS, ParseContext, TaskSpec
+from bridge.udp import PacketCounts, PacketDispatcher, UDPServer
 from engine.jobs import DuplicateJob, Job, JobQueue, QueueClosed, QueueFull
 from engine.workers import NoWorkers, WorkerSpec
 
@@ -39,19 +37,6 @@ log = logging.getLogger(__name__)
 MAX_PACKET_BYTES = 16384
 MAX_PONG_ARGS = 8
 EXTENSIONS = {"wav": "wav", "flac": "flac", "ogg": "ogg"}
-
-
-@dataclass
-class PacketCounts:
-    packets: int = 0
-    malformed: int = 0
-    oversized: int = 0
-    rejected: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, name: str) -> None:
-        with self.lock:
-            setattr(self, name, getattr(self, name) + 1)
 
 
 @dataclass
@@ -77,36 +62,6 @@ def render_request(engine: Any, request: _JobRequest, progress: Callable[[float]
     """Render one job with `engine` (on the job thread, or inside a worker process): the `RenderResult`."""
     progress(0.0)
     return request.spec.run(engine, request.params, request.settings, progress)
-
-
-class _PacketDispatcher(Dispatcher):
-    """Hands every datagram to the bridge (python-osc's default would drop bad packets without counting them and
-    would sleep the server thread for future time tags)."""
-
-    def __init__(self, bridge: "OscBridge") -> None:
-        super().__init__()
-        self._bridge = bridge
-
-    def call_handlers_for_packet(self, data: bytes, client_address: Address) -> list:
-        self._bridge.handle_datagram(data, client_address)
-        return []
-
-
-class _UDPServer(osc_server.BlockingOSCUDPServer):
-    max_packet_size = 65536  # read whole datagrams so oversized ones are seen (and counted), not truncated
-
-    def server_bind(self) -> None:
-        try:  # room for bursts (the kernel caps this at net.core.rmem_max)
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
-        except OSError:
-            pass
-        super().server_bind()
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        return True  # the dispatcher counts non-OSC datagrams as malformed
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.exception("error while handling a packet from %s", client_address)
 
 
 class OscBridge:
@@ -152,7 +107,7 @@ class OscBridge:
         self._write_audio = writer
         self._send_lock = threading.Lock()
         self._closing = False
-        self._server = _UDPServer((host, port), _PacketDispatcher(self))
+        self._server = UDPServer((host, port), PacketDispatcher(self))
         self.replies = ReplyRouter(lambda: self.address, reply_port)
         if workers:
             from bridge.pooled import start_pool

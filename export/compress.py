@@ -7,10 +7,12 @@ This is what keeps the shipped default bundle under its size budget.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 import onnx
+import torch
 from onnx import TensorProto, helper, numpy_helper
 
 
@@ -52,13 +54,9 @@ def compress_file(path: Path, min_elements: int = 1024) -> tuple[int, int]:
     return before, path.stat().st_size
 
 
-def round_weights_fp16(module: "torch.nn.Module", min_elements: int = 1024) -> "torch.nn.Module":
+def round_weights_fp16(module: torch.nn.Module, min_elements: int = 1024) -> torch.nn.Module:
     """A copy of `module` whose parameters get the rounding `store_weights_fp16` gives the ONNX graph (same size
     and range rule), kept float32: the torch programs of a --compact bundle then compute what its graphs do."""
-    import copy
-
-    import torch
-
     rounded = copy.deepcopy(module)
     with torch.no_grad():
         for param in rounded.parameters():

@@ -18,7 +18,7 @@ import torchaudio
 from engine.dsp.config import SpectrogramConfig
 from engine.dsp.frame_stft import FrameSTFT
 from engine.dsp.phase_init import peak_locked_phase
-from engine.dsp.spectrogram import istft, stft_complex
+from engine.dsp.spectrogram import stft_complex
 
 
 def spectral_convergence(audio: torch.Tensor, magnitude: torch.Tensor, cfg: SpectrogramConfig) -> float:
