@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--engine-device", default="auto", help="engine compute device: auto, cpu or cuda")
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads per engine (default: the usable cores divided among the workers)")
+    ap.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+                    help="engine backend: onnx, torch (the bundle's .pt2 programs) or auto (torch on a CUDA device "
+                    "when the bundle has them, else onnx)")
+    ap.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="torch backend: autocast precision")
+    ap.add_argument("--cuda-graphs", action="store_true", help="torch backend on CUDA: replay steps as CUDA graphs")
     ap.add_argument("--queue", type=int, default=8, help="jobs that may wait behind the running one (default 8)")
     ap.add_argument("--batch", type=int, default=1, metavar="N",
                     help="render up to N queued generate jobs of one length and settings as one batch (default 1: "
@@ -81,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if workers:
         from engine.workers import plan_workers
         try:
-            specs = plan_workers(args.bundle.resolve(), workers, devices, args.threads)
+            specs = plan_workers(args.bundle.resolve(), workers, devices, args.threads, backend=args.backend,
+                                 precision=args.precision, cuda_graphs=args.cuda_graphs)
         except ValueError as exc:
             raise SystemExit(f"msanii-osc: {exc}") from None
     try:
@@ -102,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from bridge.audition import Audition, parse_device
     from bridge.server import OscBridge
+    from engine.backends.onnx import BackendError
     from engine.bundle import BundleError, load_bundle
     from engine.workers import WorkerStartError
     engine = None
@@ -110,9 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_bundle(args.bundle)
         else:
             from engine.api import Engine
-            engine = Engine.load(args.bundle, device=args.engine_device, threads=args.threads)
+            engine = Engine.load(args.bundle, device=args.engine_device, threads=args.threads,
+                                 backend=args.backend, precision=args.precision, cuda_graphs=args.cuda_graphs)
     except (BundleError, OSError) as exc:
         print(f"msanii-osc: cannot load bundle {args.bundle}: {exc}", file=sys.stderr)
+        return 2
+    except (BackendError, ValueError) as exc:  # e.g. --backend torch on a bundle without programs
+        print(f"msanii-osc: cannot open the engine: {exc}", file=sys.stderr)
         return 2
 
     audition = Audition(parse_device(args.device))

@@ -275,12 +275,7 @@ class JobQueue:
         """Record and report one job's progress; raises `Cancelled` once it is cancelled."""
         if job._cancel.is_set():
             raise Cancelled(job._cancel_reason)
-        job.progress = min(max(float(fraction), 0.0), 1.0)
-        if job.on_progress is not None:
-            try:
-                job.on_progress(job, job.progress)
-            except Exception:  # a broken reporter must not kill the render
-                log.exception("progress callback of job %s failed", job.id)
+        record_progress(job, fraction)
 
     def _run_group(self, group: list[Job]) -> list[tuple[Job, JobState, str | None]]:
         """Run a batch; jobs cancelled while it runs are finished at once, the rest when it returns."""
@@ -340,6 +335,17 @@ class JobQueue:
 
 
 COUNT_KEYS = {JobState.DONE: "done", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}
+
+
+def record_progress(job: Job, fraction: float) -> None:
+    """Store a job's progress (clamped to [0, 1]) and call its `on_progress`; a broken reporter is logged, never
+    raised. Shared by `JobQueue` and `engine.workers.WorkerPool`."""
+    job.progress = min(max(float(fraction), 0.0), 1.0)
+    if job.on_progress is not None:
+        try:
+            job.on_progress(job, job.progress)
+        except Exception:  # a broken reporter must not stop the render
+            log.exception("progress callback of job %s failed", job.id)
 
 
 def report_finished(job: Job, state: JobState, reason: str | None = None) -> None:

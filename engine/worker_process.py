@@ -29,17 +29,21 @@ Render = Callable[[Any, Any, Callable[[float], None]], Any]
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """One worker process: the bundle it loads, its device ("cpu", "cuda", "cuda:1", "auto") and its CPU
-    threads (onnxruntime intra-op and torch)."""
+    """One worker process: the bundle it loads, its device ("cpu", "cuda", "cuda:1", "auto"), its CPU
+    threads (onnxruntime intra-op and torch) and the engine's backend options (Engine.load)."""
     bundle_dir: str
     device: str = "cpu"
     threads: int = 1
+    backend: str = "auto"
+    precision: str | None = None
+    cuda_graphs: bool = False
 
 
 def plan_workers(bundle_dir: str | os.PathLike, workers: int, devices: Sequence[str] = ("cpu",),
-                 threads: int | None = None) -> list[WorkerSpec]:
+                 threads: int | None = None, **engine_options: Any) -> list[WorkerSpec]:
     """`workers` specs over `devices` (round-robin). `threads` per worker defaults to the cores this process may
-    use divided by the number of workers (at least 1), so N workers do not oversubscribe the CPU."""
+    use divided by the number of workers (at least 1), so N workers do not oversubscribe the CPU.
+    `engine_options`: backend, precision, cuda_graphs, as WorkerSpec."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     devices = [d.strip() for d in devices if d.strip()]
@@ -53,7 +57,8 @@ def plan_workers(bundle_dir: str | os.PathLike, workers: int, devices: Sequence[
     if threads is None:
         from engine.backends.onnx import default_threads
         threads = max(1, default_threads() // workers)
-    return [WorkerSpec(str(bundle_dir), devices[i % len(devices)], threads) for i in range(workers)]
+    return [WorkerSpec(str(bundle_dir), devices[i % len(devices)], threads, **engine_options)
+            for i in range(workers)]
 
 
 def select_device(device: str) -> str:
@@ -84,7 +89,8 @@ def worker_main(spec: WorkerSpec, render: Render, describe: Callable[[Any], dict
     try:
         device = select_device(spec.device)
         from engine.api import Engine
-        engine = Engine.load(spec.bundle_dir, device=device, threads=spec.threads)
+        engine = Engine.load(spec.bundle_dir, device=device, threads=spec.threads, backend=spec.backend,
+                             precision=spec.precision, cuda_graphs=spec.cuda_graphs)
         info = {"pid": os.getpid(), "name": engine.name, "device": engine.device}
         if describe is not None:
             info.update(describe(engine))

@@ -42,7 +42,7 @@ from multiprocessing.connection import wait as wait_any
 from typing import Any, Callable, Sequence
 
 from engine.jobs import (COUNT_KEYS, Cancelled, Job, JobState,
-                         check_admission, describe_error, enqueue, report_finished)
+                         check_admission, describe_error, enqueue, record_progress, report_finished)
 from engine.worker_process import Render, WorkerSpec, plan_workers, worker_main
 
 __all__ = ["CRASHED", "NoWorkers", "WorkerPool", "WorkerSpec", "WorkerStartError", "plan_workers"]
@@ -385,7 +385,7 @@ class WorkerPool:
                     continue
                 kind = message[0]
                 if kind == "progress":
-                    self._progress(job, message[2])
+                    record_progress(job, message[2])
                 elif kind == "cancelled":
                     return JobState.CANCELLED, job._cancel_reason, True
                 elif kind == "failed":
@@ -400,14 +400,6 @@ class WorkerPool:
                 slot.process.kill()
                 slot.process.join(5.0)
                 return JobState.CANCELLED, job._cancel_reason, False
-
-    def _progress(self, job: Job, fraction: float) -> None:
-        job.progress = min(max(float(fraction), 0.0), 1.0)
-        if job.on_progress is not None:
-            try:
-                job.on_progress(job, job.progress)
-            except Exception:  # a broken reporter must not stop the job
-                log.exception("progress callback of job %s failed", job.id)
 
     def _done(self, job: Job, result: Any) -> tuple[JobState, str | None, bool]:
         try:

@@ -87,3 +87,16 @@ def test_batch_option_errors(tiny_bundle, tmp_path, extra, message):
     from bridge.cli import main
     with pytest.raises(SystemExit, match=message):
         main(["--bundle", str(tiny_bundle), "--output-dir", str(tmp_path / "o"), *extra])
+
+
+def test_backend_options_reach_the_engine(tiny_bundle, program_bundle, tmp_path, capsys):
+    """msanii-osc --backend/--precision: passed to Engine.load in the server process and in worker specs."""
+    from bridge.cli import main
+    from engine.worker_process import plan_workers
+
+    code = main(["--bundle", str(tiny_bundle), "--output-dir", str(tmp_path / "o"), "--workers", "0",
+                 "--backend", "torch"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot open the engine" in err and "msanii-export --torch" in err
+    specs = plan_workers(program_bundle, 2, ["cpu"], 1, backend="torch", precision="bf16")
+    assert [(s.backend, s.precision, s.cuda_graphs) for s in specs] == [("torch", "bf16", False)] * 2

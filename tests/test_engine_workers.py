@@ -75,3 +75,19 @@ def test_plan_workers_shares_cores_and_checks_devices(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert select_device("cuda:1") == "cuda" and os.environ["CUDA_VISIBLE_DEVICES"] == "1"
     assert select_device("cpu") == "cpu"
+
+
+def render_backend(engine, request, progress):
+    """Worker-side: which backend the worker's engine runs, and a short real render on it."""
+    result = engine.generate(0.5, seed=1, steps=2, gl_iters=2, callback=progress)
+    return engine.backend, getattr(engine.denoiser, "precision", None), result.info["backend"]
+
+
+def test_a_worker_runs_the_torch_backend_its_spec_asks_for(program_bundle):
+    specs = plan_workers(program_bundle, 1, ["cpu"], 1, backend="torch", precision="bf16")
+    pool = WorkerPool(render_backend, specs)
+    try:
+        job = run(pool, "t", "go")
+        assert job.state is JobState.DONE and job.result == ("torch", "bf16", "torch")
+    finally:
+        assert pool.shutdown(timeout=30)
