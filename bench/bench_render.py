@@ -49,18 +49,39 @@ def parse_row(row: str) -> tuple[str, float]:
     return kind, seconds
 
 
-def make_paper_bundle(out: Path) -> Path:
-    """Random-weight paper-size U-Net + vocoder, scalers fitted on real (rendered) music, exported to `out`."""
+def scaler_music(sample_rate: int, path: Path | None = None):
+    """Stereo float32 music [2, N] to fit the scalers on: `path` (.npy at `sample_rate`, or an audio file at that
+    rate), else 10 s of the MIDI piece rendered by FluidSynth (bench.music)."""
+    import numpy as np
+
+    if path is None:
+        from bench.music import music_snippet
+        return music_snippet(10.0, sample_rate)
+    if path.suffix == ".npy":
+        audio = np.load(path)
+    else:
+        import soundfile as sf
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        if rate != sample_rate:
+            raise ValueError(f"{path} is {rate} Hz; the scalers need {sample_rate} Hz audio")
+        audio = audio.T
+    if audio.ndim != 2 or audio.shape[0] != 2:
+        raise ValueError(f"{path}: expected stereo audio [2, samples], got shape {audio.shape}")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def make_paper_bundle(out: Path, music: Path | None = None) -> Path:
+    """Random-weight paper-size U-Net + vocoder, scalers fitted on real (rendered) music, exported to `out`
+    (`music`: see scaler_music; the device machines have no FluidSynth, so their runs carry the audio)."""
     import torch
 
-    from bench.music import music_snippet
     from engine.dsp import LearnedScaler, SpectrogramConfig, log_mel
     from export.bundle_writer import ExportOptions, write_bundle
     from training.models import UNet, Vocoder, unet_preset, vocoder_preset
 
     cfg = SpectrogramConfig()
     torch.manual_seed(0)
-    mel = log_mel(torch.from_numpy(music_snippet(10.0, cfg.sample_rate)), cfg)
+    mel = log_mel(torch.from_numpy(scaler_music(cfg.sample_rate, music)), cfg)
     ckpts = {}
     for kind in ("unet", "vocoder"):
         model_cfg = unet_preset("paper") if kind == "unet" else vocoder_preset("paper")
@@ -90,7 +111,7 @@ def row_settings(kind: str, steps: int, gl_iters: int, gl_init: str, sampler: st
     return {"sampler": sampler, "steps": steps, "gl_iters": gl_iters, "phase": "fast", "gl_init": gl_init}
 
 
-def paper_bundle(cache: Path = DEFAULT_CACHE) -> Path:
+def paper_bundle(cache: Path = DEFAULT_CACHE, music: Path | None = None) -> Path:
     """The cached paper-size random-weight bundle, exported on first use and again when the export's render
     defaults changed since (the fast rows run the bundle's defaults)."""
     import json
@@ -104,7 +125,7 @@ def paper_bundle(cache: Path = DEFAULT_CACHE) -> Path:
             shutil.rmtree(cache)
     if not manifest.is_file():
         print(f"creating paper-size random-weight bundle in {cache} ...", file=sys.stderr)
-        make_paper_bundle(cache)
+        make_paper_bundle(cache, music)
     return cache
 
 
@@ -172,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Paper settings vs fast path render benchmark.")
     p.add_argument("--bundle", type=Path, help="bundle to benchmark (default: a cached paper-size random bundle)")
     p.add_argument("--bundle-cache", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--scaler-audio", type=Path, help="music to fit the cached bundle's scalers on (.npy [2, N] or "
+                   "an audio file at 44.1 kHz; default: the MIDI piece rendered by FluidSynth)")
     p.add_argument("--rows", default=DEFAULT_ROWS, help="comma list of KIND-SECONDS (paper|paperours|fast)")
     p.add_argument("--sampler", default=None, help="fast path sampler (bundle default)")
     p.add_argument("--steps", type=int, default=None, help="fast path sampler steps (bundle default)")
@@ -188,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audio-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
-    bundle = args.bundle if args.bundle is not None else paper_bundle(args.bundle_cache)
+    bundle = args.bundle if args.bundle is not None else paper_bundle(args.bundle_cache, args.scaler_audio)
     if args.row:
         engine_options = {"device": args.device, "backend": args.backend, "precision": args.precision,
                           "cuda_graphs": args.cuda_graphs}

@@ -65,3 +65,21 @@ def test_bench_render_row_on_the_torch_backend(program_bundle, tmp_path, capsys)
     assert "engine: device cpu, backend torch" in out and "fast-0.5" in out and "RTF" in out
     row = json.loads(report.read_text())
     assert (row["backend"], row["precision"], row["peak_gpu_mb"]) == ("torch", "fp32", None)
+
+
+def test_scaler_music_reads_carried_audio(tmp_path):
+    """The GPU run fits the benchmark bundle's scalers on carried audio (the device has no FluidSynth)."""
+    import numpy as np
+    import soundfile as sf
+
+    audio = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 4410)).astype(np.float32)
+    np.save(tmp_path / "m.npy", audio)
+    assert np.array_equal(bench_render.scaler_music(44100, tmp_path / "m.npy"), audio)
+    sf.write(tmp_path / "m.wav", audio.T, 44100, subtype="FLOAT")
+    assert np.allclose(bench_render.scaler_music(44100, tmp_path / "m.wav"), audio)
+    sf.write(tmp_path / "m48.wav", audio.T, 48000, subtype="FLOAT")
+    with pytest.raises(ValueError, match="48000 Hz; the scalers need 44100 Hz"):
+        bench_render.scaler_music(44100, tmp_path / "m48.wav")
+    np.save(tmp_path / "mono.npy", audio[:1])
+    with pytest.raises(ValueError, match=r"expected stereo audio \[2, samples\]"):
+        bench_render.scaler_music(44100, tmp_path / "mono.npy")
