@@ -127,14 +127,17 @@ class Engine:
                gl_init: str | None = None, generator: torch.Generator | None = None,
                callback: Callable[[int], None] | None = None, init_phase: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """U-Net space mel [C, n_mels, T] -> (audio [C, samples], magnitude [C, n_freqs, frames])."""
+        """U-Net space mel [C, n_mels, T] -> (audio [C, samples], magnitude [C, n_freqs, frames]), on x's device.
+        The vocoder and the phase reconstruction run on the engine's tensor device whatever x's is (a task that
+        samples on the CPU still gets its Griffin-Lim on the GPU)."""
         frames = -(-samples // self.bundle.spectrogram.hop_length) + 1
-        magnitude = vocode(x[None], self.bundle, self.vocoder, frames)[0]
+        device = self.tensor_device
+        magnitude = vocode(x[None].to(device), self.bundle, self.vocoder, frames)[0]
         iters = self.defaults.gl_iters if gl_iters is None else gl_iters
         init = gl_init or self.defaults.gl_init
         audio = reconstruct_phase(magnitude, self.bundle, samples, phase, iters, init, generator, callback,
-                                  init_phase)
-        return audio, magnitude
+                                  None if init_phase is None else init_phase.to(device))
+        return audio.to(x.device), magnitude.to(x.device)
 
     # ------------------------------------------------------------------ tasks
 
