@@ -49,9 +49,15 @@ class Engine:
         self.vocoder = vocoder
         self.threads = threads
         self.backend = backend
-        # Where tasks keep the tensors they sample and reconstruct: the models' device for torch backends (no
-        # copy per step), the CPU for onnxruntime (its sessions take and return host arrays).
+        # Where tasks keep the tensors they sample: the models' device for torch backends (no copy per step), the
+        # CPU for onnxruntime (its sessions take and return host arrays).
         self.tensor_device = tensor_device or torch.device("cpu")
+        # Where the phase reconstruction runs: on the GPU whenever the models are there, whatever the backend
+        # (Griffin-Lim is most of a GPU render's remaining work on a CPU: 12 s at 190 s).
+        gpu = self.tensor_device.type == "cuda" or (denoiser.device in ("cuda", "tensorrt")
+                                                    and torch.cuda.is_available())
+        self.dsp_device = self.tensor_device if self.tensor_device.type == "cuda" else torch.device(
+            "cuda" if gpu else "cpu")
 
     @classmethod
     def load(cls, bundle_dir: str | Path, device: str = "auto", threads: int | None = None, backend: str = "auto",
@@ -128,15 +134,15 @@ class Engine:
                callback: Callable[[int], None] | None = None, init_phase: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """U-Net space mel [C, n_mels, T] -> (audio [C, samples], magnitude [C, n_freqs, frames]), on x's device.
-        The vocoder and the phase reconstruction run on the engine's tensor device whatever x's is (a task that
-        samples on the CPU still gets its Griffin-Lim on the GPU)."""
+        The phase reconstruction runs on the engine's `dsp_device` whatever x's is (a task that samples on the CPU,
+        or an onnxruntime CUDA engine, still gets its Griffin-Lim on the GPU)."""
         frames = -(-samples // self.bundle.spectrogram.hop_length) + 1
-        device = self.tensor_device
-        magnitude = vocode(x[None].to(device), self.bundle, self.vocoder, frames)[0]
+        magnitude = vocode(x[None].to(self.tensor_device), self.bundle, self.vocoder, frames)[0]
+        magnitude = magnitude.to(self.dsp_device)
         iters = self.defaults.gl_iters if gl_iters is None else gl_iters
         init = gl_init or self.defaults.gl_init
         audio = reconstruct_phase(magnitude, self.bundle, samples, phase, iters, init, generator, callback,
-                                  None if init_phase is None else init_phase.to(device))
+                                  None if init_phase is None else init_phase.to(self.dsp_device))
         return audio.to(x.device), magnitude.to(x.device)
 
     # ------------------------------------------------------------------ tasks

@@ -45,6 +45,7 @@ def test_compact_programs_follow_the_rounded_graphs(tiny_run_dir, tmp_path):
 def test_backends_agree_call_by_call_and_over_a_sampling_run(engines):
     onnx_engine, torch_engine = engines
     assert (onnx_engine.backend, torch_engine.backend) == ("onnx", "torch")
+    assert {e.tensor_device.type for e in engines} == {e.dsp_device.type for e in engines} == {"cpu"}
     x = torch.randn(1, 2, 128, 64, generator=torch.Generator().manual_seed(0))
     t = torch.full((1,), 500.0)
     a, b = onnx_engine.denoiser(x, t), torch_engine.denoiser(x, t)
