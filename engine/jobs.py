@@ -296,6 +296,8 @@ class JobQueue:
         try:
             progress(0.0)
             results = self._run_batch(list(group), progress)
+            if len(results) != len(group):  # every job must end: a short list would leave some waiting forever
+                raise RuntimeError(f"run_batch returned {len(results)} results for {len(group)} jobs")
         except Cancelled:
             return [(job, JobState.CANCELLED, job._cancel_reason) for job in live]
         except Exception as exc:  # the whole batch failed: each of its jobs reports why

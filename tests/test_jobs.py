@@ -339,3 +339,17 @@ def test_batching_needs_its_functions():
         JobQueue(lambda job, progress: None, max_batch=2)
     with pytest.raises(ValueError, match="max_batch must be >= 1"):
         JobQueue(lambda job, progress: None, max_batch=0)
+
+
+def test_a_batch_runner_that_loses_a_result_fails_its_jobs_instead_of_hanging():
+    render = BatchRender(steps=2)
+    queue = JobQueue(render.single, max_batch=2, batch_key=lambda job: job.request.get("key"),
+                     run_batch=lambda jobs, progress: render(jobs, progress)[:1])
+    queue.submit(Job("hold", {"hold": True}))
+    jobs = [Job(f"s{i}", {"key": "k"}) for i in range(2)]
+    for job in jobs:
+        queue.submit(job)
+    render.gate.set()
+    assert all(job.wait(10) for job in jobs)
+    assert [j.state for j in jobs] == [JobState.FAILED] * 2 and "1 results for 2 jobs" in jobs[0].reason
+    queue.shutdown()

@@ -75,22 +75,24 @@ class _GraphCache:
     """CUDA graphs of `forward` per input shape, captured as torch documents (warm-up on a side stream, autocast
     weight cache off). Replays copy the inputs into the recorded buffers and clone the recorded output."""
 
-    def __init__(self, forward: Callable[..., torch.Tensor]) -> None:
+    def __init__(self, forward: Callable[..., torch.Tensor], device: torch.device) -> None:
         self.forward = forward
+        self.device = device  # streams and graphs belong to one GPU: capture and replay on the program's
         self.graphs: OrderedDict[tuple, tuple[torch.cuda.CUDAGraph, list[torch.Tensor], torch.Tensor]] = OrderedDict()
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         key = tuple((tuple(a.shape), a.dtype) for a in inputs)
-        if key not in self.graphs:
-            if len(self.graphs) >= MAX_GRAPHS:
-                self.graphs.popitem(last=False)
-            self.graphs[key] = self._capture(inputs)
-        self.graphs.move_to_end(key)
-        graph, static_inputs, static_output = self.graphs[key]
-        for buffer, value in zip(static_inputs, inputs):
-            buffer.copy_(value)
-        graph.replay()
-        return static_output.clone()
+        with torch.cuda.device(self.device):
+            if key not in self.graphs:
+                if len(self.graphs) >= MAX_GRAPHS:
+                    self.graphs.popitem(last=False)
+                self.graphs[key] = self._capture(inputs)
+            self.graphs.move_to_end(key)
+            graph, static_inputs, static_output = self.graphs[key]
+            for buffer, value in zip(static_inputs, inputs):
+                buffer.copy_(value)
+            graph.replay()
+            return static_output.clone()
 
     def _capture(self, inputs: tuple[torch.Tensor, ...]):
         static_inputs = [a.clone() for a in inputs]
@@ -122,7 +124,7 @@ class _TorchProgram:
         if self.torch_device.type == "cuda":
             # Renders repeat a few fixed shapes: let cuDNN time its convolution algorithms once per shape.
             torch.backends.cudnn.benchmark = True
-        self._run = _GraphCache(self._forward) if cuda_graphs else self._forward
+        self._run = _GraphCache(self._forward, self.torch_device) if cuda_graphs else self._forward
 
     def _forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         dtype = PRECISIONS[self.precision]
