@@ -89,8 +89,9 @@ def loop(engine: "Engine", length: Length, *, tempo: Tempo | None = None, seed: 
     padded = torch.cat([x[..., -k:], x, x[..., :k]], -1)
     magnitude = vocode(padded, bundle, engine.vocoder, frames + 2 * k)[0][..., k:k + frames]  # [C, F, T]
     three = torch.cat([magnitude] * 3 + [magnitude[..., :1]], -1)  # 3 periods (+ the closing frame)
-    audio3 = fast_griffin_lim(three, cfg, n_iter=iters, init=engine.defaults.gl_init, length=3 * period,
-                              generator=generator, callback=lambda i: tracker.update("phase", float(i + 1)))
+    audio3 = fast_griffin_lim(three.to(engine.dsp_device), cfg, n_iter=iters, init=engine.defaults.gl_init,
+                              length=3 * period, generator=generator,
+                              callback=lambda i: tracker.update("phase", float(i + 1))).cpu()
     fade = int(WRAP_FADE_SECONDS * engine.sample_rate)
     one = audio3[:, period:2 * period].clone()
     # the loop's start becomes what followed its end in the GL output, fading back to its own start
