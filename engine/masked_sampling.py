@@ -152,17 +152,17 @@ def masked_sample(denoise: Denoise, known: torch.Tensor, mask: torch.Tensor, sch
 
 def _replace(denoise, known, mask, schedule, config, generator, callback, init, frame_multiple) -> torch.Tensor:
     spacing, order = solver_settings(config.sampler, from_noise=config.strength >= 1.0)
-    # Resampling jumps re-step the same timestep, which needs DDIMScheduler's stateless step (DPM-Solver++ counts
-    # its steps), so with jumps DDIM keeps it even where its previous timestep is rounded (make_scheduler).
-    sched = make_scheduler(config.sampler, **schedule.to_dict(), order=order,
-                           steps=None if config.jumps else config.steps)
+    # DDIM at a step count that does not divide T runs as first-order DPM-Solver++ (make_scheduler: the DDIM update
+    # to the true next timestep). That scheduler counts its steps, so a resampling jump's re-step of the same
+    # timestep first rewinds it (set_timesteps + set_begin_index, its public API); DDIMScheduler's step is stateless.
+    sched = make_scheduler(config.sampler, **schedule.to_dict(), order=order, steps=config.steps)
     set_timesteps(sched, config.steps, spacing)
     start = start_index_for(config.steps, config.strength)
-    if hasattr(sched, "set_begin_index"):
+    rewind = hasattr(sched, "set_begin_index")
+    if rewind:
         sched.set_begin_index(start)
     timesteps: Sequence[int] = [int(t) for t in sched.timesteps[start:]]
     alphas = sched.alphas_cumprod.to(torch.float64)
-    step_size = schedule.num_train_timesteps // config.steps  # DDIM's own notion of the previous timestep
     total = sum(_repeats(config, i, len(timesteps)) for i in range(len(timesteps)))
     x = _noise_to(init, _randn(known, generator), alphas[timesteps[0]])
     calls, frames = 0, known.shape[-1]
@@ -177,9 +177,12 @@ def _replace(denoise, known, mask, schedule, config, generator, callback, init, 
             # x0 clipped to the model space, as engine.sampling.sample does: DDIM clips its own, DPM-Solver++ does
             # not, and unclipped it diverged here (an inpainted region came out at +50-80 dB, full-scale noise).
             model_out = clip_prediction(model_out, model_in, torch.full((x.shape[0],), float(t)), sched)
+            if r > 0 and rewind:  # a re-step of timestep i: put the solver back on it
+                set_timesteps(sched, config.steps, spacing)
+                sched.set_begin_index(start + i)
             x_prev = sched.step(model_out, t, x).prev_sample
             if r < repeats - 1:  # jump back up one step: q(x_t | x_prev) (ddim only, checked in the config)
-                prev_t = t - step_size
+                prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
                 ratio = float(alphas[t] / (alphas[prev_t] if prev_t >= 0 else 1.0))
                 x = ratio ** 0.5 * x_prev + (1 - ratio) ** 0.5 * _randn(x_prev, generator)
             else:
