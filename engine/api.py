@@ -54,10 +54,11 @@ class Engine:
         self.tensor_device = tensor_device or torch.device("cpu")
         # Where the phase reconstruction runs: on the GPU whenever the models are there, whatever the backend
         # (Griffin-Lim is most of a GPU render's remaining work on a CPU: 12 s at 190 s).
-        gpu = self.tensor_device.type == "cuda" or (denoiser.device in ("cuda", "tensorrt")
-                                                    and torch.cuda.is_available())
-        self.dsp_device = self.tensor_device if self.tensor_device.type == "cuda" else torch.device(
-            "cuda" if gpu else "cpu")
+        if self.tensor_device.type == "cuda":
+            self.dsp_device = self.tensor_device
+        else:
+            on_gpu = denoiser.device in ("cuda", "tensorrt") and torch.cuda.is_available()
+            self.dsp_device = torch.device("cuda" if on_gpu else "cpu")
 
     @classmethod
     def load(cls, bundle_dir: str | Path, device: str = "auto", threads: int | None = None, backend: str = "auto",
