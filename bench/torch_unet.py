@@ -67,6 +67,17 @@ def main(argv: list[str] | None = None) -> int:
                 base = base or seconds
                 err = float((call().float() - reference).norm() / reference.norm())
                 print(f"| {frames} | torch {name} | {seconds * 1e3:.1f} | {base / seconds:.2f}x | {err:.4f} |")
+            if device.type == "cuda":  # tensor cores prefer NHWC: worth wiring into the backend if it wins here
+                model_cl = model.to(memory_format=torch.channels_last)
+                x_cl = x.contiguous(memory_format=torch.channels_last)
+
+                def call_cl():
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        return model_cl(x_cl, t)
+                seconds = time_calls(call_cl, args.calls)
+                err = float((call_cl().float() - reference).norm() / reference.norm())
+                print(f"| {frames} | torch fp16 channels_last | {seconds * 1e3:.1f} | {base / seconds:.2f}x | {err:.4f} |")
+                model.to(memory_format=torch.contiguous_format)
             if args.cuda_graphs and device.type == "cuda":
                 static_x, static_t = x.clone(), t.clone()
                 graph = torch.cuda.CUDAGraph()
