@@ -144,18 +144,18 @@ def render_spans(engine: "Engine", audio: torch.Tensor, spans: Sequence[tuple[in
     sampling_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    magnitude = vocode(x, bundle, engine.vocoder, frames)[0]
+    magnitude = vocode(x, bundle, engine.vocoder, frames)[0].to(engine.dsp_device)  # phase on the GPU if there
     # Phase only needs the spans plus a margin of original to hold on to, not the model's whole context: crop
     # on the hop grid (frames stay aligned) to at least half a second / two FFT sizes around the spans.
     hop = cfg.hop_length
     margin = max(2 * cfg.n_fft, int(0.5 * engine.sample_rate))
     c0 = max(0, (min(s for s, _ in spans) - margin) // hop * hop)
     c1 = min(n, max(e for _, e in spans) + margin)
-    part = audio[:, c0:c1]
+    part = audio[:, c0:c1].to(engine.dsp_device)
     part_frames = (c1 - c0) // hop + 1
     magnitude = magnitude[..., c0 // hop:c0 // hop + part_frames]
-    keep_part = keep[c0 // hop:c0 // hop + part_frames]
-    known_samples = torch.ones(c1 - c0, dtype=torch.bool)
+    keep_part = keep[c0 // hop:c0 // hop + part_frames].to(engine.dsp_device)
+    known_samples = torch.ones(c1 - c0, dtype=torch.bool, device=engine.dsp_device)
     for s, e in spans:
         known_samples[max(0, s - c0):min(c1 - c0, e - c0)] = False
     if phase_init == "free":  # baseline: the paper's decoding (random phase, nothing held), spliced as it is
@@ -173,7 +173,7 @@ def render_spans(engine: "Engine", audio: torch.Tensor, spans: Sequence[tuple[in
             raise RenderError(f"unknown phase init {phase_init!r}: use context, original or free")
         new = anchored_griffin_lim(magnitude, cfg, part, known_samples, init, gl_iters, callback=on_phase)
     out = audio.clone()
-    out[:, c0:c1] = new
+    out[:, c0:c1] = new.to(out.device)
     keep_real = keep[:frames]
     out = out[:, :length]
     if report is not None:
