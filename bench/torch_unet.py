@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                         return model_cl(x_cl, t)
                 seconds = time_calls(call_cl, args.calls)
                 err = float((call_cl().float() - reference).norm() / reference.norm())
-                print(f"| {frames} | torch fp16 channels_last | {seconds * 1e3:.1f} | {base / seconds:.2f}x | {err:.4f} |")
+                print(f"| {frames} | torch fp16 channels_last | {seconds * 1e3:.1f} | {base / seconds:.2f}x "
+                      f"| {err:.4f} |")
                 model.to(memory_format=torch.contiguous_format)
             if args.cuda_graphs and device.type == "cuda":
                 static_x, static_t = x.clone(), t.clone()

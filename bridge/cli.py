@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--queue", type=int, default=8, help="jobs that may wait behind the running one (default 8)")
     ap.add_argument("--batch", type=int, default=1, metavar="N",
                     help="render up to N queued generate jobs of one length and settings as one batch (default 1: "
-                    "off; needs --workers 0; a GPU gains most, a 2-core CPU little, the first clip waits for its batch)")
+                    "off; needs --workers 0; a GPU gains most, a 2-core CPU little, the first clip waits for "
+                    "its batch)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every job")
     return ap
 

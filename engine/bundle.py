@@ -1,7 +1,8 @@
 """Read and validate a model bundle (format: shared/design/bundle.md). The only place that knows the format.
 
 A bundle is a directory with `manifest.json`, `unet.onnx` and `vocoder.onnx` (optionally `*.fp16.onnx`, and
-torch exported programs `unet.pt2` + `vocoder.pt2` for the torch backend), or a .zip of one (extracted to a private temporary folder for the life of the process).
+torch exported programs `unet.pt2` + `vocoder.pt2` for the torch backend), or a .zip of one (extracted to a
+private temporary folder for the life of the process).
 `load_bundle` checks every field the engine relies on, each file's size and sha256, and the major version, and
 raises one `BundleError` naming the problem. `validate_manifest` is also what export runs before publishing.
 """

@@ -119,7 +119,7 @@ class _TorchProgram:
             raise BackendError("CUDA graphs need a CUDA device")
         self.path = path
         self.precision = precision
-        self.device = str(self.torch_device.type)
+        self.device = self.torch_device.type  # "cpu" | "cuda", as the onnxruntime backends report
         self.module, self.min_frames = load_program(path, self.torch_device)
         if self.torch_device.type == "cuda":
             # Renders repeat a few fixed shapes: let cuDNN time its convolution algorithms once per shape.

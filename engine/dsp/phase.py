@@ -85,7 +85,9 @@ def fast_griffin_lim(magnitude: torch.Tensor, cfg: SpectrogramConfig, n_iter: in
 
     def start(c: int) -> torch.Tensor:
         return _initial_angles(mags[c], cfg, init, None if phases is None else phases[c], generator)
-    if together if together is not None else magnitude.device.type != "cpu":
+    if together is None:
+        together = magnitude.device.type != "cpu"
+    if together:
         angles = torch.stack([start(c) for c in range(slices)])
         return _fgla(mags, angles, pair, n_iter, momentum, callback).reshape(*lead, out_len)
     out = torch.empty(slices, out_len, device=magnitude.device)

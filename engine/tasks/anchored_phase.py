@@ -91,7 +91,8 @@ def join_held_samples(free: torch.Tensor, original: torch.Tensor, keep: torch.Te
     for i, c in enumerate(changes):
         if bool(keep[c - 1]):  # a free span starts at c
             span = min(join, bounds[i + 2] - c)
-            curve = torch.cos(torch.linspace(0, math.pi / 2, span + 1, device=free.device)[:-1]) ** 2  # starts at 1: no step
+            # starts at 1: no step
+            curve = torch.cos(torch.linspace(0, math.pi / 2, span + 1, device=free.device)[:-1]) ** 2
             out[..., c:c + span] += (original[..., c - 1] - free[..., c - 1])[..., None] * curve
         else:  # a free span ends at c - 1
             span = min(join, c - bounds[i])
