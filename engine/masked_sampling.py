@@ -105,7 +105,10 @@ def _noise_to(x0: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor) ->
 
 
 def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+    """Noise shaped like `like`, drawn on the generator's device and moved to like's: the engine's generators are
+    CPU ones, so a seed gives the same region on every device (as generation draws its noise)."""
+    device = like.device if generator is None else generator.device
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=device).to(like.device)
 
 
 def count_unet_calls(config: MaskedConfig) -> int:
@@ -137,15 +140,16 @@ def masked_sample(denoise: Denoise, known: torch.Tensor, mask: torch.Tensor, sch
                   frame_multiple: int = 1) -> torch.Tensor:
     """Fill the unknown part of `known` [B, C, M, T] (mask 1 = known, broadcastable to it).
 
-    `init` (same shape) is what a strength < 1 run starts from in the unknown part (default: `known`).
+    `init` (same shape) is what a strength < 1 run starts from in the unknown part (default: `known`). Sampling
+    runs on known's device (the mask and init follow it; noise is drawn on the generator's device and moved).
     `callback(fraction)` runs after every U-Net call; an exception in it aborts sampling. Returns x with the
     known part exactly `known`. `frame_multiple` matters only in circular mode (the U-Net's length multiple;
     otherwise the caller pads)."""
-    mask = mask.to(known.dtype).expand_as(known)
+    mask = mask.to(device=known.device, dtype=known.dtype).expand_as(known)
     if config.method == "repaint":
         x = _repaint(denoise, known, mask, schedule, config, generator, callback)
     else:
-        x = _replace(denoise, known, mask, schedule, config, generator, callback, known if init is None else init,
+        x = _replace(denoise, known, mask, schedule, config, generator, callback, known if init is None else init.to(known.device),
                      frame_multiple)
     return mask * known + (1 - mask) * x
 

@@ -140,7 +140,9 @@ def render_spans(engine: "Engine", audio: torch.Tensor, spans: Sequence[tuple[in
         counter["calls"] += 1
         return engine.denoiser(x, t)
 
-    x = masked_sample(denoise, x0[None], mask, bundle.diffusion, config, generator, on_call, init=x0[None])
+    # sampled where the engine keeps its tensors (the GPU for the torch backend: no copies per step)
+    x0_model = x0[None].to(engine.tensor_device)
+    x = masked_sample(denoise, x0_model, mask, bundle.diffusion, config, generator, on_call, init=x0_model)
     sampling_s = time.perf_counter() - start
 
     start = time.perf_counter()

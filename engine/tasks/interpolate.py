@@ -116,13 +116,13 @@ def interpolate(engine: "Engine", source_a: str | Path | NativeAudio, source_b: 
     x_t, noise_std = mix_noised(x0_a, x0_b, noise_a, noise_b, alpha_bar, ratio, mix)
     run_steps = steps - first
     tracker = Progress(callback, {"sampling": 2.0 * run_steps, "phase": float(iters)})
-    x = sample(engine.denoiser, x_t[None], scheduler, steps, start_index=first, generator=generator, disable=True,
+    x = sample(engine.denoiser, x_t[None].to(engine.tensor_device), scheduler, steps, start_index=first, generator=generator, disable=True,
                callback=lambda s: tracker.update("sampling", 2.0 * (s["i"] + 1)))
     sampling_s = time.perf_counter() - start
 
     # phase starts from the audio mix in the same proportion: the transients of both inputs where they are
     init_phase = stft_complex(ratio * audio_a + (1 - ratio) * audio_b, cfg)  # [C, F, frames]
-    audio, _ = engine.decode(x[0], n_model, gl_iters=iters, generator=generator, init_phase=init_phase,
+    audio, _ = engine.decode(x[0].cpu(), n_model, gl_iters=iters, generator=generator, init_phase=init_phase,
                              callback=lambda i: tracker.update("phase", float(i + 1)))
     tracker.update("phase", float(iters))
     out_len = round(seconds * a.sample_rate)

@@ -79,6 +79,7 @@ def loop(engine: "Engine", length: Length, *, tempo: Tempo | None = None, seed: 
         x0 = engine.encode(wrapped)[..., cfg.n_fft // cfg.hop_length:][..., :frames]
     else:
         x0 = torch.zeros(engine.channels, cfg.n_mels, frames)
+    x0 = x0.to(engine.tensor_device)  # sampled where the engine keeps its tensors (no copies per step on a GPU)
     x = masked_sample(engine.denoiser, x0[None], torch.zeros(1), bundle.diffusion, config, generator,
                       lambda f: tracker.update("sampling", 2.0 * count_unet_calls(config) * f), init=x0[None],
                       frame_multiple=bundle.frame_multiple)
