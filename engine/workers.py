@@ -37,13 +37,13 @@ import re
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_any
 from typing import Any, Callable, Sequence
 
 from engine.jobs import (COUNT_KEYS, Cancelled, Job, JobState,
                          check_admission, describe_error, enqueue, record_progress, report_finished)
-from engine.worker_process import Render, WorkerSpec, plan_workers, worker_main
+from engine.worker_process import Render, WorkerSpec, plan_workers
+from engine.worker_slot import WorkerSlot, WorkerStartError
 
 __all__ = ["CRASHED", "NoWorkers", "WorkerPool", "WorkerSpec", "WorkerStartError", "plan_workers"]
 
@@ -55,28 +55,8 @@ RECYCLE_ERRORS = re.compile(r"out of memory|CUDA|cuDNN|CUBLAS|TensorRT", re.IGNO
 RESTART_DELAYS = (0.5, 2.0, 8.0)  # back-off between attempts to restart a worker that fails to start
 
 
-class WorkerStartError(RuntimeError):
-    """A worker process could not load its engine; the message is the worker's own reason."""
-
-
 class NoWorkers(RuntimeError):
     """`submit` when every worker has died and could not be restarted."""
-
-@dataclass
-class _Slot:
-    """One worker process and the supervisor thread that feeds it."""
-    index: int
-    spec: WorkerSpec
-    cancel_seq: Any
-    process: Any = None
-    conn: Any = None
-    info: dict = field(default_factory=dict)
-    job: Job | None = None
-    seq: int = -1
-    state: str = "starting"  # starting | idle | busy | restarting | dead | stopped
-    restarts: int = 0
-    error: str | None = None
-    thread: threading.Thread | None = None
 
 
 class WorkerPool:
@@ -114,15 +94,15 @@ class WorkerPool:
         self._seq = itertools.count()
         self.counts = {"submitted": 0, "done": 0, "failed": 0, "cancelled": 0}
         self.crashes: list[dict] = []  # {"worker", "pid", "exitcode", "job", "at"}, newest last (bounded)
-        self._slots = [_Slot(i, spec, self._ctx.Value("q", -1, lock=False)) for i, spec in enumerate(specs)]
+        self._slots = [WorkerSlot(i, spec, self._ctx.Value("q", -1, lock=False)) for i, spec in enumerate(specs)]
         try:
             for slot in self._slots:  # load all engines at once, then wait for each
-                self._launch(slot)
+                slot.launch(self._ctx, self._render, self._describe, self.name)
             for slot in self._slots:
-                self._await_ready(slot)
+                slot.await_ready(self.start_timeout, lambda: self._closed)
         except BaseException:
             for slot in self._slots:
-                self._stop_process(slot, grace=1.0)
+                slot.stop(grace=1.0)
             raise
         self.info = dict(self._slots[0].info)
         for slot in self._slots:
@@ -212,7 +192,7 @@ class WorkerPool:
                 stopped &= not slot.thread.is_alive()
         for slot in self._slots:  # a slot thread still waiting on a stuck render: its worker goes now (the
             if slot.thread is not None and slot.thread.is_alive():  # thread sees it die and cleans up)
-                self._kill(slot)
+                slot.kill()
         return stopped
 
     # ---- bookkeeping (callers hold self._lock) ----
@@ -238,82 +218,16 @@ class WorkerPool:
         report_finished(job, state, reason)
 
     # ---- worker processes ----
-    def _launch(self, slot: _Slot) -> None:
-        parent_end, child_end = self._ctx.Pipe(duplex=True)
-        slot.cancel_seq.value = -1
-        process = self._ctx.Process(target=worker_main, name=f"{self.name}-{slot.index}",
-                                    args=(slot.spec, self._render, self._describe, child_end, slot.cancel_seq),
-                                    daemon=True)
-        process.start()
-        child_end.close()  # only the child holds it now, so its death reads as EOF here
-        slot.process, slot.conn, slot.state = process, parent_end, "starting"
-
-    def _await_ready(self, slot: _Slot) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        ready: list = []
-        while not ready and time.monotonic() < deadline and not self._closed:  # a shutdown stops the wait
-            ready = wait_any([slot.conn, slot.process.sentinel], min(0.25, max(0.0, deadline - time.monotonic())))
-        message = None
-        if slot.conn.poll():
-            try:
-                message = slot.conn.recv()
-            except (EOFError, OSError):
-                pass
-        if message and message[0] == "ready":
-            slot.info, slot.state, slot.error = message[1], "idle", None
-            return
-        if message and message[0] == "error":
-            why = message[1]
-        elif self._closed:
-            why = "shutting down"
-        elif not ready:
-            why = f"no answer within {self.start_timeout:g} s"
-        else:
-            slot.process.join(5.0)
-            why = f"exited with code {slot.process.exitcode} while loading"
-        self._stop_process(slot, grace=0.0)
-        slot.error = why
-        raise WorkerStartError(f"worker {slot.index} ({slot.spec.device}): {why}")
-
-    @staticmethod
-    def _kill(slot: _Slot) -> None:
-        process = slot.process
-        try:
-            if process is not None:
-                process.kill()
-        except (OSError, ValueError):  # already reaped by its slot thread
-            pass
-
-    def _stop_process(self, slot: _Slot, grace: float = 5.0) -> None:
-        process, conn = slot.process, slot.conn
-        if process is None:
-            return
-        if process.is_alive() and grace > 0:
-            try:
-                conn.send(("stop",))
-            except (OSError, ValueError):
-                pass
-            process.join(grace)
-        if process.is_alive():
-            process.kill()
-            process.join(5.0)
-        conn.close()
-        try:
-            process.close()
-        except ValueError:  # still running after SIGKILL + 5 s (stuck in the kernel): leave it to the OS
-            log.error("worker %d (pid %s) did not exit after SIGKILL", slot.index, process.pid)
-        slot.process = slot.conn = None
-
-    def _restart(self, slot: _Slot) -> bool:
+    def _restart(self, slot: WorkerSlot) -> bool:
         """Replace a dead or recycled worker. Returns False (slot dead) if it cannot be brought back."""
-        self._stop_process(slot, grace=0.0)
+        slot.stop(grace=0.0)
         for delay in (0.0, *RESTART_DELAYS):
             if self._closed:
                 return False
             time.sleep(delay)
             try:
-                self._launch(slot)
-                self._await_ready(slot)
+                slot.launch(self._ctx, self._render, self._describe, self.name)
+                slot.await_ready(self.start_timeout, lambda: self._closed)
                 log.warning("worker %d restarted (pid %s)", slot.index, slot.info.get("pid"))
                 return True
             except WorkerStartError as exc:
@@ -329,7 +243,7 @@ class WorkerPool:
         return False
 
     # ---- slot threads ----
-    def _next_job(self, slot: _Slot) -> Job | None:
+    def _next_job(self, slot: WorkerSlot) -> Job | None:
         with self._lock:
             slot.state = "idle"
             while not self._pending and not self._closed:
@@ -344,7 +258,7 @@ class WorkerPool:
                 slot.cancel_seq.value = slot.seq
             return job
 
-    def _serve(self, slot: _Slot) -> None:
+    def _serve(self, slot: WorkerSlot) -> None:
         while True:
             job = self._next_job(slot)
             if job is None:
@@ -357,11 +271,11 @@ class WorkerPool:
             self._finish(job, state, reason)
             if not healthy and (self._closed or not self._restart(slot)):
                 break
-        self._stop_process(slot)
+        slot.stop()
         if slot.state != "dead":
             slot.state = "stopped"
 
-    def _run(self, slot: _Slot, job: Job) -> tuple[JobState, str | None, bool]:
+    def _run(self, slot: WorkerSlot, job: Job) -> tuple[JobState, str | None, bool]:
         """Run one job on the slot's worker. Returns (final state, reason, whether the worker is still usable)."""
         seq = slot.seq
         try:
@@ -412,7 +326,7 @@ class WorkerPool:
             return JobState.FAILED, describe_error(exc), True
         return JobState.DONE, None, True
 
-    def _crashed(self, slot: _Slot, job: Job) -> tuple[JobState, str | None, bool]:
+    def _crashed(self, slot: WorkerSlot, job: Job) -> tuple[JobState, str | None, bool]:
         process = slot.process
         process.join(5.0)
         exitcode = process.exitcode
