@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes.insert(0, 1)  # the baseline every ratio divides
     print(f"machine: {machine()}\n{args.clips} clips of {args.seconds:g} s, bundle {args.bundle}, "
           f"device {args.device}, backend {args.backend}")
-    print("| batch | wall | clips/min | vs batch 1 | first clip ready | peak RSS | log-mel diff to batch 1 (mean / max) |")
+    print("| batch | wall | clips/min | vs batch 1 | first clip ready | peak RSS "
+          "| log-mel diff to batch 1 (mean / max) |")
     print("|---|---|---|---|---|---|---|")
     base, reference = None, None
     with tempfile.TemporaryDirectory() as tmp:

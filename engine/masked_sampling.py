@@ -149,8 +149,8 @@ def masked_sample(denoise: Denoise, known: torch.Tensor, mask: torch.Tensor, sch
     if config.method == "repaint":
         x = _repaint(denoise, known, mask, schedule, config, generator, callback)
     else:
-        x = _replace(denoise, known, mask, schedule, config, generator, callback, known if init is None else init.to(known.device),
-                     frame_multiple)
+        start = known if init is None else init.to(known.device)
+        x = _replace(denoise, known, mask, schedule, config, generator, callback, start, frame_multiple)
     return mask * known + (1 - mask) * x
 
 

@@ -116,7 +116,8 @@ def register_cli(subparsers: argparse._SubParsersAction, common: argparse.Argume
                               description="Generate unconditional music with a bundle's model.")
     p.add_argument("--seconds", type=float, required=True, help="length in seconds (any positive number)")
     p.add_argument("--seed", type=int, help="random seed (default: fresh; printed so you can repeat a render)")
-    p.add_argument("--steps", type=int, help="sampler steps (default: the bundle's, e.g. 25; paper DDIM: 200)")
+    p.add_argument("--steps", type=int,
+                   help="sampler steps (default: the bundle's, 15 for the shipped model; paper DDIM: 200)")
     p.add_argument("--sampler", choices=SAMPLERS, help="dpmpp (fast, default) or ddim (the paper's)")
     p.add_argument("--gl-iters", type=int, help="phase reconstruction iterations (default: the bundle's)")
     p.add_argument("--phase", choices=PHASE_METHODS, default="fast",

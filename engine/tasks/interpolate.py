@@ -116,8 +116,8 @@ def interpolate(engine: "Engine", source_a: str | Path | NativeAudio, source_b: 
     x_t, noise_std = mix_noised(x0_a, x0_b, noise_a, noise_b, alpha_bar, ratio, mix)
     run_steps = steps - first
     tracker = Progress(callback, {"sampling": 2.0 * run_steps, "phase": float(iters)})
-    x = sample(engine.denoiser, x_t[None].to(engine.tensor_device), scheduler, steps, start_index=first, generator=generator, disable=True,
-               callback=lambda s: tracker.update("sampling", 2.0 * (s["i"] + 1)))
+    x = sample(engine.denoiser, x_t[None].to(engine.tensor_device), scheduler, steps, start_index=first,
+               generator=generator, disable=True, callback=lambda s: tracker.update("sampling", 2.0 * (s["i"] + 1)))
     sampling_s = time.perf_counter() - start
 
     # phase starts from the audio mix in the same proportion: the transients of both inputs where they are
