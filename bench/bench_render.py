@@ -1,7 +1,7 @@
 """Render benchmark: the paper's settings vs our fast path, side by side on one bundle and machine.
 
     python -m bench.bench_render [--bundle DIR] [--rows paper-10,paperours-10,fast-10,fast-30,fast-90,fast-190]
-                                 [--steps N] [--gl-iters N] [--gl-init peaks] [--threads N] [--json OUT]
+                                 [--steps N] [--gl-iters N] [--gl-init peaks] [--threads N] [--repeat N] [--json OUT]
                                  [--device cuda --backend torch --precision fp16 --cuda-graphs]
 
 Without --bundle, a paper-size bundle (random-weight U-Net, 49.9 M params, and paper vocoder, 1.4 M, scalers
@@ -18,6 +18,8 @@ figures: spectral convergence of the phase reconstruction against the vocoder's 
 better), and the log-mel L1 (nats) of the row's audio to the paper row's audio from the same seed (0 = the same
 clip; both samplers solve the same ODE from the same noise). On a CUDA device each row also reports its peak GPU
 memory (torch's allocator: the torch backend's models, sampler and Griffin-Lim).
+`--repeat N` runs all rows N times, round after round (a slow minute on a shared machine then touches every row
+alike), and prints each row's median wall time and range after: the ratios of medians are what to quote.
 """
 from __future__ import annotations
 
@@ -189,6 +191,50 @@ def mel_l1(a, b, cfg) -> float:
     return float((log_mel(torch.from_numpy(a[..., :n]), cfg) - log_mel(torch.from_numpy(b[..., :n]), cfg)).abs().mean())
 
 
+def _run_row_process(row: str, parsed: tuple[str, float], bundle: Path, fast: tuple, args, out: Path) -> dict | None:
+    """One row in its own process (its own peak RSS); None (with the child's error printed) if it failed."""
+    settings = row_settings(parsed[0], *fast)
+    cmd = [sys.executable, "-m", "bench.bench_render", "--bundle", str(bundle), "--row", row,
+           "--settings", json.dumps(settings), "--audio-out", str(out)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    cmd += ["--device", args.device, "--backend", args.backend] + (
+        ["--precision", args.precision] if args.precision else []) + (["--cuda-graphs"] if args.cuda_graphs else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"row {row} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    r["load_avg"] = os.getloadavg()[0]
+    return r
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The row's figures over its runs: median times, the largest peak memory, the first run's quality (the same
+    seed gives the same clip every run)."""
+    def median(key: str) -> float:
+        values = sorted(r[key] for r in runs)
+        mid = len(values) // 2
+        return values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
+    out = {**runs[0], "runs": len(runs)}
+    for key in ("wall_s", "rtf", "sampling_s", "decode_s", "load_avg"):
+        out[key] = median(key)
+    for key in ("peak_rss_mb", "peak_gpu_mb"):
+        values = [r[key] for r in runs if r[key] is not None]
+        out[key] = max(values) if values else None
+    return out
+
+
+def _row_line(row: str, r: dict, note: str = "") -> str:
+    ratio = f"{r['ratio_vs_paper']:.1f}x vs paper" if r["ratio_vs_paper"] else "no paper row yet"
+    l1 = f", log-mel L1 to paper {r['mel_l1_to_paper']:.3f}" if r["mel_l1_to_paper"] is not None else ""
+    gpu_mem = f" (GPU {r['peak_gpu_mb']:.0f} MB)" if r["peak_gpu_mb"] is not None else ""
+    return (f"{row:14s} {r['sampler']:5s} {r['steps']:3d} steps + {r['phase']:10s} GL {r['gl_iters']:3d} "
+            f"({r['gl_init']}): {r['wall_s']:8.1f} s{note} for {r['audio_s']:.2f} s audio, RTF {r['rtf']:.3f}, "
+            f"{ratio} (sampling {r['sampling_s']:.1f} s, decode {r['decode_s']:.1f} s), peak RSS "
+            f"{r['peak_rss_mb']:.0f} MB{gpu_mem}, SC {r['spectral_convergence']:.4f}{l1}, load {r['load_avg']:.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Paper settings vs fast path render benchmark.")
     p.add_argument("--bundle", type=Path, help="bundle to benchmark (default: a cached paper-size random bundle)")
@@ -205,11 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="onnx", choices=("onnx", "torch", "auto"), help="engine backend (onnx)")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="torch backend autocast precision")
     p.add_argument("--cuda-graphs", action="store_true", help="torch backend on CUDA: replay steps as CUDA graphs")
-    p.add_argument("--json", type=Path, help="append results (one JSON object per row) to this file")
+    p.add_argument("--repeat", type=int, default=1, help="rounds of all rows; medians are printed after (default 1)")
+    p.add_argument("--json", type=Path, help="append results (one JSON object per row and run) to this file")
     p.add_argument("--row", help=argparse.SUPPRESS)  # internal: run one row in a child process
     p.add_argument("--settings", help=argparse.SUPPRESS)
     p.add_argument("--audio-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error(f"--repeat must be at least 1, got {args.repeat}")
 
     bundle = args.bundle if args.bundle is not None else paper_bundle(args.bundle_cache, args.scaler_audio)
     if args.row:
@@ -237,43 +286,37 @@ def main(argv: list[str] | None = None) -> int:
     print(f"engine: device {args.device}, backend {args.backend}"
           + (f", precision {args.precision}" if args.precision else "") + (", CUDA graphs" if args.cuda_graphs else ""))
     print(f"bundle: {bundle} ({loaded.manifest['unet'].get('parameters', '?')} U-Net params)")
-    results, audio = {}, {}
+    runs: dict[str, list[dict]] = {row: [] for row in rows}
+    audio = {}
     with tempfile.TemporaryDirectory() as tmp:
+        for run in range(1, args.repeat + 1):
+            # Rounds, not repeats in place: a slow minute on a shared machine then touches every row alike.
+            for row in rows:
+                r = _run_row_process(row, parsed[row], bundle, fast, args, Path(tmp) / f"{row}.npy")
+                if r is None:
+                    return 1
+                audio.setdefault(row, np.load(Path(tmp) / f"{row}.npy"))
+                paper_row = f"paper-{parsed[row][1]:g}"
+                paper = runs[paper_row][-1] if runs.get(paper_row) and row != paper_row else None
+                r["run"] = run
+                r["ratio_vs_paper"] = paper["wall_s"] / r["wall_s"] if paper else None
+                r["mel_l1_to_paper"] = (mel_l1(audio[row], audio[paper_row], loaded.spectrogram)
+                                        if paper else None)
+                runs[row].append(r)
+                print(_row_line(row, r, f" (run {run}/{args.repeat})" if args.repeat > 1 else ""), flush=True)
+                if args.json:
+                    with open(args.json, "a", encoding="utf-8") as f:
+                        f.write(json.dumps({**r, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")})
+                                + "\n")
+    results = {row: _median_run(rs) for row, rs in runs.items()}
+    if args.repeat > 1:
+        print(f"medians of {args.repeat} runs (wall range in brackets; ratio = the paper row's median / this row's):")
         for row in rows:
-            kind, seconds = parsed[row]
-            settings = row_settings(kind, *fast)
-            out = Path(tmp) / f"{row}.npy"
-            cmd = [sys.executable, "-m", "bench.bench_render", "--bundle", str(bundle), "--row", row,
-                   "--settings", json.dumps(settings), "--audio-out", str(out)]
-            if args.threads:
-                cmd += ["--threads", str(args.threads)]
-            cmd += ["--device", args.device, "--backend", args.backend] + (
-                ["--precision", args.precision] if args.precision else []) + (
-                ["--cuda-graphs"] if args.cuda_graphs else [])
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                print(f"row {row} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-                return 1
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            r["load_avg"] = os.getloadavg()[0]
-            audio[row] = np.load(out)
-            paper = results.get(f"paper-{seconds:g}")
+            r = results[row]
+            paper = results.get(f"paper-{parsed[row][1]:g}")
             r["ratio_vs_paper"] = paper["wall_s"] / r["wall_s"] if paper else None
-            r["mel_l1_to_paper"] = (mel_l1(audio[row], audio[f"paper-{seconds:g}"], loaded.spectrogram)
-                                    if paper else None)
-            results[row] = r
-            ratio = f"{r['ratio_vs_paper']:.1f}x vs paper" if paper else "no paper row yet"
-            l1 = f", log-mel L1 to paper {r['mel_l1_to_paper']:.3f}" if paper else ""
-            gpu_mem = f" (GPU {r['peak_gpu_mb']:.0f} MB)" if r["peak_gpu_mb"] is not None else ""
-            print(f"{row:14s} {r['sampler']:5s} {r['steps']:3d} steps + {r['phase']:10s} GL {r['gl_iters']:3d} "
-                  f"({r['gl_init']}): {r['wall_s']:8.1f} s for {r['audio_s']:.2f} s audio, RTF {r['rtf']:.3f}, "
-                  f"{ratio} (sampling {r['sampling_s']:.1f} s, decode {r['decode_s']:.1f} s), peak RSS "
-                  f"{r['peak_rss_mb']:.0f} MB{gpu_mem}, SC {r['spectral_convergence']:.4f}{l1}, "
-                  f"load {r['load_avg']:.1f}",
-                  flush=True)
-            if args.json:
-                with open(args.json, "a", encoding="utf-8") as f:
-                    f.write(json.dumps({**r, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}) + "\n")
+            walls = [x["wall_s"] for x in runs[row]]
+            print(_row_line(row, r, f" [{min(walls):.1f}-{max(walls):.1f} s]"), flush=True)
     fast_rows = sorted((parsed[r][1], r) for r in rows if parsed[r][0] == "fast")
     if len(fast_rows) > 1:
         print("time vs length (fast rows): " + ", ".join(

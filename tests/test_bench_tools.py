@@ -83,3 +83,13 @@ def test_scaler_music_reads_carried_audio(tmp_path):
     np.save(tmp_path / "mono.npy", audio[:1])
     with pytest.raises(ValueError, match=r"expected stereo audio \[2, samples\]"):
         bench_render.scaler_music(44100, tmp_path / "mono.npy")
+
+
+def test_bench_render_repeats_report_medians():
+    def run(wall, rss, sc):
+        return {"wall_s": wall, "rtf": wall / 10, "sampling_s": wall - 1, "decode_s": 1.0, "load_avg": 0.5,
+                "peak_rss_mb": rss, "peak_gpu_mb": None, "spectral_convergence": sc}
+    merged = bench_render._median_run([run(3.0, 900, 0.03), run(2.0, 950, 0.03), run(9.0, 920, 0.03)])
+    assert merged["wall_s"] == 3.0 and merged["sampling_s"] == 2.0 and merged["runs"] == 3
+    assert merged["peak_rss_mb"] == 950 and merged["peak_gpu_mb"] is None
+    assert bench_render._median_run([run(2.0, 900, 0.03), run(4.0, 900, 0.03)])["wall_s"] == 3.0
