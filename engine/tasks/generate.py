@@ -29,9 +29,9 @@ def resolve_settings(engine: "Engine", steps: int | None, sampler: str | None, g
     if sampler not in SAMPLERS:
         raise RenderError(f"unknown sampler {sampler!r}: use {' or '.join(SAMPLERS)}")
     steps = d.steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= engine.bundle.diffusion.num_train_timesteps:
-        raise RenderError(f"steps must be an integer from 1 to {engine.bundle.diffusion.num_train_timesteps}, "
-                          f"got {steps!r}")
+    most = engine.bundle.diffusion.num_train_timesteps
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= most:
+        raise RenderError(f"steps must be an integer from 1 to {most}, got {steps!r}")
     gl_iters = d.gl_iters if gl_iters is None else gl_iters
     if isinstance(gl_iters, bool) or not isinstance(gl_iters, int) or not 0 <= gl_iters <= 10_000:
         raise RenderError(f"gl_iters must be an integer from 0 to 10000, got {gl_iters!r}")
