@@ -15,8 +15,9 @@ Each row runs in its own process so its peak RSS is its own, after a 1 s warm-up
 OSC server; a cold `msanii-render` process adds ~4 s, mostly importing torch and diffusers: RESULTS.md, "Request to
 audio"). Printed per row: wall seconds, real-time factor (wall / audio seconds), ratio against the paper row of
 the same length from this run, peak RSS, and two quality figures: spectral convergence of the phase
-reconstruction against the vocoder's magnitude (paper eq. 1, lower is better), and the log-mel L1 (nats) of the row's audio to the paper row's audio from the same seed (0 = the same
-clip; both samplers solve the same ODE from the same noise). On a CUDA device each row also reports its peak GPU
+reconstruction against the vocoder's magnitude (paper eq. 1, lower is better), and the log-mel L1 (nats) of the
+row's audio to the paper row's audio from the same seed (0 = the same clip; both samplers solve the same ODE from
+the same noise). On a CUDA device each row also reports its peak GPU
 memory (torch's allocator: the torch backend's models, sampler and Griffin-Lim).
 `--repeat N` runs all rows N times, round after round (a slow minute on a shared machine then touches every row
 alike), and prints each row's median wall time and range after: the ratios of medians are what to quote.
