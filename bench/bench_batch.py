@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.backends import BACKENDS, PRECISIONS
+
 
 def run_batch_size(bundle: Path, seconds: float, clips: int, batch: int, options: dict, audio_out: Path) -> dict:
     import numpy as np
@@ -55,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=4)
     p.add_argument("--batches", default="1,2,4")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--backend", default="onnx", choices=("onnx", "torch", "auto"))
-    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"))
+    p.add_argument("--backend", default="onnx", choices=BACKENDS)
+    p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one batch size in this process
     p.add_argument("--audio-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.backends import BACKENDS, PRECISIONS
+
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "msanii-bench" / "paper-random"
 KINDS = ("paper", "paperours", "fast")
 DEFAULT_ROWS = "paper-10,paperours-10,fast-10,fast-30,fast-90,fast-190"
@@ -249,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gl-init", default=None, help="fast path initial phase (bundle default)")
     p.add_argument("--threads", type=int)
     p.add_argument("--device", default="cpu", help="engine device: cpu (default), cuda, auto")
-    p.add_argument("--backend", default="onnx", choices=("onnx", "torch", "auto"), help="engine backend (onnx)")
-    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="torch backend autocast precision")
+    p.add_argument("--backend", default="onnx", choices=BACKENDS, help="engine backend (onnx)")
+    p.add_argument("--precision", choices=PRECISIONS, help="torch backend autocast precision")
     p.add_argument("--cuda-graphs", action="store_true", help="torch backend on CUDA: replay steps as CUDA graphs")
     p.add_argument("--repeat", type=int, default=1, help="rounds of all rows; medians are printed after (default 1)")
     p.add_argument("--json", type=Path, help="append results (one JSON object per row and run) to this file")

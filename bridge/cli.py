@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--engine-device", default="auto", help="engine compute device: auto, cpu or cuda")
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads per engine (default: the usable cores divided among the workers)")
+    # engine.backends.BACKENDS / PRECISIONS spelled out: importing them would load torch for --help
     ap.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
                     help="engine backend: onnx, torch (the bundle's .pt2 programs) or auto (torch on a CUDA device "
                     "when the bundle has them, else onnx)")

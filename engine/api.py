@@ -14,13 +14,13 @@ from typing import Callable
 
 import torch
 
+from engine.backends import BACKENDS
 from engine.backends.onnx import BackendError, OnnxDenoiser, OnnxVocoder, default_threads
 from engine.bundle import UNET_FILE, VOCODER_FILE, Bundle, load_bundle
 from engine.render import RenderResult, encode, reconstruct_phase, vocode
 
 __all__ = ["BACKENDS", "Engine", "RenderResult", "choose_backend"]
 
-BACKENDS = ("auto", "onnx", "torch")
 
 
 def choose_backend(backend: str, device: str, bundle: Bundle) -> str:

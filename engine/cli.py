@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from engine.audio_io import BIT_DEPTHS, FORMATS, AudioIOError, resample, write_audio
+from engine.backends import BACKENDS, PRECISIONS
 from engine.backends.onnx import DEVICES, BackendError
 from engine.bundle import BundleError
 from engine.render import RenderError, RenderResult
@@ -35,10 +36,10 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     g.add_argument("--threads", type=int, help="CPU threads (default: all cores available to this process)")
     g.add_argument("--device", choices=DEVICES, default="auto", help="auto (GPU if usable), cpu, cuda, tensorrt")
-    g.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+    g.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="onnx, torch (the bundle's .pt2 programs, from msanii-export --torch) or auto (torch on a "
                    "CUDA device when the bundle has them, else onnx)")
-    g.add_argument("--precision", choices=("fp32", "fp16", "bf16"),
+    g.add_argument("--precision", choices=PRECISIONS,
                    help="torch backend: autocast precision (default fp32)")
     g.add_argument("--cuda-graphs", action="store_true", help="torch backend on CUDA: replay each step as a CUDA graph")
     g.add_argument("--quiet", action="store_true", help="no progress bar")

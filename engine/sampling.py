@@ -116,7 +116,8 @@ def clip_prediction(prediction: torch.Tensor, x: torch.Tensor, t: torch.Tensor, 
                     limit: float = 1.0) -> torch.Tensor:
     """The prediction whose implied clean sample x0 is clipped to [-limit, limit] (t: float timesteps [B])."""
     kind = scheduler.config.prediction_type
-    abar = scheduler.alphas_cumprod.to(x.device)[t.long().to(x.device)].reshape(-1, *[1] * (x.ndim - 1)).to(x.dtype)
+    table = scheduler.alphas_cumprod  # index where the table lives, then move only the batch's values
+    abar = table[t.long().to(table.device)].to(x.device, x.dtype).reshape(-1, *[1] * (x.ndim - 1))
     a, s = abar.sqrt(), (1 - abar).sqrt()
     if kind == "epsilon":
         x0 = ((x - s * prediction) / a).clamp(-limit, limit)

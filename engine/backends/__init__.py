@@ -9,6 +9,9 @@ from typing import Protocol
 
 import torch
 
+BACKENDS = ("auto", "onnx", "torch")  # Engine.load's backend: auto picks torch on CUDA when the bundle has programs
+PRECISIONS = ("fp32", "fp16", "bf16")  # the torch backend's autocast precisions
+
 
 class Denoiser(Protocol):
     device: str

@@ -22,9 +22,10 @@ from typing import Callable
 import torch
 from torch.export.passes import move_to_device_pass
 
+from engine.backends import PRECISIONS
 from engine.backends.onnx import BackendError
 
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+AUTOCAST_DTYPES = dict(zip(PRECISIONS, (None, torch.float16, torch.bfloat16)))  # None: plain fp32
 MAX_GRAPHS = 4  # recorded CUDA graphs kept (one per input shape); each holds its activations' memory
 
 
@@ -127,7 +128,7 @@ class _TorchProgram:
         self._run = _GraphCache(self._forward, self.torch_device) if cuda_graphs else self._forward
 
     def _forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        dtype = PRECISIONS[self.precision]
+        dtype = AUTOCAST_DTYPES[self.precision]
         # cache_enabled=False: a weight cast cached by autocast would not survive CUDA graph capture.
         with torch.inference_mode(), torch.autocast(self.torch_device.type, dtype=dtype or torch.float32,
                                                     enabled=dtype is not None, cache_enabled=False):
