@@ -3,8 +3,8 @@
 The client binds its own UDP port and registers it (`/msanii/register <port>`, docs/osc.md "Where replies go"),
 so replies come back to this socket whatever `--reply-port` the server uses, and several clients (DAW scripts,
 shells) can wait at once. The registration's answer doubles as the "is a server there?" check. While a job runs,
-a silence longer than `timeout` is answered with a `/msanii/ping`: a server that does not pong is gone (a job that
-waits in the queue sends nothing until it starts, so silence alone proves nothing).
+a silence longer than `timeout` is answered with a `/msanii/ping`: a server that misses `MISSED_PINGS` of them is
+gone (a job that waits in the queue sends nothing until it starts, so silence alone proves nothing).
 
 Only python-osc and the standard library: a DAW script pays no torch import for a request.
 """
@@ -24,6 +24,10 @@ from bridge.wire import MalformedPacket, split_packet
 
 # on_event(kind, value): ("accepted", jobs ahead) or ("progress", fraction 0..1)
 EventHandler = Callable[[str, Any], None]
+
+# Pings a silent server may miss, `timeout` apart, before it counts as gone: a server busy importing a task's
+# code for its first request, on a loaded machine, can be deaf for a few seconds.
+MISSED_PINGS = 3
 
 STATUS_FIELDS = ("state", "queue_length", "model", "device", "packets", "malformed", "oversized", "rejected",
                  "workers", "busy_workers", "restarts")
@@ -186,6 +190,7 @@ class MsaniiClient:
     def _follow(self, job_id: str, on_event: EventHandler, deadline: float | None, started: float) -> Done:
         heard = time.monotonic()
         ping_sent: float | None = None
+        missed = 0
         accepted = False
         while True:
             now = time.monotonic()
@@ -196,13 +201,15 @@ class MsaniiClient:
             if message is None:
                 now = time.monotonic()
                 if ping_sent is not None and now - ping_sent > self.timeout:
-                    raise NoServer(f"the server at {self._where()} stopped answering "
-                                   f"({'while job ' + job_id + ' was pending' if accepted else 'no answer to the request'})")
+                    missed, ping_sent = missed + 1, None
+                    if missed >= MISSED_PINGS:
+                        state = f"while job {job_id} was pending" if accepted else "no answer to the request"
+                        raise NoServer(f"the server at {self._where()} stopped answering ({state})")
                 if ping_sent is None and now - heard > self.timeout:
                     self.send("/msanii/ping", "alive")
                     ping_sent = now
                 continue
-            heard, ping_sent = time.monotonic(), None
+            heard, ping_sent, missed = time.monotonic(), None, 0
             address, args = message
             if args[:1] != [job_id]:
                 continue  # a pong, or a stray reply

@@ -170,7 +170,7 @@ def test_a_server_that_dies_mid_job_is_noticed(tiny_bundle, tmp_path):
             with pytest.raises(NoServer, match="stopped answering .*while job doomed was pending"):
                 client.request("/msanii/generate", "doomed", [60.0],
                                on_event=lambda k, v: k == "progress" and server.proc.kill())
-            assert time.monotonic() - t0 < 15
+            assert time.monotonic() - t0 < 20
     finally:
         server.stop()
 
