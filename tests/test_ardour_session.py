@@ -200,3 +200,28 @@ def test_inpaint_continue_generate_in_a_real_ardour_session(ardour_binary, tiny_
     assert message == (f"msanii: no msanii-osc server answered at udp://127.0.0.1:{server.port} within 5 s "
                        "(registering the reply port); is msanii-osc running on that port?")
     assert SessionFile(tmp_path / "song", "song", superclock).tracks() == tracks
+
+
+def test_the_editor_actions_load_in_ardours_lua(ardour_binary, tmp_path):
+    """The three editor actions parse in Ardour's own Lua, declare themselves as EditorActions and build their
+    action (the editor selection they then read exists only in the GUI)."""
+    ardour = Ardour(ardour_binary, tmp_path)
+    actions = sorted(p.name for p in EXAMPLES.glob("msanii_*.lua") if p.name not in ("msanii_lib.lua",
+                                                                                     "msanii_feed.lua"))
+    assert actions == ["msanii_continue.lua", "msanii_generate.lua", "msanii_inpaint_range.lua"]
+    code = "\n".join(
+        ["local scripts = ARDOUR.LuaAPI.build_filename (ARDOUR.user_config_directory (-1), 'scripts')"]
+        + [f"""do
+    local desc
+    ardour = function (d) desc = d end
+    factory, action_params = nil, nil
+    dofile (scripts .. '/{name}')
+    local params = action_params ()
+    print ('MSANII_ACTION {name} ' .. desc.type .. ' | ' .. desc.name .. ' | ' .. type (factory (params))
+           .. ' | ' .. tostring (params.port ~= nil and params.work_dir ~= nil))
+end""" for name in actions])
+    printed = ardour.run_lua(tmp_path / "load_actions.lua", code)
+    found = sorted(line.split(" ", 2)[2] for line in printed.splitlines() if line.startswith("MSANII_ACTION "))
+    assert found == ["EditorAction | msanii: Continue Region | function | true",
+                     "EditorAction | msanii: Generate at Playhead | function | true",
+                     "EditorAction | msanii: Inpaint Range | function | true"], printed

@@ -67,17 +67,38 @@ local function reason_of (stderr)
 	return last and last:gsub ("^msanii%-request: ", "") or nil
 end
 
+local function base_words (o, verb)
+	return { o.request, verb, "--host", q (o.host), "--port", tostring (o.port), "--timeout", tostring (o.timeout) }
+end
+
 -- Run msanii-request (blocking); returns the rendered file's path. `args` is a list of already-quoted words.
+-- `o.on_progress (fraction or nil, line)` (optional) sees each stderr line; returning true cancels the job.
 function M.request (verb, args, o)
-	local words = { o.request, verb, "--host", q (o.host), "--port", tostring (o.port), "--timeout", tostring (o.timeout) }
+	local words = base_words (o, verb)
 	for _, a in ipairs (args) do words[#words + 1] = a end
 	if o.seed ~= nil then words[#words + 1] = "--seed " .. tostring (math.floor (o.seed)) end
-	local errfile = os.tmpname ()
-	local pipe = io.popen (table.concat (words, " ") .. " 2>" .. q (errfile))
-	local stdout = pipe:read ("a")
+	local outfile = os.tmpname ()
+	-- stderr (progress, the reason) comes through the pipe line by line; stdout (the path) goes to a file
+	local pipe = io.popen (table.concat (words, " ") .. " 2>&1 >" .. q (outfile))
+	local stderr, cancelled = {}, false
+	for line in pipe:lines () do
+		stderr[#stderr + 1] = line
+		if o.on_progress and not cancelled then
+			local percent = line:match ("progress (%d+)%%")
+			if o.on_progress (percent and tonumber (percent) / 100 or nil, line) then
+				cancelled = true
+				local id = table.concat (args, " "):match ("%-%-id '([^']+)'")
+				if id then
+					local cancel = base_words (o, "cancel")
+					cancel[#cancel + 1] = q (id)
+					os.execute (table.concat (cancel, " ") .. " >/dev/null 2>&1 &")
+				end
+			end
+		end
+	end
 	local _, _, code = pipe:close ()
-	local stderr = read_all (errfile)
-	os.remove (errfile)
+	local stdout = read_all (outfile)
+	os.remove (outfile)
 	if code == 0 then
 		local path = stdout:match ("([^\n]+)")
 		if path then return path end
@@ -86,7 +107,7 @@ function M.request (verb, args, o)
 	if code == 127 then
 		fail ("cannot run '" .. o.request .. "' (not found): install msanii-daw or set MSANII_REQUEST to its full path")
 	end
-	fail (reason_of (stderr) or ("msanii-request exited with code " .. tostring (code)))
+	fail (reason_of (table.concat (stderr, "\n")) or ("msanii-request exited with code " .. tostring (code)))
 end
 
 -- Frames [first, first + count) of an MSPCM1 file into a fresh "msanii feed" processor's shared memory.
@@ -222,8 +243,9 @@ function M.inpaint_range (session, route, s, e, opts)
 	local words = span_words (region, s - before, e + after, o, "inpaint", id)
 	words[#words + 1] = string.format ("--region %.9f-%.9f", before / rate, (before + e - s) / rate)
 	local output = M.request ("inpaint", words, o)
-	local track, placed = M.place_pcm (session, o.work_dir .. "/" .. id .. ".pcm", before, e - s, s,
-		route:name () .. " msanii inpaint")
+	local pcm = o.work_dir .. "/" .. id .. ".pcm"
+	local track, placed = M.place_pcm (session, pcm, before, e - s, s, route:name () .. " msanii inpaint")
+	os.remove (pcm) -- the session now has its own copy
 	return { output = output, track = track, region = placed, position = s, length = e - s, offset = before, id = id }
 end
 
@@ -248,8 +270,9 @@ function M.continue_region (session, route, region, bars, opts)
 	local words = span_words (region, re - keep, re, o, "outpaint", id)
 	words[#words + 1] = string.format ("--right %.9f", n / rate)
 	local output = M.request ("outpaint", words, o)
-	local track, placed = M.place_pcm (session, o.work_dir .. "/" .. id .. ".pcm", keep, n, re,
-		route:name () .. " msanii continue")
+	local pcm = o.work_dir .. "/" .. id .. ".pcm"
+	local track, placed = M.place_pcm (session, pcm, keep, n, re, route:name () .. " msanii continue")
+	os.remove (pcm)
 	return { output = output, track = track, region = placed, position = re, length = n, offset = keep, id = id }
 end
 
@@ -263,7 +286,56 @@ function M.generate_at (session, at, bars, opts)
 	local output = M.request ("generate", { "--seconds", string.format ("%.9f", n / rate), "--id", q (id),
 		"--pcm", q (pcm), "--pcm-rate", tostring (rate) }, o)
 	local track, placed = M.place_pcm (session, pcm, 0, n, at, "msanii generate")
+	os.remove (pcm)
 	return { output = output, track = track, region = placed, position = at, length = n, offset = 0, id = id }
+end
+
+-- ---- editor glue (GUI only: Editor, LuaDialog) ----------------------------------------------------------------
+
+-- Options from an action's parameters (strings; "" keeps the default).
+function M.options_from_params (params)
+	local o = {}
+	for key, value in pairs (params or {}) do
+		if value ~= nil and value ~= "" then
+			o[key] = (key == "port" or key == "timeout" or key == "context" or key == "seed") and tonumber (value) or value
+		end
+	end
+	return o
+end
+
+-- Run `body (opts)` with a progress window (its Cancel cancels the job on the server) and show any failure,
+-- with the server's reason, in a message: never a silent no-op.
+function M.editor_action (title, params, body)
+	local o = M.options_from_params (params)
+	local pw = LuaDialog.ProgressWindow (title, true)
+	o.on_progress = function (fraction, line)
+		return pw:progress (fraction or 0, line:gsub ("^msanii%-request: ", ""))
+	end
+	local ok, result = pcall (body, o)
+	pw:done ()
+	if not ok then
+		LuaDialog.Message (title, tostring (result), LuaDialog.MessageType.Error, LuaDialog.ButtonType.Close):run ()
+		return nil
+	end
+	print (string.format ("%s: %s -> track '%s' at sample %d", title, result.output, result.track:name (), result.position))
+	return result
+end
+
+-- The first selected audio track (route) of the editor, or nil.
+function M.selected_track ()
+	for route in Editor:get_selection ().tracks:routelist ():iter () do
+		local track = route:to_track ()
+		if not track:isnil () and not track:to_audio_track ():isnil () then return route end
+	end
+	return nil
+end
+
+-- The route whose playlist holds `region` (Ardour has no direct way from a region to its track).
+function M.route_of_region (session, region)
+	for route in session:get_tracks ():iter () do
+		if not route:to_track ():playlist ():region_by_id (region:to_stateful ():id ()):isnil () then return route end
+	end
+	return nil
 end
 
 return M
