@@ -104,7 +104,7 @@ def test_plan_is_byte_identical_for_a_seed():
     assert [(p.id, p.split, p.midi_bytes) for p in a.pieces] == [(p.id, p.split, p.midi_bytes) for p in b.pieces]
     assert [p.midi_bytes for p in a.pieces] != [p.midi_bytes for p in c.pieces]
     assert 170 <= a.seconds <= 200
-    assert all(20.0 <= p.nominal_seconds <= 60.0 for p in a.pieces)
+    assert all(18.0 <= p.nominal_seconds <= 60.0 for p in a.pieces)  # 20-55 s, rounded to whole bars (<= 3.6 s)
     with pytest.raises(DataError):
         plan_corpus(minutes=0)
 

@@ -59,6 +59,10 @@ def add_data_subcommands(subparsers: argparse._SubParsersAction) -> None:
                         help="share of works held out for evaluation, chosen by hash of the work id (default 0.1)")
     corpus.add_argument("--music21-fraction", type=float, default=0.3,
                         help="share of the minutes taken from music21's corpus, the rest procedural (default 0.3)")
+    corpus.add_argument("--palette", choices=("piano", "band"), default="piano",
+                        help="piano (default): POP909-layout pop arrangements and music21 works on piano-family "
+                             "programs, as the paper's data; band: pop pieces with bass, leads, pads and a GM drum "
+                             "kit, music21 works on GM ensembles")
     corpus.add_argument("--jobs", type=_positive_int, default=1, help="FluidSynth renders in parallel (default 1)")
     corpus.add_argument("--overwrite", action="store_true", help="rebuild over a corpus made with other settings")
     corpus.set_defaults(func=run_make_corpus)
@@ -90,7 +94,8 @@ def run_make_corpus(args: argparse.Namespace) -> int:
     try:
         manifest = build_corpus(args.out_dir, minutes=args.minutes, seed=args.seed, soundfont=args.soundfont,
                                 heldout_fraction=args.heldout_fraction, jobs=args.jobs,
-                                music21_fraction=args.music21_fraction, overwrite=args.overwrite)
+                                music21_fraction=args.music21_fraction, overwrite=args.overwrite,
+                                palette=args.palette)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,11 +27,15 @@ import soundfile as sf
 
 from training.data.errors import DataError
 from training.data.midi import find_fluidsynth, find_soundfont, fluidsynth_version, render_midi
+from training.data.piano_pop import generate_piano_pop_piece
 from training.data.procedural import generate_pop_piece, midi_to_bytes
 
 CORPUS_FORMAT = "msanii-daw-corpus"
 CORPUS_VERSION = 1
 SPLITS = ("train", "heldout")
+# "piano" (default): the paper's kind of music, POP909-layout piano arrangements + music21 works on a keyboard.
+# "band": procedural pop with bass, pads, leads and a GM drum kit + music21 works on GM ensembles (the v1 corpus).
+PALETTES = ("piano", "band")
 
 
 @dataclass
@@ -81,10 +85,13 @@ def assign_splits(pieces: list[PlannedPiece], heldout_fraction: float) -> None:
 
 
 def plan_corpus(minutes: float, seed: int = 0, heldout_fraction: float = 0.1, music21_fraction: float = 0.3,
-                min_seconds: float = 20.0, max_seconds: float = 55.0,
+                min_seconds: float = 20.0, max_seconds: float = 55.0, palette: str = "piano",
                 log: Callable[[str], None] = lambda _: None) -> CorpusPlan:
     """Generate the MIDI of every piece (no rendering): music21 windows up to `music21_fraction` of the target,
-    then procedural pop pieces until `minutes` of nominal length are reached."""
+    then procedural pop pieces (POP909-layout piano arrangements, or band pieces with drums on the "band"
+    palette) until `minutes` of nominal length are reached."""
+    if palette not in PALETTES:
+        raise DataError(f"unknown palette {palette!r}: use {' or '.join(PALETTES)}")
     if minutes <= 0:
         raise DataError(f"corpus size must be positive, got {minutes} minutes")
     if not 0.0 <= heldout_fraction < 1.0:
@@ -96,7 +103,7 @@ def plan_corpus(minutes: float, seed: int = 0, heldout_fraction: float = 0.1, mu
     m21_budget = target * music21_fraction
     if m21_budget >= min_seconds:
         try:
-            from training.data.music21_source import candidate_works, work_pieces
+            from training.data.music21_source import candidate_works, score_too_large, work_pieces
             import music21  # noqa: F401
         except ImportError as exc:
             raise DataError("the music21 package is needed for the music21 part of the corpus "
@@ -107,8 +114,12 @@ def plan_corpus(minutes: float, seed: int = 0, heldout_fraction: float = 0.1, mu
         for work in works:
             if plan.seconds >= m21_budget:
                 break
+            if score_too_large(work):
+                plan.skipped_works.append({"work": work, "error": "score too large to parse quickly"})
+                continue
             try:
-                pieces = work_pieces(work, derive_seed(seed, "music21", work), min_seconds, max_seconds)
+                pieces = work_pieces(work, derive_seed(seed, "music21", work), min_seconds, max_seconds,
+                                     palette=palette)
             except Exception as exc:  # music21 raises many types on scores it cannot expand or translate
                 plan.skipped_works.append({"work": work, "error": f"{type(exc).__name__}: {exc}"[:300]})
                 log(f"  skipped music21 work {work}: {type(exc).__name__}")
@@ -128,7 +139,7 @@ def plan_corpus(minutes: float, seed: int = 0, heldout_fraction: float = 0.1, mu
         piece_seed = derive_seed(seed, "pop", index)
         length = random.Random(piece_seed ^ 0x5EED).uniform(min_seconds + 5.0, max_seconds)
         length = min(length, max(min_seconds, target - plan.seconds))
-        pop = generate_pop_piece(piece_seed, length)
+        pop = (generate_piano_pop_piece if palette == "piano" else generate_pop_piece)(piece_seed, length)
         piece_id = f"pop-{index:05d}"
         plan.pieces.append(PlannedPiece(piece_id, piece_id, "procedural", pop.to_bytes(), pop.seconds, pop.info))
         index += 1
@@ -169,7 +180,8 @@ def _remove_stale_pieces(out_dir: Path, manifest_path: Path, plan: CorpusPlan, l
 
 def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soundfont: str | Path | None = None,
                  heldout_fraction: float = 0.1, jobs: int = 1, music21_fraction: float = 0.3,
-                 overwrite: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 overwrite: bool = False, palette: str = "piano",
+                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Plan, write and render the corpus into `out_dir`; returns (and writes) the corpus.json manifest.
 
     Pieces that fail to render are listed under "failures" and left out; DataError if nothing could be rendered,
@@ -186,8 +198,10 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
         raise DataError(f"{out_dir} exists and is not a folder")
     font = find_soundfont(soundfont)
     find_fluidsynth()
+    if palette not in PALETTES:
+        raise DataError(f"unknown palette {palette!r}: use {' or '.join(PALETTES)}")
     settings = {"minutes": minutes, "seed": seed, "heldout_fraction": heldout_fraction,
-                "music21_fraction": music21_fraction}
+                "music21_fraction": music21_fraction, "palette": palette}
     manifest_path = out_dir / "corpus.json"
     previous: dict[str, Any] = {}
     if manifest_path.exists() and not overwrite:
@@ -201,7 +215,7 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
 
     started = time.perf_counter()
     log(f"planning {minutes:g} min corpus (seed {seed}) ...")
-    plan = plan_corpus(minutes, seed, heldout_fraction, music21_fraction, log=log)
+    plan = plan_corpus(minutes, seed, heldout_fraction, music21_fraction, palette=palette, log=log)
     plan_seconds = time.perf_counter() - started
     log(f"planned {len(plan.pieces)} pieces, {plan.seconds / 60:.1f} min nominal, in {plan_seconds:.1f} s")
 

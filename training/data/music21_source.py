@@ -30,6 +30,12 @@ COLLECTIONS = ("bach", "monteverdi", "beethoven", "mozart", "haydn", "joplin", "
                "schumann_robert", "beach", "handel", "schubert", "trecento", "josquin", "luca", "ciconia",
                "palestrina", "cpebach", "verdi", "weber", "liliuokalani", "johnson_j_r")
 SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".mid")
+# The piano palette (the default corpus): every part on one keyboard, most often the acoustic grand.
+KEYBOARD_ENSEMBLES: dict[str, tuple[int, ...]] = {
+    "grand_piano": (0,), "grand_piano_2": (0,), "grand_piano_3": (0,), "bright_piano": (1,),
+    "electric_grand": (2,), "electric_piano": (4,),
+}
+PALETTES = {"piano": KEYBOARD_ENSEMBLES, "band": ENSEMBLES}
 
 
 def candidate_works(max_per_collection: int = 60) -> list[str]:
@@ -50,6 +56,21 @@ def candidate_works(max_per_collection: int = 60) -> list[str]:
             paths = [paths[int(i * stride)] for i in range(max_per_collection)]
         works.extend(paths)
     return works
+
+
+# music21 parses a few MB of MusicXML for minutes (a whole Beethoven quartet: ~8 min on this CPU), while only the
+# first ~110 s of a work are used: works above this size (a .mxl counted at ~20x, its usual compression) are skipped.
+MAX_SCORE_BYTES = 1_200_000
+MXL_EXPANSION = 20
+
+
+def score_too_large(relative_path: str) -> bool:
+    """Whether parsing this corpus work would cost minutes (see MAX_SCORE_BYTES)."""
+    from music21 import corpus
+
+    path = Path(corpus.__file__).resolve().parent / relative_path
+    size = path.stat().st_size * (MXL_EXPANSION if path.suffix == ".mxl" else 1)
+    return size > MAX_SCORE_BYTES
 
 
 def work_to_midi(relative_path: str) -> mido.MidiFile:
@@ -146,17 +167,21 @@ def window_midi(midi: mido.MidiFile, start_s: float, end_s: float) -> mido.MidiF
     return result
 
 
-def orchestrate(midi: mido.MidiFile, rng: random.Random) -> tuple[mido.MidiFile, dict[str, Any]]:
-    """Give every part with notes its own channel, a GM program from a random ensemble and a pan position."""
+def orchestrate(midi: mido.MidiFile, rng: random.Random, palette: str = "band") -> tuple[mido.MidiFile,
+                                                                                        dict[str, Any]]:
+    """Give every part with notes its own channel, a GM program from a random ensemble of `palette` ("band": any
+    GM ensemble; "piano": one keyboard) and a pan position. On the piano palette the velocities are performed:
+    the top part sings over the inner ones, strong beats lean, and every note scatters a little."""
+    ensembles = PALETTES[palette]
     parts = []
     for index, track in enumerate(midi.tracks):
         pitches = [m.note for m in track if m.type == "note_on" and m.velocity > 0 and m.channel != DRUM_CHANNEL]
         if pitches:
             parts.append((-sum(pitches) / len(pitches), index))
     ranked = [index for _, index in sorted(parts)]  # highest part first
-    ensemble_name = rng.choice(sorted(ENSEMBLES))
-    ensemble = ENSEMBLES[ensemble_name]
-    width = rng.randint(20, 50)
+    ensemble_name = rng.choice(sorted(ensembles))
+    ensemble = ensembles[ensemble_name]
+    width = rng.randint(20, 50) if palette == "band" else rng.randint(6, 22)  # a piano is one instrument
     order = list(range(len(ranked)))
     if rng.random() < 0.5:
         order.reverse()
@@ -188,6 +213,9 @@ def orchestrate(midi: mido.MidiFile, rng: random.Random) -> tuple[mido.MidiFile,
             carried = 0
             if hasattr(msg, "channel") and msg.channel != DRUM_CHANNEL:
                 msg = msg.copy(channel=channel)
+            if palette == "piano" and msg.type == "note_on" and msg.velocity > 0:
+                lead = 10 if ranked.index(index) == 0 else (-4 if 0 < ranked.index(index) < len(ranked) - 1 else 0)
+                msg = msg.copy(velocity=min(max(int(msg.velocity * 0.85) + lead + rng.randint(-7, 7), 20), 120))
             new.append(msg)
         result.tracks.append(new)
     info = {"ensemble": ensemble_name, "programs": [assignment[i][1] for i in ranked],
@@ -196,7 +224,7 @@ def orchestrate(midi: mido.MidiFile, rng: random.Random) -> tuple[mido.MidiFile,
 
 
 def work_pieces(relative_path: str, seed: int, min_seconds: float = 20.0, max_seconds: float = 55.0,
-                max_windows: int = 2) -> list[tuple[mido.MidiFile, dict[str, Any]]]:
+                max_windows: int = 2, palette: str = "band") -> list[tuple[mido.MidiFile, dict[str, Any]]]:
     """Orchestrated windows (20-55 s) of one corpus work; [] when it is too short. Deterministic from `seed`."""
     rng = random.Random(seed)
     factor = rng.uniform(0.85, 1.2)
@@ -213,7 +241,7 @@ def work_pieces(relative_path: str, seed: int, min_seconds: float = 20.0, max_se
         if length - start - span < min_seconds and length - start <= max_seconds:
             span = length - start  # take the whole rest instead of leaving a stub
         part = window_midi(midi, start, start + span) if (start > 0 or span < length) else midi
-        orchestrated, info = orchestrate(part, rng)
+        orchestrated, info = orchestrate(part, rng, palette)
         info.update({"work": relative_path, "window": window, "start_seconds": round(start, 3),
                      "tempo_factor": round(factor, 4)})
         pieces.append((orchestrated, info))

@@ -107,6 +107,7 @@ class _Track:
 
     def note(self, tick: int, length: int, pitch: int, velocity: int) -> None:
         pitch, velocity = min(max(pitch, 0), 127), min(max(velocity, 1), 127)
+        tick = max(tick, 0)  # timing scatter may push a first note before the start
         self._add(tick, 2, mido.Message("note_on", channel=self.channel, note=pitch, velocity=velocity))
         # note-offs sort before note-ons at the same tick, so repeated notes retrigger cleanly
         self._add(tick + max(length, 1), 1, mido.Message("note_off", channel=self.channel, note=pitch, velocity=0))
