@@ -27,6 +27,7 @@ from training.data.errors import DataError, DataWarning
 from training import distributed
 from training.loop import RunDirError, prepare_run_dir, run_training
 from training.trainer import Trainer, select_device
+from training.warm_start import WarmStartError, load_initial_weights
 
 PROG = "msanii-train"
 
@@ -60,6 +61,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--keep-checkpoints", type=int, metavar="K", help="keep only the newest K periodic "
                         "step-*.pt files (default: keep all; a paper U-Net checkpoint is ~0.8 GB)")
     parser.add_argument("--resume", action="store_true", help=f"continue RUN_DIR/{kind}/{LAST} bit-exactly")
+    parser.add_argument("--init-from", metavar="SOURCE", help="start a new run from an earlier model's weights "
+                        f"(fine-tuning): a bundle folder (its {kind}.onnx), a .onnx graph or a .pt checkpoint of the "
+                        "same preset; optimiser, warm-up and step start afresh")
     parser.add_argument("--device", default="auto", help="cpu | cuda | auto (default auto)")
     parser.add_argument("--precision", default=None, help="auto | fp32 | bf16 | fp16 (auto: bf16/fp16 mixed "
                         "precision on CUDA, fp32 on CPU)")
@@ -117,6 +121,8 @@ def train_command(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     checkpoint = None
     kind_dir = Path(args.out) / kind
+    if args.resume and args.init_from:
+        raise UsageError("--init-from starts a new run; it cannot be combined with --resume")
     if args.resume:
         kind_dir = prepare_run_dir(args.out, kind, resume=True)
         checkpoint = load_checkpoint(kind_dir / LAST, kind=kind)
@@ -187,8 +193,19 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, held: list, kind_dir: Pat
         except (ValueError, KeyError, RuntimeError) as exc:  # e.g. the preset's architecture changed since
             raise CheckpointError(f"cannot resume from {kind_dir / LAST}: {exc}") from exc
         del checkpoint
-    elif say:
-        kind_dir = prepare_run_dir(args.out, kind, resume=False)
+    else:
+        if args.init_from:
+            try:
+                loaded = load_initial_weights(trainer.model, args.init_from, kind)
+            except WarmStartError as exc:
+                raise UsageError(str(exc)) from exc
+            if trainer.ema is not None:
+                trainer.ema.load_state_dict(trainer.model.state_dict())
+            trainer.data_info["init_from"] = loaded
+            if say:
+                print(f"{kind}: initial weights: {loaded}", file=sys.stderr)
+        if say:
+            kind_dir = prepare_run_dir(args.out, kind, resume=False)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     crop_seconds = trainer.crop_samples / spectrogram.sample_rate
     where = str(device) if ctx is None else (
