@@ -28,6 +28,7 @@ EventHandler = Callable[[str, Any], None]
 # Pings a silent server may miss, `timeout` apart, before it counts as gone: a server busy importing a task's
 # code for its first request, on a loaded machine, can be deaf for a few seconds.
 MISSED_PINGS = 3
+RESEND_SECONDS = 1.0
 
 STATUS_FIELDS = ("state", "queue_length", "model", "device", "packets", "malformed", "oversized", "rejected",
                  "workers", "busy_workers", "restarts")
@@ -120,13 +121,25 @@ class MsaniiClient:
     def _where(self) -> str:
         return f"udp://{self.server[0]}:{self.server[1]}"
 
-    def _await(self, match: Callable[[str, list], Any], what: str) -> Any:
-        """Wait up to `timeout` for a message for which `match` returns something other than None."""
-        until = time.monotonic() + self.timeout
-        while (message := self._receive(until)) is not None:
-            result = match(*message)
-            if result is not None:
-                return result
+    def _await(self, match: Callable[[str, list], Any], what: str,
+               resend: tuple[str, Sequence[Any]] | None = None) -> Any:
+        """Wait up to `timeout` for a message for which `match` returns something other than None. An idempotent
+        request given as `resend` is sent again every RESEND_SECONDS: UDP may drop a datagram on a loaded host."""
+        start = time.monotonic()
+        until, sent = start + self.timeout, start
+        while True:
+            message = self._receive(min(until, sent + RESEND_SECONDS) if resend else until)
+            if message is not None:
+                result = match(*message)
+                if result is not None:
+                    return result
+                continue
+            now = time.monotonic()
+            if now >= until:
+                break
+            if resend and now >= sent + RESEND_SECONDS:
+                self.send(resend[0], *resend[1])
+                sent = now
         raise NoServer(f"no msanii-osc server answered at {self._where()} within {self.timeout:g} s ({what}); "
                        "is msanii-osc running on that port?")
 
@@ -141,11 +154,11 @@ class MsaniiClient:
             if address == "/msanii/fail" and args[:1] == ["/msanii/register"]:
                 raise RequestFailed(str(args[1]) if len(args) > 1 else "registration refused")
             return None
-        self._await(registered, "registering the reply port")
+        self._await(registered, "registering the reply port", resend=("/msanii/register", [self.port]))
 
     def status(self) -> dict[str, Any]:
         self.send("/msanii/status")
-        args = self._await(lambda a, x: x if a == "/msanii/status" else None, "status")
+        args = self._await(lambda a, x: x if a == "/msanii/status" else None, "status", resend=("/msanii/status", []))
         return dict(zip(STATUS_FIELDS, args))
 
     def set(self, key: str, *values: Any) -> list:
@@ -158,7 +171,7 @@ class MsaniiClient:
             if address == "/msanii/fail" and args[:1] == ["/msanii/set"]:
                 raise RequestFailed(f"set {key}: {args[1]}")
             return None
-        return self._await(applied, f"set {key}")
+        return self._await(applied, f"set {key}", resend=("/msanii/set", [key, *values]))
 
     def cancel(self, job_id: str) -> None:
         """Cancel a queued or running job (any client's). A ping after the cancel is the barrier: the server

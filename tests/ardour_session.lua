@@ -1,7 +1,7 @@
 -- Headless Ardour driver for tests/test_ardour_session.py (run by ardour7-lua / ardour8-lua).
 --   create <dir> <name> <rate> <bpm> <clip.pcm> <position>     new session, tempo, the clip on track "take"
 --   edit <dir> <name> <work_dir> <port> <action> ...   load, run msanii actions, save
---      actions: inpaint <start> <end> | continue <bars> | generate <at> <bars>   (samples / bars)
+--      actions: inpaint <start> <end> | continue <bars> | generate <at> <bars> | generate-cancel <at> <bars>
 -- Prints "MSANII_RESULT <action> key=value ..." or "MSANII_ERROR <action> <message>" per action. The
 -- actions are the shared code of examples/ardour/ (msanii_lib.lua), loaded exactly as the editor actions do.
 
@@ -66,6 +66,13 @@ elseif cmd == "edit" then
 			for r in take:to_track ():playlist ():region_list ():iter () do region = region or r end
 			ok, result = pcall (lib.continue_region, session, take, region, tonumber (arg[i + 1]), opts)
 			i = i + 2
+		elseif action == "generate-cancel" then -- as the progress window's Cancel: cancel at the first progress line
+			local lines = 0
+			local cancelling = { on_progress = function (fraction, line) lines = lines + 1 return fraction ~= nil end }
+			for k, v in pairs (opts) do cancelling[k] = v end
+			ok, result = pcall (lib.generate_at, session, tonumber (arg[i + 1]), tonumber (arg[i + 2]), cancelling)
+			print ("MSANII_PROGRESS_LINES " .. lines)
+			i = i + 3
 		elseif action == "generate" then
 			ok, result = pcall (lib.generate_at, session, tonumber (arg[i + 1]), tonumber (arg[i + 2]), opts)
 			i = i + 3

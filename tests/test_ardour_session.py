@@ -149,12 +149,16 @@ def test_inpaint_continue_generate_in_a_real_ardour_session(ardour_binary, tiny_
     server = ServerProcess(["--bundle", str(tiny_bundle), "--output-dir", str(out), "--allow-input", str(work),
                             "--engine-device", "cpu"])
     try:
-        with MsaniiClient("127.0.0.1", server.port) as client:  # keep CI short: few steps, few phase iterations
+        # keep CI short: few steps, few phase iterations (a patient client: this is set-up, not under test)
+        with MsaniiClient("127.0.0.1", server.port, timeout=30) as client:
             client.set("steps", 4)
             client.set("gl_iters", 4)
         s, e = 2 * RATE, 3 * RATE  # the "selected range": 1.0-2.0 s into the clip
         edited = ardour.driver("edit", tmp_path / "song", "song", work, server.port,
                                "inpaint", s, e, "continue", 1, "generate", CLIP_AT, 2)
+        with MsaniiClient("127.0.0.1", server.port, timeout=30) as client:
+            client.set("steps", 1000)  # long enough to be cancelled mid-render
+        cancelled = ardour.driver("edit", tmp_path / "song", "song", work, server.port, "generate-cancel", 0, 8)
     finally:
         server.stop()
     assert not errors(edited), edited
@@ -192,6 +196,11 @@ def test_inpaint_continue_generate_in_a_real_ardour_session(ardour_binary, tiny_
     # the original: same region, same files, bit for bit; nothing else on its track
     assert [r["xml"] for r in after.regions("take")] == [take["xml"]]
     assert {f: sha256(f) for f in take["files"]} == hashes
+
+    # Cancel in the progress window: the job is cancelled on the server, nothing is placed
+    assert errors(cancelled) == {"generate-cancel": "msanii: cancelled"}, cancelled
+    assert int(re.search(r"MSANII_PROGRESS_LINES (\d+)", cancelled).group(1)) >= 1
+    assert SessionFile(tmp_path / "song", "song", superclock).tracks() == after.tracks()
 
     # the server is gone now: a clear error, no new track, the session still saves
     tracks = after.tracks()

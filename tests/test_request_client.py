@@ -4,6 +4,7 @@ there. The CLI runs as a real subprocess (exit codes, stdout, stderr as a DAW sc
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -110,7 +111,8 @@ def test_server_fail_reasons_are_one_line_and_exit_1(bridge, dirs, tmp_path):
     run = request("inpaint", "--in", str(clip), "--region", "5-6", port=bridge.address[1])
     assert run.returncode == 1 and "failed: region 1 (5.000s-6.000s) ends after the end of the file" in run.stderr
     run = request("generate", "--seconds", "500", port=bridge.address[1])
-    assert run.returncode == 1 and "failed: seconds must be <= 190.2, got 500" in run.stderr
+    assert run.returncode == 1 and re.fullmatch(r"msanii-request: failed: seconds must be <= 190\.\d+, got 500\n",
+                                                run.stderr)
     run = request("cancel", "nobody", port=bridge.address[1])
     assert run.returncode == 1 and "no such job" in run.stderr
 
@@ -142,7 +144,7 @@ def test_no_server_is_said_clearly_and_quickly():
     assert time.monotonic() - t0 < 10
 
 
-def test_status_verb_and_library_events(bridge):
+def test_status_verb_and_library_events(bridge, dirs):
     run = request("status", port=bridge.address[1])
     assert run.returncode == 0
     fields = dict(line.split(" ", 1) for line in run.stdout.splitlines())
@@ -152,8 +154,8 @@ def test_status_verb_and_library_events(bridge):
         done = client.request("/msanii/loop", "lp", [2.0, "s", 9], on_event=lambda k, v: events.append((k, v)))
         assert done.job_id == "lp" and done.seed == 9 and done.path.is_file()
         assert events[0] == ("accepted", 0) and events[-1] == ("progress", 1.0)
-        with pytest.raises(RequestFailed, match="duplicate id|no such file"):
-            client.request("/msanii/audio2audio", "a2a", ["/nonexistent.wav", 0.5])
+        with pytest.raises(RequestFailed, match="no such file"):
+            client.request("/msanii/audio2audio", "a2a", [str(dirs[1] / "missing.wav"), 0.5])
         assert client.set("bpm", 90) == [90.0]
     with pytest.raises(ValueError, match="port must be"):
         MsaniiClient("127.0.0.1", 0)
