@@ -122,9 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _job_arguments(args: argparse.Namespace) -> tuple[str, list[Any]]:
     """The OSC address and the arguments after the job id; inputs are stacked/cut here first."""
-    from bridge.handoff import prepare_input  # soundfile/numpy only for verbs that read files
-
     def one_input(stem: str) -> str:
+        from bridge.handoff import prepare_input  # numpy/soundfile (0.4 s) only for verbs that read files
         return str(prepare_input(args.inputs, args.work_dir, args.span, stem))
 
     seed = [] if args.seed is None else [args.seed]
