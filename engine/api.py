@@ -17,7 +17,7 @@ import torch
 from engine.backends import BACKENDS
 from engine.backends.onnx import BackendError, OnnxDenoiser, OnnxVocoder, default_threads
 from engine.bundle import UNET_FILE, VOCODER_FILE, Bundle, load_bundle
-from engine.render import RenderResult, encode, reconstruct_phase, vocode
+from engine.render import RenderResult, encode, max_clip_seconds, reconstruct_phase, vocode
 
 __all__ = ["BACKENDS", "Engine", "RenderResult", "choose_backend"]
 
@@ -110,6 +110,11 @@ class Engine:
     @property
     def device(self) -> str:
         return self.denoiser.device
+
+    @property
+    def max_seconds(self) -> float:
+        """The longest clip one render makes (engine.render.max_clip_seconds)."""
+        return max_clip_seconds(self.bundle)
 
     @property
     def defaults(self):

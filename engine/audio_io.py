@@ -113,6 +113,19 @@ def temp_name(path: Path, pid: int) -> Path:
     return path.with_name(f".{path.name}.tmp-{pid}")
 
 
+def reserve_temp(path: Path) -> Path:
+    """Create this process's empty temp file for `path` and return its name. Done with os.open rather than left to
+    libsndfile, whose error for an unwritable folder is only "System error": this one names the cause
+    (Permission denied, Read-only file system, ...)."""
+    tmp = temp_name(path, os.getpid())
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError as exc:
+        raise AudioIOError(f"cannot write {path}: {exc.strerror or exc} (in {path.parent})") from None
+    os.close(fd)
+    return tmp
+
+
 def remove_stale_temps(path: Path) -> list[Path]:
     """Delete temp files of `path` left by writers that no longer run (a process killed mid-write cannot clean
     up after itself). Only names `.{name}.tmp-{pid}` whose pid is dead are touched. Returns what was removed."""
@@ -162,7 +175,7 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, format: s
     if subtype == "PCM_16":
         out = np.clip(_tpdf_dither(out, 16), -1.0, 1.0 - 2.0 ** -15)
     remove_stale_temps(path)
-    tmp = temp_name(path, os.getpid())
+    tmp = reserve_temp(path)
     try:
         sf.write(str(tmp), out.T, int(sample_rate), subtype=subtype, format=fmt)
         publish(tmp, path, overwrite)

@@ -19,6 +19,7 @@ from engine.audio_io import BIT_DEPTHS, FORMATS, AudioIOError, resample, write_a
 from engine.backends import BACKENDS, PRECISIONS
 from engine.backends.onnx import DEVICES, BackendError
 from engine.bundle import BundleError
+from engine.limits import DEFAULT_MAX_INPUT_SECONDS, DEFAULT_MAX_RENDER_SECONDS, INPUT_OPTION, RENDER_OPTION
 from engine.render import RenderError, RenderResult
 
 FIRST = ("generate",)  # listed first in --help; the others follow alphabetically
@@ -42,6 +43,13 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--precision", choices=PRECISIONS,
                    help="torch backend: autocast precision (default fp32)")
     g.add_argument("--cuda-graphs", action="store_true", help="torch backend on CUDA: replay each step as a CUDA graph")
+    g = p.add_argument_group("limits (the same as msanii-osc's)")
+    g.add_argument(INPUT_OPTION, dest="max_input_seconds", type=float, default=DEFAULT_MAX_INPUT_SECONDS,
+                   metavar="S", help=f"refuse input files longer than S seconds (default {DEFAULT_MAX_INPUT_SECONDS:g})")
+    g.add_argument(RENDER_OPTION, dest="max_render_seconds", type=float, default=DEFAULT_MAX_RENDER_SECONDS,
+                   metavar="S", help="refuse a task that would render more than S seconds of new audio (default "
+                   f"{DEFAULT_MAX_RENDER_SECONDS:g}; generate and loop also stop at the model's longest render)")
+    g = p.add_argument_group("output")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--json", action="store_true", help="print the render's details as JSON on stdout")
     return p

@@ -33,6 +33,14 @@ class ClipLength:
     model_frames: int  # frames padded up to the U-Net's frame multiple
 
 
+def max_clip_seconds(bundle: Bundle) -> float:
+    """The longest clip one render makes: the frames that fit MAX_FRAMES (a multiple of the U-Net's), less the
+    one past the end that centred frames need (8191 hops = 190.1946 s for 44.1 kHz / hop 1024). The one source
+    of this limit for the engine, the OSC server and the docs."""
+    m = bundle.frame_multiple
+    return ((MAX_FRAMES // m * m) - 1) * bundle.spectrogram.hop_length / bundle.sample_rate
+
+
 def clip_length(seconds: float, bundle: Bundle) -> ClipLength:
     """Seconds (any positive float) -> sample count round(seconds * rate) and the frame counts behind it."""
     try:
@@ -49,8 +57,7 @@ def clip_length(seconds: float, bundle: Bundle) -> ClipLength:
     m = bundle.frame_multiple
     model_frames = -(-frames // m) * m
     if model_frames > MAX_FRAMES:
-        longest = ((MAX_FRAMES // m * m) - 1) * hop / bundle.sample_rate
-        raise RenderError(f"seconds={seconds:g} is too long: at most {longest:.1f} s per render")
+        raise RenderError(f"seconds={seconds:g} is too long: at most {max_clip_seconds(bundle):.4f} s per render")
     return ClipLength(samples, frames, model_frames)
 
 

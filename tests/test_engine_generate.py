@@ -111,7 +111,7 @@ def test_clip_length_paper_frame_multiple(engine):
     assert short.samples == 441 and short.frames == 2 and short.model_frames == 64
     exact = clip_length(1024 * 63 / 44100, paper_like)  # frames exactly on the multiple
     assert exact.samples == 64512 and exact.frames == 64 and exact.model_frames == 64
-    with pytest.raises(RenderError, match="at most 190.2 s"):
+    with pytest.raises(RenderError, match="at most 190.1946 s"):
         clip_length(190.3, paper_like)
 
 

@@ -16,14 +16,16 @@ import numpy as np
 import torch
 
 from engine.boundary import measure_boundaries
+from engine.finite import check_output
+from engine.limits import UNBOUNDED, Limits
 from engine.masked_sampling import count_unet_calls
 from engine.regions import RegionError, SampleRegion, Tempo, parse_region, resolve_regions
 from engine.render import Progress
-from engine.tasks.cli_support import (add_input, add_sampling, add_tempo, gl_iters_for, masked_config,
-                                      native_output, tempo_from)
+from engine.tasks.cli_support import (add_input, add_sampling, add_tempo, gl_iters_for, limits_from,
+                                      masked_config, native_output, tempo_from)
 from engine.tasks.editing import (CONTEXT_SECONDS, FADE_SECONDS, EditResult, SpanRender, edit_regions, from_model,
                                   make_result, max_window_seconds, render_spans, to_model)
-from engine.tasks.inpaint import RegionLike, as_regions, load_source
+from engine.tasks.inpaint import RegionLike, as_regions, load_source, rendered_seconds
 from engine.tasks.pcm import NativeAudio, check_output_path, float_to_samples, output_layout
 
 CHUNK_SECONDS = 60.0  # whole files longer than one render are re-rendered in chunks of this length
@@ -40,7 +42,7 @@ def audio2audio(engine: "Engine", source: str | Path | NativeAudio, strength: fl
                 gl_iters: int | None = None, fade_ms: float = FADE_SECONDS * 1000,
                 callback: Callable[[float], None] | None = None, output: str | Path | None = None,
                 overwrite: bool = False, format: str | None = None, bit_depth: int | str | None = None,
-                chunk_seconds: float | None = None) -> EditResult:
+                chunk_seconds: float | None = None, limits: Limits | None = None) -> EditResult:
     """Re-render `source` (or its `regions`) from its mel noised to `strength` (0 < strength <= 1).
 
     A whole file longer than one render (or any whole file, with `chunk_seconds`) is done in chunks, left to
@@ -52,13 +54,14 @@ def audio2audio(engine: "Engine", source: str | Path | NativeAudio, strength: fl
         raise RegionError(f"strength must be a number between 0 and 1, got {strength!r}") from None
     if not 0.0 < strength <= 1.0:
         raise RegionError(f"strength must be in (0, 1] (0 would return the input unchanged), got {strength}")
-    src = load_source(source)
+    src = load_source(source, limits)
     if output is not None:
         check_output_path(output, overwrite)
     if regions:
         resolved = resolve_regions(as_regions(regions), src.frames, src.sample_rate, tempo)
     else:
         resolved = [SampleRegion(0, src.frames)]
+    (limits or UNBOUNDED).check_render(rendered_seconds(resolved, src.sample_rate), "this audio2audio")
     config = masked_config(engine, steps, sampler, "replace", jumps, strength)
     iters = gl_iters_for(engine, gl_iters)
     seed, generator = engine.generator_for(seed)
@@ -109,6 +112,7 @@ def _chunked(engine: "Engine", src: NativeAudio, config, generator, iters: int,
         out[:, s:e] = new[:, s - a:]
     tracker.update("phase", float(iters * len(starts)))
     audio = from_model(out, engine, src.sample_rate, src.channels, src.frames)
+    check_output(audio)  # before the clip, which would turn an infinity into a full-scale sample
     samples = float_to_samples(np.clip(audio, -1.0, 1.0).T, subtype, dither=True)
     joins = [round(s * src.sample_rate / model_rate) for s in starts[1:]]
     info = {"chunks": len(starts), "chunk_s": chunk_s, "unet_calls": report.unet_calls,
@@ -143,4 +147,5 @@ def run_cli(engine: "Engine", args: argparse.Namespace, callback: Callable[[floa
     regions = [parse_region(r) for r in args.region] if args.region else None
     return audio2audio(engine, args.input, args.strength, regions=regions, tempo=tempo_from(args), seed=args.seed,
                        steps=args.steps, sampler=args.sampler, jumps=args.jumps, gl_iters=args.gl_iters,
-                       fade_ms=args.fade_ms, callback=callback, format=args.format, bit_depth=args.bit_depth)
+                       fade_ms=args.fade_ms, callback=callback, format=args.format, bit_depth=args.bit_depth,
+                       limits=limits_from(args))

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.audio_io import WriteResult, resample
+from engine.finite import check_output
+from engine.limits import Limits
 from engine.masked_sampling import METHODS, MaskedConfig
 from engine.regions import Tempo
 from engine.render import RenderError
@@ -83,6 +85,15 @@ def add_tempo(p: argparse.ArgumentParser) -> None:
     g.add_argument("--origin", type=float, default=0.0, help="seconds where bar 1 beat 1 falls (default 0)")
 
 
+def limits_from(args: argparse.Namespace) -> Limits:
+    """The render's bounds from --max-input-seconds / --max-render-seconds (engine.cli's common options)."""
+    try:
+        return Limits(args.max_input_seconds, args.max_render_seconds)
+    except ValueError as exc:
+        raise RenderError(str(exc).replace("max_input_seconds", "--max-input-seconds")
+                          .replace("max_render_seconds", "--max-render-seconds")) from None
+
+
 def tempo_from(args: argparse.Namespace) -> Tempo | None:
     return Tempo.parse(args.bpm, args.time_signature, args.origin) if args.bpm is not None else None
 
@@ -99,6 +110,7 @@ def write_edit(result: "EditResult", args: argparse.Namespace) -> WriteResult:
     out = args.out or default_out_path(args.task, result.info.get("seed"), ext)
     if args.rate and args.rate != result.sample_rate:  # a different rate was asked for: everything is resampled
         audio = resample(result.audio, result.sample_rate, args.rate)
+        check_output(audio)  # before the clip, which would turn an infinity into a full-scale sample
         samples = float_to_samples(np.clip(audio, -1.0, 1.0).T, result.subtype)
         path = write_native(out, samples, args.rate, result.format, result.subtype, args.overwrite)
         return WriteResult(path, False, float(np.abs(audio).max()), 0.0, result.format, result.subtype, args.rate)

@@ -24,7 +24,7 @@ from engine.dsp.phase import fast_griffin_lim
 from engine.dsp.spectrogram import stft_complex
 from engine.masked_sampling import MaskedConfig, count_unet_calls, masked_sample
 from engine.regions import RegionError, SampleRegion
-from engine.render import MAX_FRAMES, Progress, RenderError, RenderResult, vocode
+from engine.render import MAX_FRAMES, Progress, RenderError, RenderResult, max_clip_seconds, vocode
 from engine.tasks.anchored_phase import anchored_griffin_lim, context_phase
 from engine.tasks.pcm import NativeAudio, float_to_samples, output_layout, write_native
 
@@ -211,8 +211,7 @@ def context_windows(regions: Sequence[SampleRegion], total: int, rate: int, cont
 
 
 def max_window_seconds(engine: "Engine") -> float:
-    m = engine.bundle.frame_multiple
-    return ((MAX_FRAMES // m * m) - 1) * engine.bundle.spectrogram.hop_length / engine.sample_rate
+    return max_clip_seconds(engine.bundle)
 
 
 def edit_regions(engine: "Engine", source: NativeAudio, regions: Sequence[SampleRegion], config: MaskedConfig,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import torch
 
+from engine.finite import check_output
 from engine.render import PHASE_METHODS, Progress, RenderError, RenderResult, clip_length
 from engine.sampling import SAMPLERS, make_scheduler, sample, solver_settings
 
@@ -100,6 +101,7 @@ def _result(engine: "Engine", seconds: float, length, seed: int, settings: dict,
     from engine.dsp.phase import spectral_convergence
     bundle = engine.bundle
     audio_np = audio.cpu().numpy().astype(np.float32, copy=False)
+    check_output(audio_np)
     info = {"task": "generate", "seconds_requested": float(seconds), "seconds": length.samples / bundle.sample_rate,
             "samples": length.samples, "frames": length.frames, "model_frames": length.model_frames, "seed": seed,
             **settings, "spacing": spacing, "order": order if settings["sampler"] == "dpmpp" else 1,
@@ -126,5 +128,8 @@ def register_cli(subparsers: argparse._SubParsersAction, common: argparse.Argume
 
 
 def run_cli(engine: "Engine", args: argparse.Namespace, callback: Callable[[float], None]) -> RenderResult:
+    from engine.tasks.cli_support import limits_from
+    clip_length(args.seconds, engine.bundle)  # the model's own limit first: its reason says more
+    limits_from(args).check_render(args.seconds, "this generate")
     return engine.generate(args.seconds, seed=args.seed, steps=args.steps, sampler=args.sampler,
                            gl_iters=args.gl_iters, phase=args.phase, callback=callback)

@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from engine.regions import Region, Tempo, parse_region, resolve_regions
+from engine.finite import check_input
+from engine.limits import UNBOUNDED, Limits
+from engine.regions import Region, SampleRegion, Tempo, parse_region, resolve_regions
 from engine.render import RenderError
-from engine.tasks.cli_support import (add_input, add_sampling, add_tempo, gl_iters_for, masked_config,
-                                      native_output, tempo_from)
+from engine.tasks.cli_support import (add_input, add_sampling, add_tempo, gl_iters_for, limits_from,
+                                      masked_config, native_output, tempo_from)
 from engine.tasks.editing import CONTEXT_SECONDS, FADE_SECONDS, EditResult, edit_regions, make_result
 from engine.tasks.pcm import NativeAudio, check_output_path, read_native
 
@@ -39,8 +41,20 @@ def as_regions(regions: Sequence[RegionLike]) -> list[Region]:
     return out
 
 
-def load_source(source: str | Path | NativeAudio) -> NativeAudio:
-    return source if isinstance(source, NativeAudio) else read_native(source)
+def load_source(source: str | Path | NativeAudio, limits: Limits | None = None, frames: int | None = None
+                ) -> NativeAudio:
+    """The task's input: a file read (its header checked against `limits` first; only the first `frames` if
+    given), or audio already in memory, held to the same limits and non-finite policy."""
+    if not isinstance(source, NativeAudio):
+        return read_native(source, limits, frames=frames)
+    (limits or UNBOUNDED).check_input(source.seconds, source.path or "the input")
+    check_input(source.samples, source.sample_rate, source.path or "the input")
+    return source
+
+
+def rendered_seconds(regions: Sequence[SampleRegion], sample_rate: int) -> float:
+    """New audio a region edit renders: the regions' total length."""
+    return sum(r.length for r in regions) / sample_rate
 
 
 def inpaint(engine: "Engine", source: str | Path | NativeAudio, regions: Sequence[RegionLike], *,
@@ -50,17 +64,18 @@ def inpaint(engine: "Engine", source: str | Path | NativeAudio, regions: Sequenc
             context_seconds: float = CONTEXT_SECONDS, phase: str = "anchored",
             callback: Callable[[float], None] | None = None,
             output: str | Path | None = None, overwrite: bool = False, format: str | None = None,
-            bit_depth: int | str | None = None) -> EditResult:
+            bit_depth: int | str | None = None, limits: Limits | None = None) -> EditResult:
     """Regenerate `regions` of `source`. Returns the edited file's samples (input's rate and format unless
     `format`/`bit_depth` say otherwise) and writes them to `output` if given. Bad regions raise RegionError
     before anything is rendered or written. `phase` "anchored" (default) solves the new phase with the original
     held fixed, starting from its phase; "free" is the paper's decoding (random phase), kept as a baseline."""
     if phase not in PHASES:
         raise RenderError(f"unknown phase mode {phase!r}: use {' or '.join(PHASES)}")
-    src = load_source(source)
+    src = load_source(source, limits)
     if output is not None:
         check_output_path(output, overwrite)
     resolved = resolve_regions(as_regions(regions), src.frames, src.sample_rate, tempo)
+    (limits or UNBOUNDED).check_render(rendered_seconds(resolved, src.sample_rate), "this inpaint")
     config = masked_config(engine, steps, sampler, method, jumps)
     iters = gl_iters_for(engine, gl_iters)
     seed, generator = engine.generator_for(seed)
@@ -102,4 +117,4 @@ def run_cli(engine: "Engine", args: argparse.Namespace, callback: Callable[[floa
     return inpaint(engine, args.input, [parse_region(r) for r in args.region], tempo=tempo_from(args),
                    seed=args.seed, steps=args.steps, sampler=args.sampler, method=args.method, jumps=args.jumps,
                    gl_iters=args.gl_iters, fade_ms=args.fade_ms, context_seconds=args.context, callback=callback,
-                   format=args.format, bit_depth=args.bit_depth)
+                   format=args.format, bit_depth=args.bit_depth, limits=limits_from(args))

@@ -22,10 +22,12 @@ import numpy as np
 import torch
 
 from engine.dsp.spectrogram import stft_complex
+from engine.finite import check_output
+from engine.limits import UNBOUNDED, Limits, read_header
 from engine.regions import RegionError
 from engine.render import Progress, RenderError
 from engine.sampling import SAMPLERS, make_scheduler, sample, start_index_for
-from engine.tasks.cli_support import add_input, add_sampling, gl_iters_for, native_output
+from engine.tasks.cli_support import add_input, add_sampling, gl_iters_for, limits_from, native_output
 from engine.tasks.editing import EditResult, from_model, make_result, max_window_seconds, to_model
 from engine.tasks.inpaint import load_source
 from engine.tasks.pcm import NativeAudio, check_output_path, float_to_samples, output_layout
@@ -67,20 +69,25 @@ def interpolate(engine: "Engine", source_a: str | Path | NativeAudio, source_b: 
                 steps: int | None = None, sampler: str | None = None, gl_iters: int | None = None,
                 callback: Callable[[float], None] | None = None, output: str | Path | None = None,
                 overwrite: bool = False, format: str | None = None,
-                bit_depth: int | str | None = None) -> EditResult:
-    """Blend A and B: `ratio` is A's share (0..1), `strength` the noise level the mix starts from (0..1]."""
+                bit_depth: int | str | None = None, limits: Limits | None = None) -> EditResult:
+    """Blend A and B: `ratio` is A's share (0..1), `strength` the noise level the mix starts from (0..1].
+    Only the first (shorter input's length) of each file is read."""
     if not 0.0 <= ratio <= 1.0:
         raise RegionError(f"ratio must be between 0 and 1 (the share of the first input), got {ratio}")
     if not 0.0 < strength <= 1.0:
         raise RegionError(f"strength must be in (0, 1], got {strength}")
     if mix not in MIXES:
         raise RenderError(f"unknown interpolation mix {mix!r}: use {' or '.join(MIXES)}")
-    a, b = load_source(source_a), load_source(source_b)
+    limits = limits or UNBOUNDED
+    lengths = [_seconds_of(s, limits) for s in (source_a, source_b)]
+    seconds = min(lengths)
+    if seconds > max_window_seconds(engine):
+        raise RegionError(f"inputs longer than {max_window_seconds(engine):.0f} s: trim them first")
+    limits.check_render(seconds, "this interpolation")
+    a, b = (load_source(s, limits, frames=_frames_for(s, seconds)) for s in (source_a, source_b))
     if output is not None:
         check_output_path(output, overwrite)
     seconds = min(a.seconds, b.seconds)
-    if seconds > max_window_seconds(engine):
-        raise RegionError(f"inputs longer than {max_window_seconds(engine):.0f} s: trim them first")
     sampler = sampler or engine.defaults.sampler
     if sampler not in SAMPLERS:
         raise RenderError(f"unknown sampler {sampler!r}: use {' or '.join(SAMPLERS)}")
@@ -127,6 +134,7 @@ def interpolate(engine: "Engine", source_a: str | Path | NativeAudio, source_b: 
     tracker.update("phase", float(iters))
     out_len = round(seconds * a.sample_rate)
     new = from_model(audio, engine, a.sample_rate, a.channels, out_len)
+    check_output(new)  # before the clip, which would turn an infinity into a full-scale sample
     samples = float_to_samples(np.clip(new, -1.0, 1.0).T, subtype, dither=True)
     info = {"task": "interpolate", "seed": seed, "ratio": ratio, "strength": strength, "mix": mix,
             "noise_scale": noise_std, "start_timestep": t0, "sampler": sampler, "steps": steps,
@@ -139,6 +147,22 @@ def interpolate(engine: "Engine", source_a: str | Path | NativeAudio, source_b: 
     if output is not None:
         result.write(output, overwrite)
     return result
+
+
+def _seconds_of(source: str | Path | NativeAudio, limits: Limits) -> float:
+    """An input's length from its header (no samples read), checked against the input limit."""
+    if isinstance(source, NativeAudio):
+        return source.seconds
+    header = read_header(source)
+    limits.check_input(header.seconds, header.path)
+    return header.seconds
+
+
+def _frames_for(source: str | Path | NativeAudio, seconds: float) -> int | None:
+    """Frames of `source` that cover `seconds` (one spare for rounding); None reads everything."""
+    if isinstance(source, NativeAudio):
+        return None
+    return round(seconds * read_header(source).sample_rate) + 1
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -162,4 +186,4 @@ def register_cli(subparsers: argparse._SubParsersAction, common: argparse.Argume
 def run_cli(engine: "Engine", args: argparse.Namespace, callback: Callable[[float], None]) -> EditResult:
     return interpolate(engine, args.input_a, args.input_b, args.ratio, strength=args.strength, mix=args.mix,
                        seed=args.seed, steps=args.steps, sampler=args.sampler, gl_iters=args.gl_iters,
-                       callback=callback, format=args.format, bit_depth=args.bit_depth)
+                       callback=callback, format=args.format, bit_depth=args.bit_depth, limits=limits_from(args))

@@ -28,10 +28,12 @@ from engine.audio_io import resample
 from engine.boundary import loop_wrap_audio, measure_boundaries
 from engine.dsp.crossfade import crossfade
 from engine.dsp.phase import fast_griffin_lim
+from engine.finite import check_output
+from engine.limits import UNBOUNDED, Limits, read_header
 from engine.masked_sampling import count_unet_calls, masked_sample
 from engine.regions import Length, RegionError, Tempo, length_seconds, parse_length
 from engine.render import MAX_FRAMES, Progress, RenderResult, vocode
-from engine.tasks.cli_support import add_sampling, add_tempo, gl_iters_for, masked_config, tempo_from
+from engine.tasks.cli_support import add_sampling, add_tempo, gl_iters_for, limits_from, masked_config, tempo_from
 from engine.tasks.editing import to_model
 from engine.tasks.inpaint import load_source
 from engine.tasks.pcm import NativeAudio
@@ -46,12 +48,16 @@ WRAP_FADE_SECONDS = 0.020
 def loop(engine: "Engine", length: Length, *, tempo: Tempo | None = None, seed: int | None = None,
          steps: int | None = None, sampler: str | None = None, gl_iters: int | None = None,
          sample_rate: int | None = None, source: str | Path | NativeAudio | None = None, strength: float = 0.7,
-         callback: Callable[[float], None] | None = None) -> RenderResult:
+         callback: Callable[[float], None] | None = None, limits: Limits | None = None) -> RenderResult:
     """A loop of exactly `length` (seconds, or BarsLength with `tempo`) at `sample_rate` (default: the model's,
     or the source's). Returns float audio [channels, samples] whose end flows into its start."""
     seconds = length_seconds(length, tempo)
     bundle, cfg = engine.bundle, engine.bundle.spectrogram
-    src = load_source(source) if source is not None else None
+    (limits or UNBOUNDED).check_render(seconds, "this loop")
+    src = None
+    if source is not None:  # only the loop's length of the source is read
+        src = load_source(source, limits, frames=None if isinstance(source, NativeAudio) else
+                          round(seconds * read_header(source).sample_rate) + 1)
     rate = sample_rate or (src.sample_rate if src is not None else engine.sample_rate)
     if not 1000 <= rate <= 384_000:
         raise RegionError(f"sample rate must be between 1000 and 384000 Hz, got {rate}")
@@ -99,6 +105,7 @@ def loop(engine: "Engine", length: Length, *, tempo: Tempo | None = None, seed: 
     one[:, :fade] = crossfade(audio3[:, 2 * period:2 * period + fade], audio3[:, period:period + fade])
     tracker.update("phase", float(iters))
     one_np = one.numpy().astype(np.float32)
+    check_output(one_np)
     tiled = np.concatenate([one_np] * 3, -1)
     final = resample(tiled, period, out_len)  # period samples -> out_len samples: rate change + tiny stretch
     final = final[:, out_len:2 * out_len] if final.shape[-1] >= 2 * out_len else final[:, :out_len]
@@ -138,4 +145,4 @@ def register_cli(subparsers: argparse._SubParsersAction, common: argparse.Argume
 def run_cli(engine: "Engine", args: argparse.Namespace, callback: Callable[[float], None]) -> RenderResult:
     return loop(engine, parse_length(args.length), tempo=tempo_from(args), seed=args.seed, steps=args.steps,
                 sampler=args.sampler, gl_iters=args.gl_iters, sample_rate=args.rate, source=args.input,
-                strength=args.strength, callback=callback)
+                strength=args.strength, callback=callback, limits=limits_from(args))

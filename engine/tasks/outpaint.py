@@ -20,11 +20,12 @@ import torch
 
 from engine.boundary import measure_boundaries
 from engine.dsp.crossfade import equal_power_curves, fade_edge
+from engine.limits import UNBOUNDED, Limits
 from engine.masked_sampling import MaskedConfig, count_unet_calls
 from engine.regions import Length, RegionError, Tempo, length_seconds, parse_length, to_samples
 from engine.render import Progress
-from engine.tasks.cli_support import (add_input, add_sampling, add_tempo, gl_iters_for, masked_config,
-                                      native_output, tempo_from)
+from engine.tasks.cli_support import (add_input, add_sampling, add_tempo, gl_iters_for, limits_from,
+                                      masked_config, native_output, tempo_from)
 from engine.tasks.editing import FADE_SECONDS, EditResult, SpanRender, from_model, make_result, render_spans, to_model
 from engine.tasks.inpaint import load_source
 from engine.tasks.pcm import NativeAudio, check_output_path, float_to_samples, output_layout, samples_to_float
@@ -99,15 +100,17 @@ def outpaint(engine: "Engine", source: str | Path | NativeAudio, left: Length = 
              gl_iters: int | None = None, context_seconds: float = CONTEXT_SECONDS,
              chunk_seconds: float = CHUNK_SECONDS, edge_fade_ms: float = FADE_SECONDS * 1000,
              callback: Callable[[float], None] | None = None, output: str | Path | None = None,
-             overwrite: bool = False, format: str | None = None, bit_depth: int | str | None = None) -> EditResult:
+             overwrite: bool = False, format: str | None = None, bit_depth: int | str | None = None,
+             limits: Limits | None = None) -> EditResult:
     """Extend `source` by `left` and `right` (seconds, or BarsLength with a tempo). The input's samples appear
     unchanged between the extensions; the new audio is at the input's rate and bit depth."""
-    src = load_source(source)
-    if output is not None:
-        check_output_path(output, overwrite)
     left_s, right_s = length_seconds(left, tempo), length_seconds(right, tempo)
     if left_s <= 0 and right_s <= 0:
         raise RegionError("nothing to outpaint: both the left and the right extension are 0")
+    (limits or UNBOUNDED).check_render(left_s + right_s, "this outpaint")
+    src = load_source(source, limits)
+    if output is not None:
+        check_output_path(output, overwrite)
     if max(left_s, right_s) > MAX_EXTENSION_SECONDS:
         raise RegionError(f"an extension may be at most {MAX_EXTENSION_SECONDS:.0f} s")
     if context_seconds <= 0 or chunk_seconds < 1.0:
@@ -209,4 +212,4 @@ def run_cli(engine: "Engine", args: argparse.Namespace, callback: Callable[[floa
     return outpaint(engine, args.input, parse_length(args.left), parse_length(args.right), tempo=tempo_from(args),
                     seed=args.seed, steps=args.steps, sampler=args.sampler, method=args.method, jumps=args.jumps,
                     gl_iters=args.gl_iters, context_seconds=args.context, chunk_seconds=args.chunk,
-                    callback=callback, format=args.format, bit_depth=args.bit_depth)
+                    callback=callback, format=args.format, bit_depth=args.bit_depth, limits=limits_from(args))

@@ -12,11 +12,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 
-from engine.audio_io import publish, remove_stale_temps, temp_name
+from engine.audio_io import publish, remove_stale_temps, reserve_temp
+from engine.finite import check_input, check_output
+
+if TYPE_CHECKING:
+    from engine.limits import Limits
 
 # subtype -> (container dtype, significant bits); anything else is treated as lossy/companded.
 _PCM = {"PCM_S8": ("int16", 8), "PCM_U8": ("int16", 8), "PCM_16": ("int16", 16), "PCM_24": ("int32", 24),
@@ -78,6 +83,7 @@ def float_to_samples(audio: np.ndarray, subtype: str, dither: bool = False) -> n
     """Float audio (any shape) -> the container type of `subtype`, quantised to its bit depth (rounded, clipped).
     `dither`: TPDF dither of one LSB for depths <= 16 bits (seeded: the same audio gives the same file); used for
     new material only - the user's own samples are never re-quantised."""
+    check_output(audio)  # NaN would quantise to full-scale garbage; every new sample passes through here
     dtype = container_dtype(subtype)
     if dtype.kind == "f":
         return np.asarray(audio, dtype=dtype)
@@ -92,21 +98,31 @@ def float_to_samples(audio: np.ndarray, subtype: str, dither: bool = False) -> n
     return (q.astype(np.int64) << shift).astype(dtype)
 
 
-def read_native(path: str | os.PathLike) -> NativeAudio:
-    """Read a WAV/FLAC/OGG/AIFF file without converting its samples. Raises AudioFileError with the reason."""
+def read_native(path: str | os.PathLike, limits: "Limits | None" = None, start: int = 0,
+                frames: int | None = None) -> NativeAudio:
+    """Read a WAV/FLAC/OGG/AIFF file without converting its samples. Raises AudioFileError with the reason.
+
+    The header is checked first (channels, rate and `limits.max_input_seconds`), so an unusable or too long file
+    costs no memory; `start`/`frames` read only that span (tasks that need only the start of a file). Float
+    samples that are NaN or infinite are refused (engine.finite)."""
+    from engine.limits import UNBOUNDED, read_header
     path = Path(path)
     if not path.exists():
         raise AudioFileError(f"input file {path} does not exist")
+    header = read_header(path)
+    (limits or UNBOUNDED).check_input(header.seconds, path)
     try:
         info = sf.info(str(path))
         dtype = container_dtype(info.subtype)
-        samples, rate = sf.read(str(path), dtype=dtype.name, always_2d=True)
+        samples, rate = sf.read(str(path), dtype=dtype.name, always_2d=True, start=start,
+                                frames=-1 if frames is None else frames)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioFileError(f"cannot read {path}: {exc}") from exc
     if samples.shape[0] == 0:
         raise AudioFileError(f"{path} contains no audio")
     if samples.shape[1] not in (1, 2):
         raise AudioFileError(f"{path} has {samples.shape[1]} channels; only mono and stereo are supported")
+    check_input(samples, int(rate), path, offset=start)
     return NativeAudio(samples, int(rate), info.subtype, info.format, path)
 
 
@@ -149,8 +165,9 @@ def write_native(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
     path = check_output_path(path, overwrite)
     if samples.dtype != container_dtype(subtype) and container_dtype(subtype).kind != "f":
         raise AudioFileError(f"internal: samples of type {samples.dtype} do not match subtype {subtype}")
+    check_output(samples)
     remove_stale_temps(path)
-    tmp = temp_name(path, os.getpid())
+    tmp = reserve_temp(path)
     try:
         sf.write(str(tmp), samples, int(sample_rate), subtype=subtype, format=format)
         try:
