@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Sequence
+
+from engine.limits import (DEFAULT_MAX_INPUT_SECONDS, DEFAULT_MAX_RENDER_SECONDS, INPUT_OPTION, RENDER_OPTION,
+                           Limits)
 
 log = logging.getLogger("msanii-osc")
 
@@ -51,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="render up to N queued generate jobs of one length and settings as one batch (default 1: "
                     "off; needs --workers 0; a GPU gains most, a 2-core CPU little, the first clip waits for "
                     "its batch)")
+    ap.add_argument(INPUT_OPTION, dest="max_input_seconds", type=float, default=DEFAULT_MAX_INPUT_SECONDS,
+                    metavar="S", help="refuse input files longer than S seconds, from their header, before any "
+                    f"work (default {DEFAULT_MAX_INPUT_SECONDS:g})")
+    ap.add_argument(RENDER_OPTION, dest="max_render_seconds", type=float, default=DEFAULT_MAX_RENDER_SECONDS,
+                    metavar="S", help="refuse a job that would render more than S seconds of new audio (default "
+                    f"{DEFAULT_MAX_RENDER_SECONDS:g}; generate and loop also stop at the model's longest render)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every job")
     return ap
 
@@ -82,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"msanii-osc: --threads must be >= 1, got {args.threads}")
     if args.batch < 1:
         raise SystemExit(f"msanii-osc: --batch must be >= 1, got {args.batch}")
+    for option, value in ((INPUT_OPTION, args.max_input_seconds), (RENDER_OPTION, args.max_render_seconds)):
+        if not value > 0:
+            raise SystemExit(f"msanii-osc: {option} must be > 0, got {value}")
+    limits = Limits(args.max_input_seconds, args.max_render_seconds)
     if args.batch > 1 and workers:
         raise SystemExit("msanii-osc: --batch renders on the in-process queue: add --workers 0")
     specs = None
@@ -106,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = PathPolicy(args.output_dir, args.allow_input)
     except (OSError, NotADirectoryError) as exc:
         print(f"msanii-osc: {exc}", file=sys.stderr)
+        return 2
+    if not os.access(paths.output_root, os.W_OK | os.X_OK):  # every job would fail after rendering: say so now
+        print(f"msanii-osc: the output folder {paths.output_root} is not writable by this user", file=sys.stderr)
         return 2
 
     from bridge.audition import Audition, parse_device
@@ -137,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         bridge = OscBridge(engine, paths, host=args.host, port=args.port, reply_port=args.reply_port or None,
                            max_pending=args.queue, audition=audition, auto_play=args.audition, workers=specs,
-                           max_batch=args.batch)
+                           max_batch=args.batch, limits=limits)
     except OSError as exc:
         print(f"msanii-osc: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
         audition.close()

@@ -2,7 +2,10 @@
 
 Inputs: a client path must be absolute and, after resolving every symlink and `..`, name a readable regular file
 inside one of the allowed input roots (the output root is always one, so a finished clip can be fed back in). The
-resolved real path is what the engine opens, so swapping a symlink after the check changes nothing.
+resolved real path is what the engine opens, so swapping a symlink after the check changes nothing. Whether a path
+is inside is decided first, from the path alone (`..` read lexically, then symlinks resolved without requiring
+the file to exist), so every path outside gets the same reply whether or not it exists: no client can probe
+which files exist elsewhere.
 Outputs: names are made by the server (`<sanitised id>-<UTC timestamp>.<ext>`) inside the output root (optionally
 a subfolder chosen with `/msanii/set output_dir`, itself confined to the root); an existing name gets a `-2`, `-3`
 ... suffix and the engine's writer refuses to overwrite, so a finished clip is never replaced.
@@ -50,20 +53,30 @@ class PathPolicy:
             if resolved not in roots:
                 roots.append(resolved)
         self.input_roots = tuple(roots)
+        # the roots as given too (normalised, not resolved): a lexical client path under a symlinked root is inside
+        given = [Path(os.path.normpath(Path(r).expanduser().absolute())) for r in [output_root, *input_roots]]
+        self._lexical_roots = tuple(dict.fromkeys([*roots, *given]))
         self.output_dir = self.output_root
 
     def resolve_input(self, client_path: str) -> Path:
         """The real path of a readable file inside an allowed root, or `RequestError` saying why not."""
         if not os.path.isabs(client_path):
             raise RequestError(f"input path must be absolute: {client_path!r}")
+        outside = RequestError(f"path outside the allowed input folders: {client_path}")
+        # `..` is read lexically, before the file system is asked anything: "/elsewhere/x/../../in/a.wav" is
+        # "/in/a.wav" whatever "/elsewhere/x" is, so its existence or kind cannot change the reply
+        lexical = Path(os.path.normpath(client_path))
+        if not any(_is_inside(lexical, root) for root in self._lexical_roots):
+            raise outside
+        real = Path(os.path.realpath(lexical))  # symlinks inside the roots, followed without strictness
+        if not any(_is_inside(real, root) for root in self.input_roots):
+            raise outside
+        if not os.path.lexists(real):
+            raise RequestError(f"no such file: {client_path}")
         try:
-            real = Path(client_path).resolve(strict=True)
-        except FileNotFoundError:
-            raise RequestError(f"no such file: {client_path}") from None
+            real = real.resolve(strict=True)
         except (OSError, RuntimeError) as exc:  # symlink loops, name too long, permission on a parent
             raise RequestError(f"cannot resolve {client_path}: {exc.__class__.__name__}") from None
-        if not any(_is_inside(real, root) for root in self.input_roots):
-            raise RequestError(f"path outside the allowed input folders: {client_path}")
         if not real.is_file():
             raise RequestError(f"not a regular file: {client_path}")
         if not os.access(real, os.R_OK):
@@ -75,6 +88,8 @@ class PathPolicy:
         if name in ("", "."):
             self.output_dir = self.output_root
             return self.output_dir
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):  # a folder a DAW's file browser could not show
+            raise RequestError("output_dir contains control characters")
         if os.path.isabs(name):
             candidate = Path(name)
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from bridge.tasks import MAX_SECONDS, TASKS
+from bridge.tasks import TASKS
 from engine.jobs import Job
 from engine.workers import WorkerPool, WorkerSpec
 
@@ -21,14 +21,14 @@ class PooledEngine:
     """Stand-in for `Engine` in the server process: name, device(s), longest render, unavailable tasks."""
     name: str
     device: str  # "cpu", or the workers' devices joined: "cuda:0,cuda:1"
-    max_seconds: float = MAX_SECONDS
+    max_seconds: float  # the workers' engine's longest render (engine.render.max_clip_seconds)
     unavailable: dict = field(default_factory=dict)  # job address -> reason
 
 
 def describe_engine(engine: Any) -> dict:
     """Run in each worker after loading: what the server needs to validate requests without an engine."""
     unavailable = {address: spec.available(engine) for address, spec in TASKS.items()}
-    return {"max_seconds": float(getattr(engine, "max_seconds", MAX_SECONDS)),
+    return {"max_seconds": float(engine.max_seconds),
             "unavailable": {address: why for address, why in unavailable.items() if why}}
 
 
@@ -43,6 +43,6 @@ def start_pool(specs: Sequence[WorkerSpec], finish: Callable[[Job, Any], Any], m
     devices = list(dict.fromkeys(spec.device if ":" in spec.device else str(info.get("device", spec.device))
                                  for spec in specs))
     engine = PooledEngine(name=str(info.get("name", "?")), device=",".join(devices),
-                          max_seconds=float(info.get("max_seconds", MAX_SECONDS)),
+                          max_seconds=float(info["max_seconds"]),
                           unavailable=dict(info.get("unavailable", {})))
     return pool, engine

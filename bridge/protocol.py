@@ -58,18 +58,32 @@ def job_id(value: Any) -> str:
     return value
 
 
+def float32_slack(limit: float) -> float:
+    """How far a float32 argument may land from the value the client meant (one float32 ulp at `limit`): Pd and
+    most OSC tools send every number as float32, and float32(limit) may lie just above a limit it cannot hold."""
+    return abs(limit) * 2.0 ** -23
+
+
+def limit_text(limit: float) -> str:
+    """A limit as the reasons and docs print it: enough digits to tell it from its neighbours (190.1946)."""
+    return f"{limit:.4f}".rstrip("0").rstrip(".")
+
+
 def number(value: Any, name: str, lo: float | None = None, hi: float | None = None,
            lo_open: bool = False) -> float:
-    """A finite number within [lo, hi] (or (lo, hi] with `lo_open`)."""
+    """A finite number within [lo, hi] (or (lo, hi] with `lo_open`). A value within float32 rounding above `hi`
+    is `hi` (a client that sends the limit gets the limit, not a refusal)."""
     if not is_number(value):
         raise RequestError(f"{name} must be a number, got {type_name(value)} {short(value)}")
     x = float(value)
     if not math.isfinite(x):
         raise RequestError(f"{name} must be finite, got {x}")
     if lo is not None and (x <= lo if lo_open else x < lo):
-        raise RequestError(f"{name} must be {'>' if lo_open else '>='} {lo:g}, got {x:g}")
+        raise RequestError(f"{name} must be {'>' if lo_open else '>='} {limit_text(lo)}, got {x:g}")
     if hi is not None and x > hi:
-        raise RequestError(f"{name} must be <= {hi:g}, got {x:g}")
+        if x > hi + float32_slack(hi):
+            raise RequestError(f"{name} must be <= {limit_text(hi)}, got {x:g}")
+        x = hi
     return x
 
 

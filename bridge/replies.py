@@ -70,6 +70,8 @@ class ReplyRouter:
         except ValueError:
             raise p.RequestError(f"reply host must be a numeric IP address, got {host!r}") from None
         origin = ipaddress.ip_address(sender[0])
+        if wanted.version != origin.version:  # e.g. "::1" for an IPv4 socket: every reply would be lost
+            raise p.RequestError(f"reply host must be an IPv{origin.version} address like the sender's, got {host!r}")
         if wanted != origin and not (wanted.is_loopback and origin.is_loopback):
             raise p.RequestError("reply host must be the sender's own address")
         return str(wanted)

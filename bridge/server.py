@@ -27,16 +27,18 @@ from bridge.paths import PathPolicy
 from bridge.replies import Address, ReplyRouter
 from bridge.settings import RenderSettings, apply_setting
 from bridge.wire import MalformedPacket, split_packet
-from bridge.tasks import MAX_SECONDS, TASKS, ParseContext, TaskSpec
+from bridge.output_files import write_job_output
+from bridge.reply_budget import fit_fail
+from bridge.tasks import TASKS, ParseContext, TaskSpec
 from bridge.udp import PacketCounts, PacketDispatcher, UDPServer
 from engine.jobs import DuplicateJob, Job, JobQueue, QueueClosed, QueueFull
+from engine.limits import Limits
 from engine.workers import NoWorkers, WorkerSpec
 
 log = logging.getLogger(__name__)
 
 MAX_PACKET_BYTES = 16384
 MAX_PONG_ARGS = 8
-EXTENSIONS = {"wav": "wav", "flac": "flac", "ogg": "ogg"}
 
 
 @dataclass
@@ -79,6 +81,8 @@ class OscBridge:
         writer: `write_audio(path, audio, sample_rate, format=, bit_depth=, overwrite=)`, default the engine's.
         workers: render in these supervised worker processes instead of a thread of this process (the engine
             is then loaded by each worker; raises `engine.workers.WorkerStartError` if one cannot start).
+        limits: the longest input and the most new audio one job may have (`engine.limits.Limits`; its defaults
+            when None), checked before a job is accepted.
     """
 
     CONTROL = ("/msanii/register", "/msanii/set", "/msanii/cancel", "/msanii/status", "/msanii/ping",
@@ -90,7 +94,8 @@ class OscBridge:
                  reply_port: int | None = 9001, max_pending: int = 8, audition: Any = None,
                  auto_play: bool = False, max_packet_bytes: int = MAX_PACKET_BYTES,
                  settings: RenderSettings | None = None, writer: Callable[..., Any] | None = None,
-                 workers: Sequence[WorkerSpec] | None = None, max_batch: int = 1) -> None:
+                 workers: Sequence[WorkerSpec] | None = None, max_batch: int = 1,
+                 limits: Limits | None = None) -> None:
         if engine is None and not workers:
             raise ValueError("OscBridge needs an engine or worker specs")
         if max_batch > 1 and workers:
@@ -103,6 +108,7 @@ class OscBridge:
         self.auto_play = auto_play
         self.max_packet_bytes = max_packet_bytes
         self.settings = settings or RenderSettings()
+        self.limits = limits or Limits()
         self.counts = PacketCounts()
         self._write_audio = writer
         self._send_lock = threading.Lock()
@@ -173,14 +179,17 @@ class OscBridge:
     def reply_address(self, sender: Address) -> Address:
         return self.replies.address_for(sender)
 
-    def fail(self, to: Address, request_id: str, reason: str) -> None:
+    def fail(self, to: Address, request_id: str, reason: str, request_bytes: int | None = None) -> None:
+        """Send a fail reply; one answering a request of `request_bytes` is cut to its reply budget."""
+        if request_bytes is not None:
+            request_id, reason = fit_fail(request_id, reason, request_bytes)
         self.send(to, "/msanii/fail", request_id, reason)
 
     # ---- receiving (server thread) ----
     def handle_datagram(self, data: bytes, sender: Address) -> None:
         self.counts.add("packets")
         if self.replies.is_self(sender):  # only a loop could make us our own client
-            self.counts.add("rejected")
+            self.counts.add("ignored")
             return
         if len(data) > self.max_packet_bytes:
             self.counts.add("oversized")
@@ -196,26 +205,32 @@ class OscBridge:
             except Exception:
                 self.counts.add("malformed")
                 continue
-            self.handle_message(address, args, sender)
+            self.handle_message(address, args, sender, len(message.dgram))
 
-    def handle_message(self, address: str, args: Sequence[Any], sender: Address) -> None:
+    def handle_message(self, address: str, args: Sequence[Any], sender: Address,
+                       request_bytes: int | None = None) -> None:
+        """Answer one message; `request_bytes` (its size) bounds the size of a fail reply (bridge.reply_budget)."""
+        handler = self._handlers.get(address)
+        if handler is None and address not in TASKS:
+            if address in self.REPLIES:  # another server's reply: answering it could start a ping-pong
+                self.counts.add("ignored")
+                return
+            self.counts.add("unknown")
+            self.fail(self.reply_address(sender), address[:80], f"unknown address {address[:80]}", request_bytes)
+            return
         try:
-            handler = self._handlers.get(address)
             if handler is not None:
                 handler(args, sender)
-            elif address in TASKS:
-                self._on_job(TASKS[address], args, sender)
-            elif address in self.REPLIES:  # another server's reply: answering it could start a ping-pong
-                self.counts.add("rejected")
             else:
-                raise p.RequestError(f"unknown address {address[:80]}")
+                self._on_job(TASKS[address], args, sender)
         except p.RequestError as exc:
             self.counts.add("rejected")
-            self.fail(self.reply_address(sender), self._fail_id(address, args), str(exc))
+            self.fail(self.reply_address(sender), self._fail_id(address, args), str(exc), request_bytes)
         except Exception as exc:  # a bug must cost one request, not the server
             log.exception("request %s failed", address)
             self.counts.add("rejected")
-            self.fail(self.reply_address(sender), self._fail_id(address, args), f"internal error: {exc}")
+            self.fail(self.reply_address(sender), self._fail_id(address, args), f"internal error: {exc}",
+                      request_bytes)
 
     @staticmethod
     def _fail_id(address: str, args: Sequence[Any]) -> str:
@@ -232,11 +247,9 @@ class OscBridge:
         reply_to = self.reply_address(sender)
         why_not = self._why_unavailable(spec)
         if why_not:
-            self.counts.add("rejected")
-            self.fail(reply_to, job_id, why_not)
-            return
+            raise p.RequestError(why_not)
         settings = self.settings
-        params = spec.parse(args, ParseContext(self.paths, settings, getattr(self.engine, "max_seconds", MAX_SECONDS)))
+        params = spec.parse(args, ParseContext(self.paths, settings, self.engine.max_seconds, self.limits))
         request = _JobRequest(spec, params, settings, self.paths.output_dir, reply_to, time.monotonic())
         job = Job(job_id, request, on_progress=self._job_progress, on_done=self._job_done, on_fail=self._job_fail)
         try:
@@ -280,25 +293,8 @@ class OscBridge:
         return outputs
 
     def _write_output(self, job: Job, result: Any) -> tuple[Path, dict]:
-        """Write a finished render through a temp name + atomic rename into a fresh server-made name (in this
-        process only, also for worker renders: a dying worker cannot leave a partial file, names cannot race)."""
         req: _JobRequest = job.request
-        job.check_cancelled()
-        native = callable(getattr(result, "write", None))  # an edit of the user's file: keep its samples as they are
-        container = (getattr(result, "format", "WAV") if native else (req.settings.format or "wav")).lower()
-        for _ in range(8):
-            path = self.paths.output_path(job.id, EXTENSIONS.get(container, container), directory=req.output_dir)
-            try:
-                if native:
-                    written = result.write(path, overwrite=False)
-                else:
-                    written = self._write_audio(path, result.audio, result.sample_rate, format=container,
-                                                bit_depth=req.settings.bit_depth, overwrite=False)
-            except FileExistsError:  # another writer took the name between our check and the rename
-                continue
-            info = {**result.info, "output_seconds": result.audio.shape[-1] / result.sample_rate}
-            return Path(written.path).resolve(), info
-        raise RuntimeError("could not find a free output name")
+        return write_job_output(self.paths, self._write_audio, job, result, req.settings, req.output_dir)
 
     def _job_progress(self, job: Job, fraction: float) -> None:
         req: _JobRequest = job.request
@@ -344,7 +340,10 @@ class OscBridge:
         if key == "output_dir":
             p.count(values, 1, 1, "/msanii/set output_dir <name>")
             name = values[0] if values[0] != "" else "."
-            applied = [str(self.paths.set_output_subdir(p.string(name, "output_dir")))]
+            try:
+                applied = [str(self.paths.set_output_subdir(p.string(name, "output_dir")))]
+            except OSError as exc:  # a read-only output root, a file in the way, a full disk
+                raise p.RequestError(f"cannot create output_dir {name!r}: {exc.strerror or exc}") from None
         else:
             self.settings, applied = apply_setting(self.settings, key, values)
         self.send(self.reply_address(sender), "/msanii/set", key, *applied)
@@ -361,7 +360,7 @@ class OscBridge:
         self.send(self.reply_address(sender), "/msanii/status", status["state"], status["queue_length"],
                   str(getattr(self.engine, "name", "?")), str(getattr(self.engine, "device", "?")),
                   c.packets, c.malformed, c.oversized, c.rejected,
-                  status["workers"], status["busy"], status["restarts"])
+                  status["workers"], status["busy"], status["restarts"], c.unknown, c.ignored)
 
     def _on_ping(self, args: Sequence[Any], sender: Address) -> None:
         echo = [a for a in args[:MAX_PONG_ARGS] if p.is_number(a) or (isinstance(a, str) and len(a) <= 256)]

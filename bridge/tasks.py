@@ -1,7 +1,9 @@
 """Dispatch table: one entry per job address, mapping validated OSC arguments to one engine call.
 
 Each `TaskSpec` has
-- `parse(args, ctx) -> dict`: checks counts/types/ranges and resolves input paths (on the server thread; cheap);
+- `parse(args, ctx) -> dict`: checks counts/types/ranges, resolves input paths and holds the request to the
+  server's limits (input files by their header only; on the server thread; cheap), so work that would run past a
+  limit is refused before it is accepted;
 - `run(engine, params, settings, progress) -> RenderResult`: the engine call (on the job worker thread only);
 - `available(engine) -> str | None`: why the task cannot run with this engine build, or None.
 A task whose engine code has not landed answers `/msanii/fail <id> "not available: ..."`.
@@ -13,21 +15,50 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from pathlib import Path
+
 from bridge import protocol as p
 from bridge.paths import PathPolicy
 from bridge.settings import RenderSettings
+from engine.limits import Limits
 
-MAX_SECONDS = 190.2  # the engine's longest render (8192 frames at 44.1 kHz)
 MAX_REGIONS = 64
-MAX_OUTPAINT_SECONDS = 1800.0  # sliding windows make long extensions possible; this only bounds a typo
 
 
 @dataclass(frozen=True)
 class ParseContext:
     paths: PathPolicy
     settings: RenderSettings
-    max_seconds: float = MAX_SECONDS
+    max_seconds: float  # the engine's longest single render (engine.render.max_clip_seconds)
+    limits: Limits = Limits()
 
+    @property
+    def longest(self) -> float:
+        """The longest generate or loop: the engine's longest render, or less if the server's limit is lower."""
+        cap = self.limits.max_render_seconds
+        return self.max_seconds if cap is None else min(self.max_seconds, cap)
+
+    def input_file(self, client_path: Any, name: str) -> Path:
+        """A client path resolved inside the allowed folders, its header within the input limit."""
+        path = self.paths.resolve_input(p.string(client_path, name))
+        _limited(self.limits.check_input_file, path)
+        return path
+
+    def render(self, seconds: float, what: str) -> None:
+        _limited(self.limits.check_render, seconds, what)
+
+
+def _limited(check: Callable[..., Any], *args: Any) -> Any:
+    """Run an engine limit check; its refusal (or an unreadable header) becomes the request's fail reason."""
+    try:
+        return check(*args)
+    except ValueError as exc:
+        raise p.RequestError(str(exc)) from None
+
+
+def _seconds_of(path: Path) -> float:
+    from engine.limits import read_header
+    return _limited(read_header, path).seconds
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -86,7 +117,7 @@ def _tempo(settings: RenderSettings) -> Any:
 # ---- generate -------------------------------------------------------------------------------------------------
 def parse_generate(args: Sequence[Any], ctx: ParseContext) -> dict:
     p.count(args, 2, 3, "/msanii/generate <id> <seconds> [seed]")
-    seconds = p.number(args[1], "seconds", 0.0, ctx.max_seconds, lo_open=True)
+    seconds = p.number(args[1], "seconds", 0.0, ctx.longest, lo_open=True)
     return {"seconds": seconds, "seed": _seed_at(args, 2)}
 
 
@@ -108,17 +139,21 @@ def run_generate_batch(engine: Any, params: list[dict], settings: RenderSettings
 # ---- region tasks (argument forms fixed here; engine calls wired as engine/tasks lands) -------------------------
 def parse_audio2audio(args: Sequence[Any], ctx: ParseContext) -> dict:
     p.count(args, 3, 4, "/msanii/audio2audio <id> <input_path> <strength 0..1> [seed]")
-    return {"input": ctx.paths.resolve_input(p.string(args[1], "input_path")),
-            "strength": p.number(args[2], "strength", 0.0, 1.0, lo_open=True), "seed": _seed_at(args, 3)}
+    strength = p.number(args[2], "strength", 0.0, 1.0, lo_open=True)
+    seed = _seed_at(args, 3)
+    path = ctx.input_file(args[1], "input_path")
+    ctx.render(_seconds_of(path), "this audio2audio")  # the whole file is rendered
+    return {"input": path, "strength": strength, "seed": seed, "limits": ctx.limits}
 
 
 def parse_interpolate(args: Sequence[Any], ctx: ParseContext) -> dict:
     p.count(args, 4, 6, "/msanii/interpolate <id> <path_a> <path_b> <ratio 0..1> [strength] [seed]")
-    return {"input_a": ctx.paths.resolve_input(p.string(args[1], "path_a")),
-            "input_b": ctx.paths.resolve_input(p.string(args[2], "path_b")),
-            "ratio": p.number(args[3], "ratio", 0.0, 1.0),
-            "strength": p.number(args[4], "strength", 0.0, 1.0, lo_open=True) if len(args) > 4 else None,
-            "seed": _seed_at(args, 5)}
+    params = {"ratio": p.number(args[3], "ratio", 0.0, 1.0),
+              "strength": p.number(args[4], "strength", 0.0, 1.0, lo_open=True) if len(args) > 4 else None,
+              "seed": _seed_at(args, 5), "limits": ctx.limits,
+              "input_a": ctx.input_file(args[1], "path_a"), "input_b": ctx.input_file(args[2], "path_b")}
+    ctx.render(min(_seconds_of(params["input_a"]), _seconds_of(params["input_b"])), "this interpolation")
+    return params
 
 
 def parse_inpaint(args: Sequence[Any], ctx: ParseContext) -> dict:
@@ -138,17 +173,20 @@ def parse_inpaint(args: Sequence[Any], ctx: ParseContext) -> dict:
         if end <= start:
             raise p.RequestError(f"region {i // 2 + 1} is empty or reversed: {start:g}..{end:g} s")
         regions.append((start, end))
-    return {"input": ctx.paths.resolve_input(p.string(args[1], "input_path")), "regions": regions, "seed": seed}
+    ctx.render(sum(end - start for start, end in regions), "this inpaint")
+    return {"input": ctx.input_file(args[1], "input_path"), "regions": regions, "seed": seed, "limits": ctx.limits}
 
 
 def parse_outpaint(args: Sequence[Any], ctx: ParseContext) -> dict:
     p.count(args, 4, 5, "/msanii/outpaint <id> <input_path> <seconds_left> <seconds_right> [seed]")
-    left = p.number(args[2], "seconds_left", 0.0, MAX_OUTPAINT_SECONDS)
-    right = p.number(args[3], "seconds_right", 0.0, MAX_OUTPAINT_SECONDS)
+    left = p.number(args[2], "seconds_left", 0.0)
+    right = p.number(args[3], "seconds_right", 0.0)
     if left == 0 and right == 0:
         raise p.RequestError("nothing to outpaint: seconds_left and seconds_right are both 0")
-    return {"input": ctx.paths.resolve_input(p.string(args[1], "input_path")), "left": left, "right": right,
-            "seed": _seed_at(args, 4)}
+    ctx.render(left + right, "this outpaint")
+    seed = _seed_at(args, 4)
+    return {"input": ctx.input_file(args[1], "input_path"), "left": left, "right": right, "seed": seed,
+            "limits": ctx.limits}
 
 
 LOOP_UNITS = ("s", "seconds", "bars", "beats")
@@ -166,34 +204,34 @@ def parse_loop(args: Sequence[Any], ctx: ParseContext) -> dict:
     s = ctx.settings
     seconds = {"s": length, "seconds": length, "bars": length * s.seconds_per_bar(),
                "beats": length * s.seconds_per_bar() / s.beats_per_bar}[unit]
-    if seconds > ctx.max_seconds:
-        raise p.RequestError(f"loop of {seconds:.2f} s is longer than the {ctx.max_seconds:g} s maximum")
+    if seconds > ctx.longest + p.float32_slack(ctx.longest):
+        raise p.RequestError(f"loop of {seconds:.2f} s is longer than the {p.limit_text(ctx.longest)} s maximum")
     return {"seconds": seconds, "length": length, "unit": unit, "seed": seed}
 
 
 def run_audio2audio(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
     return _task_function("audio2audio", "audio2audio")(
         engine, params["input"], params["strength"], seed=params["seed"], callback=progress,
-        **_sampling(settings), **_layout(settings))
+        limits=params["limits"], **_sampling(settings), **_layout(settings))
 
 
 def run_interpolate(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
     extra = {} if params["strength"] is None else {"strength": params["strength"]}
     return _task_function("interpolate", "interpolate")(
         engine, params["input_a"], params["input_b"], params["ratio"], seed=params["seed"], callback=progress,
-        **extra, **_sampling(settings), **_layout(settings))
+        limits=params["limits"], **extra, **_sampling(settings), **_layout(settings))
 
 
 def run_inpaint(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
     return _task_function("inpaint", "inpaint")(
         engine, params["input"], params["regions"], seed=params["seed"], callback=progress,
-        **_sampling(settings), **_layout(settings))
+        limits=params["limits"], **_sampling(settings), **_layout(settings))
 
 
 def run_outpaint(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:
     return _task_function("outpaint", "outpaint")(
         engine, params["input"], params["left"], params["right"], seed=params["seed"], callback=progress,
-        **_sampling(settings), **_layout(settings))
+        limits=params["limits"], **_sampling(settings), **_layout(settings))
 
 
 def run_loop(engine: Any, params: dict, settings: RenderSettings, progress: Callable[[float], None]) -> Any:

@@ -21,10 +21,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PacketCounts:
+    """docs/osc.md, `/msanii/status`: `packets` every datagram; `malformed` and `oversized` datagrams dropped
+    unread; then per message: `rejected` requests to a known address refused with a fail by the server thread
+    (bad arguments, busy, duplicate id...), `unknown` messages to an address that is no request (answered with
+    fail "unknown address"), `ignored` messages not answered (another server's replies, our own port)."""
     packets: int = 0
     malformed: int = 0
     oversized: int = 0
     rejected: int = 0
+    unknown: int = 0
+    ignored: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str) -> None:

@@ -83,6 +83,24 @@ class OscClient:
                                          f"{[(m.address, m.args) for m in self.received][-10:]}")
                 self._cond.wait(left)
 
+    def outcome(self, job: str, timeout: float = 90.0) -> Received:
+        """The first /msanii/done or /msanii/fail for `job`, whichever comes."""
+        return self.wait_for_any(("/msanii/done", "/msanii/fail"), lambda m: m.args[:1] == [job], timeout)
+
+    def wait_for_any(self, addresses: tuple[str, ...], predicate: Callable[[Received], bool] = lambda m: True,
+                     timeout: float = 30.0) -> Received:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for msg in self.received:
+                    if msg.address in addresses and predicate(msg):
+                        return msg
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"none of {addresses} within {timeout} s; got "
+                                         f"{[(m.address, m.args) for m in self.received][-10:]}")
+                self._cond.wait(left)
+
     def of(self, address: str, job: str | None = None) -> list[Received]:
         with self._cond:
             return [m for m in self.received if m.address == address and (job is None or m.args[:1] == [job])]
@@ -104,9 +122,11 @@ def free_udp_port() -> int:
 class ServerProcess:
     """`python -m bridge.cli ...` in a subprocess; waits for its "serving" line."""
 
-    def __init__(self, args: list[str], env: dict | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, args: list[str], env: dict | None = None, timeout: float = 60.0,
+                 launcher: list[str] | None = None) -> None:
+        """`launcher` replaces `python -m bridge.cli` (e.g. a wrapper that drops privileges first)."""
         self.port = free_udp_port()
-        cmd = [sys.executable, "-m", "bridge.cli", "--port", str(self.port), *args]
+        cmd = [*(launcher or [sys.executable, "-m", "bridge.cli"]), "--port", str(self.port), *args]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, **(env or {})})
         self.lines: list[str] = []
