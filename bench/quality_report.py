@@ -1,16 +1,25 @@
-"""Quality report for a bundle against held-out audio: `python -m bench.quality_report --bundle models/default
---heldout data/corpus/heldout --out models/default/REPORT.md`.
+"""Quality report of a bundle against held-out audio, beside the model it replaces: the gates of a default model.
 
-1. Vocoder: spectral convergence (SC) and log-magnitude L1 of the predicted magnitude, and SC of the audio after
-   the same Griffin-Lim, vs the paper's baseline (mel pseudo-inverse + the same Griffin-Lim); a PNG of the
-   original / baseline / ours spectrograms.
-2. Generation: seeded clips with spectrogram PNGs; statistics against held-out audio (mel-band energy
-   distance, onset rate, chroma entropy), with white noise as a reference point.
-3. Inpainting (when engine.tasks.inpaint exists): boundary measure and held-out region similarity, ours vs RePaint.
+    python -m bench.quality_report --bundle models/default --previous /tmp/msanii-v1 --heldout data/piano/heldout \
+        --run runs/piano --out models/default/REPORT.md
+
+1. Musicality (bench.musicality): flatness, octave-band profile, onset rate, beat clarity, chroma entropy, log-mel
+   frame-to-frame change and broadband-jump rate, and a Fréchet distance on log-mel statistics, for generated clips
+   of both bundles, for held-out audio reconstructed through each bundle (mel -> vocoder -> Griffin-Lim: the
+   ceiling a generated clip can reach) and for white noise, with the held-out set's half-vs-half spread as the
+   tolerance. The gates of a new default model are checked and listed.
+2. Spectrogram pictures: held-out audio beside generated seeds of both bundles.
+3. Vocoder: SC / log-magnitude L1 and the level of each octave band against the true magnitude, for the mel
+   pseudo-inverse (the paper's baseline) and both bundles' vocoders.
+4. Training: steps, time and the held-out denoising loss curve (bench.heldout_loss) of `--run`.
+5. Region tasks: bench.region_quality's default row (inpaint 3 s, outpaint 3 s) for both bundles.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
+import io
 import json
 import time
 from pathlib import Path
@@ -20,7 +29,8 @@ import soundfile as sf
 import soxr
 import torch
 
-from bench import metrics
+from bench import musicality
+from bench.musicality import reconstruct
 from engine.api import Engine
 from engine.audio_io import write_audio
 from engine.dsp import log_mel, stft_magnitude
@@ -35,7 +45,9 @@ def load_clips(folder: Path, seconds: float, count: int, rate: int) -> list[np.n
     if not files:
         raise SystemExit(f"no held-out audio in {folder}")
     clips = []
-    for path in files[:count]:
+    for path in files:
+        if len(clips) == count:
+            break
         audio, sr = sf.read(path, dtype="float32", always_2d=True)
         if sr != rate:
             audio = soxr.resample(audio, sr, rate)
@@ -52,35 +64,44 @@ def log_mag_l1(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-5) -> float
     return float((torch.log(est + eps) - torch.log(ref + eps)).abs().mean())
 
 
-def vocoder_section(engine: Engine, clips: list[np.ndarray], gl_iters: int, out_dir: Path) -> dict:
-    cfg = engine.bundle.spectrogram
-    rows = {"ours": [], "baseline": []}
+def band_levels_db(mag: torch.Tensor, ref: torch.Tensor, cfg) -> np.ndarray:
+    """Energy of `mag` against `ref` [C, freqs, frames] in each octave band of bench.musicality, dB."""
+    freqs = np.arange(ref.shape[-2]) * cfg.sample_rate / cfg.n_fft
+    p, q = (mag.double() ** 2).sum((0, 2)).numpy(), (ref.double() ** 2).sum((0, 2)).numpy()
+    return np.array([10 * np.log10(p[(freqs >= lo) & (freqs < hi)].sum() / max(q[(freqs >= lo) & (freqs < hi)].sum(),
+                                                                                 1e-20) + 1e-12)
+                     for lo, hi in zip(musicality.OCTAVE_EDGES, musicality.OCTAVE_EDGES[1:])])
+
+
+def vocoder_section(engines: dict[str, Engine], clips: list[np.ndarray], gl_iters: int, png: Path) -> dict:
+    """Per method: magnitude SC, log-magnitude L1, audio SC after Griffin-Lim, per-octave level vs the truth."""
+    cfg = next(iter(engines.values())).bundle.spectrogram
+    rows: dict[str, list] = {"mel pseudo-inverse (paper baseline)": []}
+    rows.update({f"vocoder: {name}": [] for name in engines})
     for i, clip in enumerate(clips):
         audio = torch.from_numpy(clip)
         ref = stft_magnitude(audio, cfg)
-        frames = ref.shape[-1]
-        ours = vocode(engine.encode(audio)[None], engine.bundle, engine.vocoder, frames)[0]
         mel = torch.exp(log_mel(audio, cfg)) - cfg.log_floor
-        base = mel_to_magnitude(mel.clamp_min(0), cfg)
-        for name, mag in (("ours", ours), ("baseline", base)):
-            g = torch.Generator().manual_seed(i)
-            wav = fast_griffin_lim(mag, cfg, n_iter=gl_iters, length=audio.shape[-1], generator=g)
-            rows[name].append({
-                "magnitude_sc": float(torch.linalg.vector_norm(mag - ref) / torch.linalg.vector_norm(ref)),
-                "log_magnitude_l1": log_mag_l1(mag, ref),
-                "audio_sc": spectral_convergence(wav, ref, cfg),
-            })
+        mags = {"mel pseudo-inverse (paper baseline)": mel_to_magnitude(mel.clamp_min(0), cfg)}
+        for name, engine in engines.items():
+            mags[f"vocoder: {name}"] = vocode(engine.encode(audio)[None], engine.bundle, engine.vocoder,
+                                              ref.shape[-1])[0]
+        for name, mag in mags.items():
+            wav = fast_griffin_lim(mag, cfg, n_iter=gl_iters, length=audio.shape[-1],
+                                   generator=torch.Generator().manual_seed(i))
+            rows[name].append({"magnitude_sc": float(torch.linalg.vector_norm(mag - ref) / torch.linalg.vector_norm(ref)),
+                               "log_magnitude_l1": log_mag_l1(mag, ref), "audio_sc": spectral_convergence(wav, ref, cfg),
+                               "bands_db": band_levels_db(mag, ref, cfg)})
         if i == 0:
-            spectrogram_png(out_dir / "vocoder.png", [("original", ref), ("baseline: pseudo-inverse", base),
-                                                       ("ours: neural vocoder", ours)], cfg)
-    return {name: {k: float(np.mean([r[k] for r in v])) for k in v[0]} for name, v in rows.items()}
+            spectrogram_png(png, [("original", ref)] + list(mags.items()), cfg)
+    return {name: {k: np.mean([r[k] for r in v], axis=0) for k in v[0]} for name, v in rows.items()}
 
 
 def spectrogram_png(path: Path, panels: list[tuple[str, torch.Tensor]], cfg) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.3 * len(panels)), squeeze=False)
     for ax, (title, mag) in zip(axes[:, 0], panels):
         db = 20 * torch.log10(mag[0].clamp_min(1e-5)).numpy()
         seconds = mag.shape[-1] * cfg.hop_length / cfg.sample_rate
@@ -89,122 +110,117 @@ def spectrogram_png(path: Path, panels: list[tuple[str, torch.Tensor]], cfg) -> 
         ax.set_title(title), ax.set_ylabel("kHz")
     axes[-1, 0].set_xlabel("seconds")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
 
 
-def stats_of(clips, cfg) -> dict:
-    s = [metrics.summary(c, cfg) for c in clips]
-    bands = np.mean([metrics.mel_band_energy(c, cfg) for c in clips], axis=0)
-    return {"clips": s, "bands": bands,
-            **{k: (float(np.mean([x[k] for x in s])), float(np.std([x[k] for x in s]))) for k in s[0]}}
+def generate_clips(engine: Engine, seeds: list[int], seconds: float) -> tuple[list[np.ndarray], float]:
+    clips, started = [], time.perf_counter()
+    for seed in seeds:
+        clips.append(np.asarray(engine.generate(seconds, seed=seed).audio, dtype=np.float32))
+    return clips, (time.perf_counter() - started) / len(seeds)
 
 
-def generation_section(engine: Engine, heldout: list[np.ndarray], seeds: list[int], seconds: float,
-                       out_dir: Path, keep_wavs: int) -> dict:
-    cfg = engine.bundle.spectrogram
-    generated, timings = [], []
-    for k, seed in enumerate(seeds):
-        t0 = time.perf_counter()
-        result = engine.generate(seconds, seed=seed)
-        timings.append(time.perf_counter() - t0)
-        generated.append(result.audio)
-        if k < keep_wavs:
+def musicality_section(engines: dict[str, Engine], heldout: list[np.ndarray], seeds: list[int], seconds: float,
+                       out_dir: Path, keep: int) -> dict:
+    cfg = next(iter(engines.values())).bundle.spectrogram
+    half = len(heldout) // 2
+    real, real_a, real_b = (musicality.set_summary(c, cfg) for c in (heldout, heldout[:half], heldout[half:]))
+    noise = [np.random.default_rng(s).standard_normal(heldout[0].shape).astype(np.float32) * 0.1 for s in seeds]
+    rows, speed, generated = {}, {}, {}
+    for name, engine in engines.items():
+        generated[name], speed[name] = generate_clips(engine, seeds, seconds)
+        rows[f"{name}: generated"] = musicality.compare(real, real_a, real_b,
+                                                        musicality.set_summary(generated[name], cfg))
+    for name, engine in engines.items():
+        rebuilt = [reconstruct(engine, c) for c in heldout]
+        rows[f"{name}: held-out reconstructed"] = musicality.compare(real, real_a, real_b,
+                                                                    musicality.set_summary(rebuilt, cfg))
+    rows["white noise"] = musicality.compare(real, real_a, real_b, musicality.set_summary(noise, cfg))
+    spread = {k: abs(real_a[k] - real_b[k]) for k in musicality.SCALAR_MEASURES}
+    spread["bands_db"] = np.abs(real_a["bands_db"] - real_b["bands_db"])
+    halves = musicality.frechet_distance(real_a["features"], real_b["features"])
+    new = next(iter(engines))
+    for k, (seed, audio) in enumerate(zip(seeds, generated[new])):
+        if k < keep:
             path = out_dir / f"sample-seed{seed}.flac"
             path.unlink(missing_ok=True)
-            write_audio(path, result.audio, result.sample_rate, format="flac", bit_depth=16)
-        if k < 3:
-            spectrogram_png(out_dir / f"sample-seed{seed}.png",
-                            [(f"generated, seed {seed}", stft_magnitude(torch.from_numpy(result.audio), cfg))], cfg)
-    noise = [np.random.default_rng(s).standard_normal(g.shape).astype(np.float32) * 0.1
-             for s, g in zip(seeds, generated)]
-    ref, gen, noi = stats_of(heldout, cfg), stats_of(generated, cfg), stats_of(noise, cfg)
-    half = len(heldout) // 2
-    split = metrics.band_energy_distance(stats_of(heldout[:half], cfg)["bands"], stats_of(heldout[half:], cfg)["bands"])
-    return {"heldout": ref, "generated": gen, "noise": noi, "seconds_per_clip": float(np.mean(timings)),
-            "band_distance": {"generated_vs_heldout": metrics.band_energy_distance(gen["bands"], ref["bands"]),
-                              "noise_vs_heldout": metrics.band_energy_distance(noi["bands"], ref["bands"]),
-                              "heldout_half_vs_half": split}}
+            write_audio(path, audio, engines[new].sample_rate, format="flac", bit_depth=16)
+    panels = [("held-out (real)", stft_magnitude(torch.from_numpy(heldout[0]), cfg))]
+    for name in engines:
+        panels += [(f"{name}, seed {seed}", stft_magnitude(torch.from_numpy(a), cfg))
+                   for seed, a in list(zip(seeds, generated[name]))[:3 if name == new else 2]]
+    spectrogram_png(out_dir / "generated.png", panels, cfg)
+    return {"rows": rows, "real": real, "spread": spread, "halves_frechet": halves, "seconds_per_clip": speed,
+            "table": musicality.gate_table(rows, real, spread, rows["white noise"]["frechet"], halves)}
+
+
+def training_section(run: Path | None) -> dict:
+    if run is None:
+        return {}
+    out = {}
+    for kind in ("unet", "vocoder"):
+        path = run / kind / "losses.csv"
+        if path.is_file():
+            with path.open(newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            seconds = float(rows[-1]["seconds"])
+            out[kind] = {"steps": int(rows[-1]["step"]), "seconds": seconds,
+                         "seconds_per_step": seconds / max(int(rows[-1]["step"]), 1)}
+    curve = run / "heldout.csv"
+    if curve.is_file():
+        with curve.open(newline="") as handle:
+            out["heldout_curve"] = [(int(r["step"]), float(r["heldout_mse_raw"]), float(r["heldout_mse_ema"]))
+                                    for r in csv.DictReader(handle)]
+    return out
+
+
+def region_section(bundles: dict[str, Path], heldout: Path, clips: int) -> dict[str, str]:
+    from bench import region_quality
+
+    tables = {}
+    for name, bundle in bundles.items():
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            region_quality.main(["--bundle", str(bundle), "--heldout", str(heldout), "--clips", str(clips),
+                                 "--rows", "default"])
+        tables[name] = buffer.getvalue().strip()
+    return tables
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--previous", type=Path, help="the bundle this one replaces, measured beside it")
     parser.add_argument("--heldout", type=Path, required=True)
+    parser.add_argument("--run", type=Path, help="training run folder (losses.csv, heldout.csv)")
     parser.add_argument("--out", type=Path, required=True, help="REPORT.md path; pictures go beside it")
-    parser.add_argument("--clips", type=int, default=8)
+    parser.add_argument("--clips", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--gl-iters", type=int, default=64)
     parser.add_argument("--keep-wavs", type=int, default=2)
+    parser.add_argument("--region-clips", type=int, default=4, help="held-out clips for the region tasks (0: skip)")
     args = parser.parse_args(argv)
     out_dir = args.out.parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    engine = Engine.load(args.bundle)
-    heldout = load_clips(args.heldout, args.seconds, args.clips, engine.sample_rate)
-    voc = vocoder_section(engine, heldout, args.gl_iters, out_dir)
-    gen = generation_section(engine, heldout, args.seeds, args.seconds, out_dir, args.keep_wavs)
-    sections = {"vocoder": voc, "generation": gen}
-    try:
-        from bench.inpaint_report import inpaint_section  # region tasks: optional until they land
-        sections["inpainting"] = inpaint_section(engine, heldout, out_dir)
-    except ImportError:
-        sections["inpainting"] = None
-    text = render_markdown(engine, args, len(heldout), sections)
+    bundles = {"new": args.bundle, **({"previous": args.previous} if args.previous else {})}
+    engines = {name: Engine.load(path) for name, path in bundles.items()}
+    heldout = load_clips(args.heldout, args.seconds, args.clips, engines["new"].sample_rate)
+    sections = {"musicality": musicality_section(engines, heldout, args.seeds, args.seconds, out_dir, args.keep_wavs),
+                "vocoder": vocoder_section(engines, heldout, args.gl_iters, out_dir / "vocoder.png"),
+                "training": training_section(args.run),
+                "regions": region_section(bundles, args.heldout, args.region_clips) if args.region_clips else {}}
+    from bench.report_markdown import render_markdown
+
+    text = render_markdown(engines, args, len(heldout), sections)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(args.out)
-    (out_dir / "report.json").write_text(json.dumps(_jsonable(sections), indent=1))
+    (out_dir / "report.json").write_text(json.dumps(musicality._jsonable(
+        {k: v for k, v in sections.items() if k != "regions"}), indent=1) + "\n")
     print(text)
     return 0
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items() if k != "clips"}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.round(6).tolist()
-    return obj
-
-
-def render_markdown(engine: Engine, args, n_heldout: int, s: dict) -> str:
-    m = engine.bundle.manifest
-    prov = m.get("provenance", {})
-    voc, gen = s["vocoder"], s["generation"]
-    lines = [
-        f"# Quality report: `{engine.name}`", "",
-        f"Produced by `python -m bench.quality_report --bundle {args.bundle} --heldout {args.heldout} "
-        f"--out {args.out}` on {time.strftime('%Y-%m-%d')}. Held-out clips: {n_heldout} x {args.seconds:g} s "
-        "(never seen in training).", "",
-        f"Provenance: {json.dumps(prov)}", "",
-        "## Vocoder on held-out audio", "",
-        f"Griffin-Lim for both: fast variant, {args.gl_iters} iterations. Lower is better.", "",
-        "| method | magnitude SC | log-magnitude L1 | audio SC after Griffin-Lim |", "|---|---|---|---|",
-    ]
-    for name, label in (("baseline", "mel pseudo-inverse (paper baseline)"), ("ours", "neural vocoder (ours)")):
-        r = voc[name]
-        lines.append(f"| {label} | {r['magnitude_sc']:.4f} | {r['log_magnitude_l1']:.4f} | {r['audio_sc']:.4f} |")
-    lines += ["", "![vocoder](vocoder.png)", "", "## Generation", "",
-              f"Seeds {args.seeds}, {args.seconds:g} s each, bundle defaults "
-              f"({json.dumps(m.get('defaults', {}))}); {gen['seconds_per_clip']:.1f} s per clip on this machine.", "",
-              "| audio | RMS dB | onsets / s | chroma entropy (bits, max 3.58) |", "|---|---|---|---|"]
-    for key, label in (("heldout", "held-out (real)"), ("generated", "generated"), ("noise", "white noise")):
-        g = gen[key]
-        lines.append(f"| {label} | {g['rms_db'][0]:.1f} ± {g['rms_db'][1]:.1f} | {g['onset_rate'][0]:.2f} ± "
-                     f"{g['onset_rate'][1]:.2f} | {g['chroma_entropy'][0]:.2f} ± {g['chroma_entropy'][1]:.2f} |")
-    d = gen["band_distance"]
-    lines += ["", "Mel-band energy distribution distance (Jensen-Shannon, bits; 0 = same):", "",
-              f"- generated vs held-out: **{d['generated_vs_heldout']:.3f}**",
-              f"- held-out half vs other half (natural spread): {d['heldout_half_vs_half']:.3f}",
-              f"- white noise vs held-out (reference point): {d['noise_vs_heldout']:.3f}", ""]
-    lines += [f"![seed {seed}](sample-seed{seed}.png)" for seed in args.seeds[:3]]
-    if s.get("inpainting"):
-        lines += ["", "## Inpainting and outpainting", "", s["inpainting"]["markdown"]]
-    else:
-        lines += ["", "## Inpainting and outpainting", "", "Not measured in this report (region tasks absent)."]
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -80,7 +80,44 @@ def build_parser() -> argparse.ArgumentParser:
                        ("vocoder", "train the mel -> magnitude-STFT vocoder")):
         add_train_arguments(sub.add_parser(kind, help=text, description=text), kind)
     add_data_subcommands(sub)  # render-midi, make-corpus
+    calibrate = sub.add_parser(
+        "calibrate-vocoder", help="match a trained vocoder's output level to the data's, per STFT bin",
+        description="Measure, on training crops, the gain per STFT bin that gives the vocoder's output the true "
+                    "energy, fold it into the output bias, and write RUN_DIR/vocoder/calibrated.pt (export it with "
+                    "msanii-export --vocoder). last.pt is left as it is; the copy holds no optimiser state.")
+    calibrate.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder holding vocoder/last.pt")
+    calibrate.add_argument("--data", metavar="DIR", help="audio folder (default: the run's own)")
+    calibrate.add_argument("--batches", type=int, default=64, help="batches of 8 crops measured (default 64)")
+    calibrate.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
+    calibrate.set_defaults(func=calibrate_command)
     return parser
+
+
+def calibrate_command(args: argparse.Namespace) -> int:
+    from training.vocoder_gain import calibrate_checkpoint
+
+    if args.batches < 1:
+        raise UsageError(f"--batches must be >= 1, got {args.batches}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kind_dir = Path(args.out) / "vocoder"
+    checkpoint = load_checkpoint(kind_dir / LAST, kind="vocoder")
+    spectrogram = SpectrogramConfig.from_dict(checkpoint["spectrogram"])
+    root = args.data or checkpoint["data"].get("root")
+    if not root:
+        raise UsageError("--data DIR is required (the checkpoint records no data folder)")
+    crop = samples_for_frames(checkpoint["train_config"]["crop_frames"], spectrogram)
+    dataset = AudioFolderDataset(root, crop, sample_rate=spectrogram.sample_rate)
+    out = kind_dir / "calibrated.pt"
+    if out.exists():
+        raise UsageError(f"{out} exists; remove it first (a calibration is never overwritten)")
+    _, gain_db = calibrate_checkpoint(checkpoint, dataset, batches=args.batches, out=out)
+    freqs = [i * spectrogram.sample_rate / spectrogram.n_fft for i in range(len(gain_db))]
+    for lo, hi in ((0, 250), (250, 1000), (1000, 4000), (4000, 8000), (8000, 22050)):
+        band = [g for f, g in zip(freqs, gain_db) if lo <= f < hi]
+        print(f"{lo}-{hi} Hz: mean gain {sum(band) / len(band):+.2f} dB", file=sys.stderr)
+    print(f"vocoder calibrated at step {checkpoint['step']} -> {out}", file=sys.stderr)
+    return 0
 
 
 def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainConfig:

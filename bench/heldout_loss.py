@@ -1,0 +1,92 @@
+"""The held-out denoising loss of every checkpoint of a U-Net run: the curve that says when training stops helping.
+
+Each checkpoint (RUN/unet/step-*.pt and last.pt) is scored on the same fixed set: `--crops` crops of held-out audio,
+each noised at `--timesteps` evenly spaced timesteps with fixed noise, normalised by that checkpoint's own scaler (as
+an export would), for the raw and the EMA weights. Prints and writes a CSV (step, raw, ema).
+
+    python -m bench.heldout_loss --run runs/piano --heldout data/piano/heldout [--csv runs/piano/heldout.csv]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.dsp import LearnedScaler, SpectrogramConfig, log_mel, samples_for_frames
+from training.checkpoint import load_checkpoint
+from training.data.audio_folder import AudioFolderDataset
+from training.diffusion import train_scheduler
+from training.config import DiffusionConfig
+from training.models import UNet, UNetConfig
+
+
+def fixed_set(heldout: Path, frames: int, crops: int, timesteps: int, spectrogram: SpectrogramConfig, seed: int = 0):
+    """(log-mel [crops * timesteps, C, n_mels, frames], noise like it, t [crops * timesteps])."""
+    dataset = AudioFolderDataset(heldout, samples_for_frames(frames, spectrogram), sample_rate=spectrogram.sample_rate)
+    rng = np.random.default_rng(seed)
+    audio = torch.stack([dataset.sample_crop(rng) for _ in range(crops)]).float()
+    mel = log_mel(audio, spectrogram).repeat_interleave(timesteps, 0)
+    t = torch.linspace(20, 980, timesteps).round().long().repeat(crops)
+    noise = torch.randn(mel.shape, generator=torch.Generator().manual_seed(seed))
+    return mel, noise, t
+
+
+@torch.no_grad()
+def score(weights: dict, model_cfg: UNetConfig, scaler_state: dict, sets, diffusion: DiffusionConfig,
+          batch: int = 4) -> float:
+    mel, noise, t = sets
+    model = UNet(model_cfg).eval()
+    model.load_state_dict(weights)
+    scaler = LearnedScaler()
+    scaler.load_state_dict(scaler_state)
+    scaler.eval()
+    scheduler = train_scheduler(diffusion)
+    losses = []
+    for lo in range(0, mel.shape[0], batch):
+        x0 = scaler(mel[lo:lo + batch])
+        x_t = scheduler.add_noise(x0, noise[lo:lo + batch], t[lo:lo + batch])
+        predicted = model(x_t, t[lo:lo + batch].float())
+        losses.append(((predicted - noise[lo:lo + batch]) ** 2).mean(dim=(1, 2, 3)))
+    return float(torch.cat(losses).mean())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="run folder (holds unet/)")
+    parser.add_argument("--heldout", type=Path, required=True)
+    parser.add_argument("--crops", type=int, default=8)
+    parser.add_argument("--timesteps", type=int, default=6)
+    parser.add_argument("--frames", type=int, default=256)
+    parser.add_argument("--every", type=int, default=1, help="score every N-th periodic checkpoint")
+    parser.add_argument("--csv", type=Path)
+    args = parser.parse_args(argv)
+    paths = sorted((args.run / "unet").glob("step-*.pt"))[::args.every]
+    rows = []
+    sets = None
+    for path in paths:
+        started = time.perf_counter()
+        data = load_checkpoint(path, kind="unet")
+        spectrogram = SpectrogramConfig.from_dict(data["spectrogram"])
+        if sets is None:
+            sets = fixed_set(args.heldout, args.frames, args.crops, args.timesteps, spectrogram)
+        cfg = UNetConfig.from_dict(data["model_config"])
+        diffusion = DiffusionConfig(**data["diffusion"])
+        raw = score(data["model"], cfg, data["scaler"], sets, diffusion)
+        ema = score(data["ema"], cfg, data["scaler"], sets, diffusion) if data.get("ema") else float("nan")
+        rows.append((int(data["step"]), raw, ema))
+        print(f"step {data['step']:>7}: held-out MSE raw {raw:.4f}  ema {ema:.4f}  "
+              f"({time.perf_counter() - started:.1f} s)", flush=True)
+    if args.csv:
+        with args.csv.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(("step", "heldout_mse_raw", "heldout_mse_ema"))
+            writer.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

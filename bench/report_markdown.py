@@ -1,0 +1,110 @@
+"""REPORT.md of bench.quality_report: the sections' figures as markdown tables, and the gates' verdict."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from bench import musicality
+
+GATE_MEASURES = ("onset_rate", "beat_clarity", "chroma_entropy", "mel_change", "jump_rate")
+
+
+def gates(musical: dict, name: str) -> list[tuple[str, bool, str]]:
+    """(gate, passed, figures) for the generated clips of bundle `name`."""
+    row = musical["rows"][f"{name}: generated"]
+    real = musical["real"]
+    flat = row["measures"]["flatness"]["value"]
+    out = [("median flatness within 25 % of the held-out's and < 0.15", bool(row["pass"]["flatness_gate"]),
+            f"{flat:.3f} vs {real['flatness']:.3f} ({100 * (flat / real['flatness'] - 1):+.0f} %)")]
+    for key in GATE_MEASURES:
+        m = row["measures"][key]
+        out.append((f"{key} within the held-out half-vs-half spread", bool(row["pass"][key]),
+                    f"{m['value']:.3f} vs {m['real']:.3f} (spread {m['spread']:.3f})"))
+    gap, spread = row["bands"]["gap_db"], row["bands"]["spread_db"]
+    worst = int(np.argmax(gap - spread))
+    out.append(("octave-band profile within the spread (at least 1 dB) in every band", bool(row["pass"]["bands"]),
+                f"worst band {musicality.BAND_NAMES[worst]} Hz: {gap[worst]:.1f} dB off, spread {spread[worst]:.1f}"))
+    out.append(("Fréchet distance (reported beside the real halves' and white noise's)", True,
+                f"{row['frechet']:.1f} (halves {musical['halves_frechet']:.1f}, "
+                f"white noise {musical['rows']['white noise']['frechet']:.1f})"))
+    return out
+
+
+def vocoder_table(vocoder: dict) -> list[str]:
+    bands = musicality.BAND_NAMES
+    lines = ["| method | magnitude SC | log-magnitude L1 | audio SC after Griffin-Lim | "
+             + " | ".join(f"{b} Hz" for b in bands) + " |", "|---|---|---|---|" + "---|" * len(bands)]
+    for name, r in vocoder.items():
+        lines.append(f"| {name} | {r['magnitude_sc']:.4f} | {r['log_magnitude_l1']:.4f} | {r['audio_sc']:.4f} | "
+                     + " | ".join(f"{v:+.1f}" for v in r["bands_db"]) + " |")
+    return lines
+
+
+def training_lines(training: dict) -> list[str]:
+    if not training:
+        return ["Not given (`--run`)."]
+    lines = []
+    for kind in ("unet", "vocoder"):
+        if kind in training:
+            t = training[kind]
+            lines.append(f"- {kind}: {t['steps']} steps in {t['seconds'] / 3600:.2f} h of this run "
+                         f"({t['seconds_per_step']:.2f} s/step on the 2-core CPU, `--threads 1`, shared with other "
+                         "work)")
+    curve = training.get("heldout_curve")
+    if curve:
+        lines += ["", "Held-out denoising loss (MSE on the noise, fixed crops, noise and timesteps: "
+                  "`python -m bench.heldout_loss`):", "", "| step | raw weights | EMA weights |", "|---|---|---|"]
+        lines += [f"| {step} | {raw:.4f} | {ema:.4f} |" for step, raw, ema in curve]
+    return lines
+
+
+def render_markdown(engines: dict, args, n_heldout: int, s: dict) -> str:
+    new = engines["new"]
+    m = new.bundle.manifest
+    prov = m.get("provenance", {})
+    musical = s["musicality"]
+    speed = musical["seconds_per_clip"]
+    lines = [
+        f"# Quality report: `{new.name}`", "",
+        f"Produced by `python -m bench.quality_report --bundle {args.bundle}"
+        + (f" --previous {args.previous}" if args.previous else "")
+        + f" --heldout {args.heldout}" + (f" --run {args.run}" if args.run else "") + f" --out {args.out}` on "
+        f"{time.strftime('%Y-%m-%d')}. Held-out: {n_heldout} clips x {args.seconds:g} s from pieces never seen in "
+        f"training. Generated: seeds {args.seeds}, {args.seconds:g} s each, bundle defaults "
+        f"({json.dumps(m.get('defaults', {}))}).", "",
+        "Columns: **new** is this bundle; **previous** is the bundle it replaces (measured in the same run). "
+        "'Reconstructed' is held-out audio taken to the model's mel and back through the vocoder and Griffin-Lim: "
+        "the ceiling a generated clip can reach with that bundle's vocoder.", "",
+        "## Gates (new bundle, generated clips)", "",
+        "| gate | passed | figures |", "|---|---|---|",
+    ]
+    lines += [f"| {gate} | {'yes' if ok else '**no**'} | {figures} |" for gate, ok, figures in gates(musical, "new")]
+    if "previous" in engines:
+        lines += ["", "The previous bundle on the same gates:", "", "| gate | passed | figures |", "|---|---|---|"]
+        lines += [f"| {g} | {'yes' if ok else '**no**'} | {f} |" for g, ok, f in gates(musical, "previous")]
+    lines += ["", "## Musicality: every measure", "",
+              "Flatness is of the STFT magnitude, 60 Hz-16 kHz (bench/musicality.py); bands are each octave's "
+              "energy against the clip's total (held-out column) and the gap to it (other columns); ✗ marks a "
+              "measure outside the held-out half-vs-half spread.", "", musical["table"], "",
+              "Render time per 10 s clip on this machine (same run): "
+              + ", ".join(f"{name} {sec:.1f} s" for name, sec in speed.items()) + ".", "",
+              "![held-out vs generated](generated.png)", "",
+              "## Vocoder on held-out audio", "",
+              f"Griffin-Lim for all: fast variant, {args.gl_iters} iterations. SC and L1: lower is better. Band "
+              "columns: the predicted magnitude's energy in each octave against the true magnitude's (dB; 0 = "
+              "right level).", ""]
+    lines += vocoder_table(s["vocoder"])
+    lines += ["", "![vocoder](vocoder.png)", "", "## Training", ""]
+    lines += training_lines(s["training"])
+    prov_line = {k: prov[k] for k in ("corpus", "training_commands", "training_time", "weights") if k in prov}
+    if prov_line:
+        lines += ["", "Provenance (from the manifest):", "", "```json", json.dumps(prov_line, indent=1), "```"]
+    lines += ["", "## Region tasks (`python -m bench.region_quality --rows default`)", ""]
+    if s.get("regions"):
+        for name, table in s["regions"].items():
+            lines += [f"**{name}**", "", table, ""]
+    else:
+        lines.append("Not measured in this run (`--region-clips 0`).")
+    return "\n".join(lines) + "\n"
