@@ -90,8 +90,10 @@ def test_blocked_griffin_lim_matches_whole_signal_iteration():
     pair = FrameSTFT(CFG, CFG.hop_length * (magnitude.shape[-1] - 1))
     angles = torch.ones(magnitude.shape[-1], magnitude.shape[-2], dtype=torch.complex64)
     outs = [phase._fgla(magnitude[0], angles.clone(), pair, 12, 0.99, None, block=b) for b in (7, 32, 10_000)]
+    # float32 rounding of the short block FFTs differs by CPU kernel (1e-7 per pass); 12 iterations with momentum
+    # 0.99 amplify it to ~7e-5 of full scale on some CPUs, so the bound is relative to the signal
     for out in outs[:-1]:
-        assert torch.allclose(out, outs[-1], atol=1e-5)
+        assert torch.allclose(out, outs[-1], atol=2e-4 * float(outs[-1].abs().max()))
 
 
 @pytest.mark.parametrize("init", ["peaks", "random"])
