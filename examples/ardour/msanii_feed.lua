@@ -7,7 +7,8 @@ ardour {
 	description = [[Plays a clip that a msanii action script put in its shared memory, once, while armed.
 Used only for a moment by the msanii actions: Ardour's Lua cannot import a file outside the GUI, so an action
 bounces this processor's output on a new track instead (a bit-exact copy in the session's own format).
-Shared memory (32-bit words): 0 armed, 1 cursor, 2 frames, 3 channels; samples from word 16, one channel after
+Shared memory (32-bit words): 0 armed, 1 cursor, 2 frames, 3 channels, 4 size of the first call once armed;
+samples from word 16, one channel after
 the other.]]
 }
 
@@ -32,6 +33,9 @@ function dsp_run (ins, outs, n_samples)
 		return -- not armed: silence (the track's input is never passed through)
 	end
 	local pos = shm:atomic_get_int (1)
+	if pos == 0 then
+		shm:atomic_set_int (4, n_samples) -- the first call's size tells the action who ran it (engine or bounce)
+	end
 	local frames = shm:atomic_get_int (2)
 	local channels = shm:atomic_get_int (3)
 	local n = math.max (0, math.min (n_samples, frames - pos))

@@ -163,7 +163,11 @@ function M.place_pcm (session, pcm, first, count, position, track_name)
 	local region = nil
 	-- The engine may run the armed processor for a cycle before the bounce blocks processing: a bounce that did
 	-- not read exactly `count` samples from the start is redone (the check is what makes the copy exact).
-	for _ = 1, 3 do
+	-- The engine's own cycles call with its block size, the bounce with its much larger chunks: a first call of the
+	-- block size means the engine ran the armed feed before the bounce took over, shifting the copy; redo it.
+	local block = session:get_block_size ()
+	for _ = 1, 5 do
+		shm:atomic_set_int (4, 0)
 		shm:atomic_set_int (1, 0)
 		shm:atomic_set_int (0, 1)
 		-- endpoint: the fader, excluded. A new track's fader still ramps up from silence for ~0.1 s (declick), so
@@ -172,7 +176,9 @@ function M.place_pcm (session, pcm, first, count, position, track_name)
 			track_name)
 		shm:atomic_set_int (0, 0)
 		local read = shm:atomic_get_int (1)
-		if not region:isnil () and read >= count and read - count < 8192 then break end
+		local first_call = shm:atomic_get_int (4)
+		local started_clean = first_call ~= block or count <= block
+		if not region:isnil () and started_clean and read >= count and read - count < 8192 then break end
 		region = nil
 	end
 	route:remove_processor (proc, nil, true)
