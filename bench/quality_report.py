@@ -124,35 +124,24 @@ def generate_clips(engine: Engine, seeds: list[int], seconds: float) -> tuple[li
 def musicality_section(engines: dict[str, Engine], heldout: list[np.ndarray], seeds: list[int], seconds: float,
                        out_dir: Path, keep: int) -> dict:
     cfg = next(iter(engines.values())).bundle.spectrogram
-    half = len(heldout) // 2
-    real, real_a, real_b = (musicality.set_summary(c, cfg) for c in (heldout, heldout[:half], heldout[half:]))
-    noise = [np.random.default_rng(s).standard_normal(heldout[0].shape).astype(np.float32) * 0.1 for s in seeds]
-    rows, speed, generated = {}, {}, {}
+    sets, speed, generated = {}, {}, {}
     for name, engine in engines.items():
         generated[name], speed[name] = generate_clips(engine, seeds, seconds)
-        rows[f"{name}: generated"] = musicality.compare(real, real_a, real_b,
-                                                        musicality.set_summary(generated[name], cfg))
+        sets[f"{name}: generated"] = generated[name]
     for name, engine in engines.items():
-        rebuilt = [reconstruct(engine, c) for c in heldout]
-        rows[f"{name}: held-out reconstructed"] = musicality.compare(real, real_a, real_b,
-                                                                    musicality.set_summary(rebuilt, cfg))
-    rows["white noise"] = musicality.compare(real, real_a, real_b, musicality.set_summary(noise, cfg))
-    spread = {k: abs(real_a[k] - real_b[k]) for k in musicality.SCALAR_MEASURES}
-    spread["bands_db"] = np.abs(real_a["bands_db"] - real_b["bands_db"])
-    halves = musicality.frechet_distance(real_a["features"], real_b["features"])
+        sets[f"{name}: held-out reconstructed"] = [reconstruct(engine, c) for c in heldout]
+    result = musicality.judge(heldout, sets, cfg, noise_clips=len(seeds))
     new = next(iter(engines))
-    for k, (seed, audio) in enumerate(zip(seeds, generated[new])):
-        if k < keep:
-            path = out_dir / f"sample-seed{seed}.flac"
-            path.unlink(missing_ok=True)
-            write_audio(path, audio, engines[new].sample_rate, format="flac", bit_depth=16)
+    for seed, audio in list(zip(seeds, generated[new]))[:keep]:
+        path = out_dir / f"sample-seed{seed}.flac"
+        path.unlink(missing_ok=True)
+        write_audio(path, audio, engines[new].sample_rate, format="flac", bit_depth=16)
     panels = [("held-out (real)", stft_magnitude(torch.from_numpy(heldout[0]), cfg))]
     for name in engines:
         panels += [(f"{name}, seed {seed}", stft_magnitude(torch.from_numpy(a), cfg))
                    for seed, a in list(zip(seeds, generated[name]))[:3 if name == new else 2]]
     spectrogram_png(out_dir / "generated.png", panels, cfg)
-    return {"rows": rows, "real": real, "spread": spread, "halves_frechet": halves, "seconds_per_clip": speed,
-            "table": musicality.gate_table(rows, real, spread, rows["white noise"]["frechet"], halves)}
+    return {**result, "seconds_per_clip": speed}
 
 
 def training_section(run: Path | None) -> dict:
