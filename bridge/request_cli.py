@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from bridge.client import Cancelled, ClientError, Done, MsaniiClient, NoServer, RequestFailed
+from engine.samplers import SAMPLER_NAMES
 
 EXIT_FAIL, EXIT_USAGE, EXIT_NO_SERVER, EXIT_CANCELLED = 1, 2, 3, 130
 DEFAULT_WORK_DIR = Path.home() / "msanii-output" / "msanii-request"  # inside msanii-osc's default output root
@@ -69,7 +70,7 @@ def _add_job(sp: argparse.ArgumentParser, inputs: bool = False) -> None:
     sp.add_argument("--pcm-rate", type=int, metavar="HZ", help="resample the --pcm copy to this rate")
     g = sp.add_argument_group("server-wide render settings (sent with /msanii/set before the job; they stay set)")
     g.add_argument("--steps", type=int)
-    g.add_argument("--sampler", choices=("ddim", "dpmpp"))
+    g.add_argument("--sampler", choices=SAMPLER_NAMES)
     g.add_argument("--gl-iters", type=int)
     g.add_argument("--format", choices=("wav", "flac"))
     g.add_argument("--bit-depth", type=int, choices=(16, 24, 32))

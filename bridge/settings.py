@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from bridge import protocol as p
+from engine.samplers import SAMPLER_NAMES
 
-SAMPLERS = ("ddim", "dpmpp")
 FORMATS = ("wav", "flac")
 
 
@@ -52,8 +52,8 @@ def apply_setting(settings: RenderSettings, key: str, values: Sequence[Any]) -> 
         v = p.integer(values[0], "steps", 1, 1000)
         return dataclasses.replace(settings, steps=v), [v]
     if key == "sampler":
-        need(1, "<ddim|dpmpp>")
-        v = p.choice(values[0], "sampler", SAMPLERS)
+        need(1, f"<{'|'.join(SAMPLER_NAMES)}>")
+        v = p.choice(values[0], "sampler", SAMPLER_NAMES)
         return dataclasses.replace(settings, sampler=v), [v]
     if key == "gl_iters":
         need(1, "<int>")

@@ -21,6 +21,7 @@ from typing import Any
 
 from engine.dsp.config import SpectrogramConfig
 from engine.dsp.scaler import ScalerStats
+from engine.samplers import DEFAULT_SAMPLER, SAMPLER_NAMES
 
 FORMAT = "msanii-daw-bundle"
 VERSION = "1.0"
@@ -30,7 +31,6 @@ UNET_FILE = "unet.onnx"
 VOCODER_FILE = "vocoder.onnx"
 REQUIRED_FILES = (UNET_FILE, VOCODER_FILE)
 PROGRAM_FILES = {UNET_FILE: "unet.pt2", VOCODER_FILE: "vocoder.pt2"}  # optional torch.export twins of the graphs
-SAMPLERS = ("ddim", "dpmpp")
 GL_INITS = ("peaks", "advance", "random", "zeros")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
@@ -53,7 +53,7 @@ class DiffusionSettings:
 
 @dataclass(frozen=True)
 class RenderDefaults:
-    sampler: str = "dpmpp"
+    sampler: str = DEFAULT_SAMPLER
     steps: int = 15
     gl_iters: int = 80
     gl_init: str = "peaks"
@@ -195,7 +195,7 @@ def validate_manifest(manifest: Any) -> dict[str, Any]:
     _object(unet, "config", "unet")
     _object(_object(manifest, "vocoder"), "config", "vocoder")
     defaults_raw = _object(manifest, "defaults")
-    defaults = RenderDefaults(_choice(defaults_raw, "sampler", "defaults", SAMPLERS),
+    defaults = RenderDefaults(_choice(defaults_raw, "sampler", "defaults", SAMPLER_NAMES),
                               _int(defaults_raw, "steps", "defaults"),
                               _int(defaults_raw, "gl_iters", "defaults", minimum=0),
                               _choice(defaults_raw, "gl_init", "defaults", GL_INITS))

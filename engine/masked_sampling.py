@@ -29,10 +29,12 @@ import torch
 from diffusers import DDIMScheduler, RePaintScheduler
 
 from engine.bundle import DiffusionSettings
+from engine.samplers import JUMP_SAMPLER, SAMPLERS, get_sampler
 from engine.sampling import clip_prediction, make_scheduler, set_timesteps, solver_settings, start_index_for
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Progress = Callable[[float], None]
+JUMP_SAMPLERS = tuple(name for name, s in SAMPLERS.items() if s.jumps)
 
 METHODS = ("replace", "repaint")
 
@@ -54,7 +56,7 @@ class MaskedConfig:
     repaint_jump_length: int = 10
     repaint_jump_n_sample: int = 10
     circular: bool = False
-    sampler: str = "ddim"
+    sampler: str = JUMP_SAMPLER
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -68,10 +70,10 @@ class MaskedConfig:
         lo, hi = self.jump_window
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"jump window must satisfy 0 <= start <= end <= 1, got {self.jump_window}")
-        if self.sampler not in ("ddim", "dpmpp"):
-            raise ValueError(f"unknown sampler {self.sampler!r} for masked sampling: use ddim or dpmpp")
-        if self.jumps and self.sampler != "ddim" and self.method == "replace":
-            raise ValueError("resampling jumps need the first-order ddim sampler (dpmpp keeps a step history)")
+        sampler = get_sampler(self.sampler)
+        if self.jumps and not sampler.jumps and self.method == "replace":
+            raise ValueError(f"resampling jumps need a first-order sampler ({', '.join(JUMP_SAMPLERS)}); "
+                             f"{sampler.name} keeps a step history")
         if self.method == "repaint" and (self.strength < 1.0 or self.circular):
             raise ValueError("the RePaint baseline only inpaints from pure noise (strength 1, not circular)")
 
@@ -222,7 +224,7 @@ def _repaint(denoise, known, mask, schedule, config, generator, callback) -> tor
 @torch.no_grad()
 def sample_circular(denoise: Denoise, shape: Sequence[int], schedule: DiffusionSettings, steps: int,
                     generator: torch.Generator | None = None, callback: Progress | None = None,
-                    frame_multiple: int = 1, sampler: str = "ddim") -> torch.Tensor:
+                    frame_multiple: int = 1, sampler: str = JUMP_SAMPLER) -> torch.Tensor:
     """Unconditional sampling of a time-periodic mel [B, C, M, T] (loops): the masked sampler with nothing known.
     T need not be a multiple of the U-Net's `frame_multiple`: each call is wrap-padded."""
     zeros = torch.zeros(tuple(shape))

@@ -2,9 +2,9 @@
 
 `sample(denoise, x, scheduler, steps)` runs the reverse process from `x` (pure noise, or a noised clean start
 from `noised_start` for partial / img2img-style sampling at a given strength). `denoise(x, t)` is any callable
-taking x [B, ...] and float timesteps [B]. Samplers: "ddim" (the paper's, 200 steps, eta 0) and "dpmpp"
-(DPM-Solver++ multistep, order 2 or 3; from noise 15 log-SNR-spaced 3M steps, `solver_settings`,
-bench/sweep_steps.py). Both clip the predicted clean sample to the model space [-1, 1], as the data lives there:
+taking x [B, ...] and float timesteps [B]. The samplers are named and built in engine.samplers (the registry):
+"ddim" (the paper's, 200 steps, eta 0) and "dpmpp" (DPM-Solver++ multistep, order 2 or 3; from noise 15
+log-SNR-spaced 3M steps, bench/sweep_steps.py). Both clip the predicted clean sample to the model space [-1, 1], as the data lives there:
 the sampler rewrites the model's prediction so that its implied x0 is clipped (what DDIM's clip_sample does),
 instead of diffusers' dynamic thresholding, whose per-step quantile over a 190 s clip costs ~0.4 s on CPU and,
 with a maximum of 1, clips to the same range anyway. Loops that call scheduler.step themselves
@@ -15,10 +15,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+from diffusers import DPMSolverMultistepScheduler
 from tqdm.auto import tqdm
 
-SAMPLERS = ("ddim", "dpmpp")
+from engine.samplers import get_sampler
+
 SPACINGS = ("linear", "logsnr")  # timesteps evenly spaced in t | in log signal-to-noise ratio (DPM-Solver++ only)
 PAPER_DDIM_STEPS = 200
 
@@ -28,8 +29,9 @@ Callback = Callable[[dict[str, Any]], None]
 
 def make_scheduler(sampler: str, num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
                    prediction_type: str = "epsilon", order: int = 2, steps: int | None = None):
-    """A fresh diffusers scheduler over the training noise schedule. `order`: DPM-Solver++'s multistep order
-    (1, 2 or 3; ignored by DDIM). `steps`: the step count it will run, where known (see below).
+    """A fresh diffusers scheduler for the registered `sampler` (engine.samplers) over the training noise schedule.
+    `order`: DPM-Solver++'s multistep order (1, 2 or 3; ignored by DDIM). `steps`: the step count it will run,
+    where known (see below).
 
     DDIM with a step count that does not divide the training timesteps runs as first-order DPM-Solver++ on the same
     trailing timesteps: the same DDIM update (eta 0; equal to diffusers' DDIMScheduler to 4e-5 at 200 steps), but
@@ -38,18 +40,7 @@ def make_scheduler(sampler: str, num_train_timesteps: int = 1000, beta_schedule:
     0.87 nats of log-mel from DDIM 1000, worse than DDIM 25, against 0.05/-/0.01 this way (bench/RESULTS.md)."""
     common = {"num_train_timesteps": num_train_timesteps, "beta_schedule": beta_schedule,
               "prediction_type": prediction_type}
-    if sampler == "ddim" and steps is not None and num_train_timesteps % steps:
-        return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=1,
-                                           timestep_spacing="trailing")
-    if sampler == "ddim":
-        # "trailing" spacing starts at the last training timestep (pure noise), which "leading" misses at low
-        # step counts (Lin et al. 2023); identical schedule shape to the paper's otherwise.
-        # clip_sample stays on (a cheap clamp) for loops that call step() themselves; `sample` clips anyway.
-        return DDIMScheduler(**common, clip_sample=True, clip_sample_range=1.0, timestep_spacing="trailing")
-    if sampler == "dpmpp":
-        return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=order,
-                                           lower_order_final=True)
-    raise ValueError(f"unknown sampler {sampler!r}: use {' or '.join(SAMPLERS)}")
+    return get_sampler(sampler).build(common, order, steps)
 
 
 def logsnr_timesteps(alphas_cumprod: torch.Tensor, steps: int) -> list[int]:
@@ -84,14 +75,9 @@ def set_timesteps(scheduler, steps: int, spacing: str = "linear") -> None:
 
 
 def solver_settings(sampler: str, from_noise: bool) -> tuple[str, int]:
-    """(spacing, DPM-Solver++ order) the engine runs `sampler` with. From pure noise DPM-Solver++ runs third order
-    (diffusers' advice for unconditional sampling) on log-SNR steps: at 15 steps its clips match DDIM 200's
-    loudness, onsets and phase SC where 2M on linear steps lost 2-3 dB, and inpainted regions come out 3.5 dB
-    below the removed original instead of 11 dB (bench/RESULTS.md). Partial starts keep linear steps (strength s
-    starts near t = s * T) and second order; DDIM (first order) keeps the paper's linear spacing."""
-    if sampler == "dpmpp" and from_noise:
-        return "logsnr", 3
-    return "linear", 2
+    """(spacing, multistep order) the engine runs `sampler` with, from pure noise or from a noised start
+    (the registry's `Sampler.solver`; engine.samplers says why each)."""
+    return get_sampler(sampler).solver(from_noise)
 
 
 def start_index_for(steps: int, strength: float) -> int:

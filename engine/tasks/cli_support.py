@@ -17,7 +17,7 @@ from engine.limits import Limits
 from engine.masked_sampling import METHODS, MaskedConfig
 from engine.regions import Tempo
 from engine.render import RenderError
-from engine.sampling import SAMPLERS
+from engine.samplers import SAMPLER_NAMES as SAMPLERS
 from engine.tasks.pcm import AudioFileError, float_to_samples, write_native
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ import torch
 
 from engine.finite import check_output
 from engine.render import PHASE_METHODS, Progress, RenderError, RenderResult, clip_length
-from engine.sampling import SAMPLERS, make_scheduler, sample, solver_settings
+from engine.samplers import SAMPLER_NAMES as SAMPLERS
+from engine.sampling import make_scheduler, sample, solver_settings
 
 if TYPE_CHECKING:
     from engine.api import Engine
@@ -104,7 +105,7 @@ def _result(engine: "Engine", seconds: float, length, seed: int, settings: dict,
     check_output(audio_np)
     info = {"task": "generate", "seconds_requested": float(seconds), "seconds": length.samples / bundle.sample_rate,
             "samples": length.samples, "frames": length.frames, "model_frames": length.model_frames, "seed": seed,
-            **settings, "spacing": spacing, "order": order if settings["sampler"] == "dpmpp" else 1,
+            **settings, "spacing": spacing, "order": order,
             "spectral_convergence": spectral_convergence(audio, magnitude, bundle.spectrogram),
             "peak": float(np.abs(audio_np).max(initial=0.0)), "device": engine.device, "backend": engine.backend,
             "bundle": bundle.name, **timings}

@@ -26,7 +26,8 @@ from engine.finite import check_output
 from engine.limits import UNBOUNDED, Limits, read_header
 from engine.regions import RegionError
 from engine.render import Progress, RenderError
-from engine.sampling import SAMPLERS, make_scheduler, sample, start_index_for
+from engine.samplers import SAMPLER_NAMES as SAMPLERS
+from engine.sampling import make_scheduler, sample, start_index_for
 from engine.tasks.cli_support import add_input, add_sampling, gl_iters_for, limits_from, native_output
 from engine.tasks.editing import EditResult, from_model, make_result, max_window_seconds, to_model
 from engine.tasks.inpaint import load_source
