@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from engine.backends import BACKENDS, PRECISIONS
+from engine.tasks.generate import generate_batch
 
 
 def run_batch_size(bundle: Path, seconds: float, clips: int, batch: int, options: dict, audio_out: Path) -> dict:
@@ -30,7 +31,7 @@ def run_batch_size(bundle: Path, seconds: float, clips: int, batch: int, options
     from engine.api import Engine
 
     engine = Engine.load(bundle, **options)
-    engine.generate_batch(1.0, [1] * batch, steps=2, gl_iters=2)  # warm: sessions, thread pools, FFT plans
+    generate_batch(engine, 1.0, [1] * batch, steps=2, gl_iters=2)  # warm: sessions, thread pools, FFT plans
     gpu = engine.tensor_device.type == "cuda"
     if gpu:
         torch.cuda.reset_peak_memory_stats()
@@ -38,7 +39,7 @@ def run_batch_size(bundle: Path, seconds: float, clips: int, batch: int, options
     start = time.perf_counter()
     for first in range(0, clips, batch):
         seeds = list(range(first, min(clips, first + batch)))
-        for result in engine.generate_batch(seconds, seeds):
+        for result in generate_batch(engine, seconds, seeds):
             if first_ready is None:  # the first batch's sampling, then its first clip's decoding
                 first_ready = result.info["sampling_s"] + result.info["decode_s"]
             audio.append(result.audio)

@@ -81,7 +81,7 @@ def bundle_study(bundle: Path, steps: int, seconds: float, regions: list[tuple[f
     from bench.music import music_snippet
     from engine.api import Engine
     from engine.tasks.inpaint import inpaint
-    from engine.tasks.pcm import read_native
+    from engine.audio_io import read_native
 
     engine = Engine.load(bundle, device="cpu", threads=threads)
     rows = []

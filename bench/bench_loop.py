@@ -1,7 +1,7 @@
 """Loop wrap seam: our circular loops vs cutting an ordinary render to the same length.
 
 For each seed: `engine.tasks.loop.loop` (circular sampling, wrap-padded vocoder, three-period Griffin-Lim and an
-in-loop crossfade) and `engine.generate` of the same length plus 0.5 s, cut to length. The wrap seam (last sample
+in-loop crossfade) and `generate` of the same length plus 0.5 s, cut to length. The wrap seam (last sample
 -> first) is scored with engine.boundary against random points of the loop itself.
 Run: `python -m bench.bench_loop [--bundle DIR] [--seconds 4] [--rate 48000] [--seeds 3]`.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.boundary import loop_wrap_audio, measure_boundaries
+from engine.tasks.generate import generate
 
 
 def wrap_score(audio: np.ndarray, rate: int) -> dict:
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(args.seeds):
             ours = loop(engine, args.seconds, seed=seed, steps=args.steps, sample_rate=args.rate)
             rows["loop (ours)"].append(wrap_score(ours.audio, args.rate))
-            plain = engine.generate(args.seconds + 0.5, seed=seed, steps=args.steps)
+            plain = generate(engine, args.seconds + 0.5, seed=seed, steps=args.steps)
             cut = resample(plain.audio, plain.sample_rate, args.rate)[:, :round(args.seconds * args.rate)]
             rows["render cut to length"].append(wrap_score(cut, args.rate))
     print(f"## loop wrap seam, {args.seconds} s at {args.rate} Hz, {args.seeds} seeds, {args.steps} steps\n")

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from engine.backends import BACKENDS, PRECISIONS
+from engine.tasks.generate import generate
 
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "msanii-bench" / "paper-random"
 KINDS = ("paper", "paperours", "fast")
@@ -149,12 +150,12 @@ def run_row(row: str, bundle: Path, settings: dict, threads: int | None, audio_o
     importlib.import_module("engine.tasks.generate")  # warm process: imports are not part of a render's time
     # Warm engine, as in the OSC server: sessions, thread pools and FFT plans exist before the timed render.
     # CUDA graphs are recorded per input shape: warm up at the row's length so the timed render replays them.
-    engine.generate(seconds if options.get("cuda_graphs") else 1.0, seed=1, **{**settings, "steps": 2, "gl_iters": 2})
+    generate(engine, seconds if options.get("cuda_graphs") else 1.0, seed=1, **{**settings, "steps": 2, "gl_iters": 2})
     gpu = engine.tensor_device.type == "cuda"
     if gpu:
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    result = engine.generate(seconds, seed=0, **settings)  # returns host audio: the GPU work is finished
+    result = generate(engine, seconds, seed=0, **settings)  # returns host audio: the GPU work is finished
     wall = time.perf_counter() - start
     if audio_out is not None:
         np.save(audio_out, result.audio)

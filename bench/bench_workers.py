@@ -29,7 +29,7 @@ def run_config(bundle: Path, workers: int, clips: int, seconds: float, steps: in
     from bridge.paths import PathPolicy
     from bridge.server import OscBridge
     from bridge.settings import RenderSettings
-    from engine.workers import plan_workers
+    from engine.serving.workers import plan_workers
 
     settings = RenderSettings(steps=steps, gl_iters=gl_iters)
     per_engine = threads or (threads_total if workers == 0 else max(1, threads_total // workers))

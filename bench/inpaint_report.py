@@ -18,7 +18,7 @@ from bench import metrics
 from engine.boundary import measure_boundaries
 from engine.dsp import log_mel
 from engine.tasks.inpaint import inpaint
-from engine.tasks.pcm import NativeAudio
+from engine.audio_io import NativeAudio
 
 
 def region_similarity(new: np.ndarray, old: np.ndarray, cfg) -> tuple[float, float]:

@@ -29,6 +29,7 @@ import torch
 
 from bench import metrics
 from engine.dsp import SpectrogramConfig, log_mel, stft_magnitude
+from engine.tasks.generate import generate
 
 OCTAVE_EDGES = (62.5, 125, 250, 500, 1000, 2000, 4000, 8000, 16000)
 BAND_NAMES = tuple(f"{int(lo) if lo >= 100 else lo}-{int(hi)}" for lo, hi in zip(OCTAVE_EDGES, OCTAVE_EDGES[1:]))
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = {}
     for bundle in args.bundle:
         engine = Engine.load(bundle)
-        sets[f"{bundle.name} generated"] = [engine.generate(args.seconds, seed=s).audio for s in args.seeds]
+        sets[f"{bundle.name} generated"] = [generate(engine, args.seconds, seed=s).audio for s in args.seeds]
         sets[f"{bundle.name} reconstructed"] = [reconstruct(engine, c) for c in clips]
     result = judge(clips, sets, cfg)
     print(result["table"])

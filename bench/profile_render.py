@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from engine.tasks.generate import generate
 
 # (class name or None, function name) -> stage. Matched on pyinstrument frames.
 STAGES = {
@@ -83,7 +84,7 @@ def profile_one(engine, seconds: float, settings: dict, rate: int | None, out_di
     profiler = Profiler(interval=0.002)
     start = time.perf_counter()
     profiler.start()
-    result = engine.generate(seconds, seed=0, **settings)
+    result = generate(engine, seconds, seed=0, **settings)
     audio, file_rate = result.audio, result.sample_rate
     if rate and rate != file_rate:  # what msanii-render --rate does
         audio, file_rate = resample(audio, file_rate, rate), rate
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}; bundle {engine.name} ({bundle}); settings {settings or 'bundle defaults'}; "
           f"file rate {args.rate or 'native'}")
     with tempfile.TemporaryDirectory() as tmp:
-        engine.generate(1.0, seed=0, steps=2, gl_iters=2)  # warm sessions and caches
+        generate(engine, 1.0, seed=0, steps=2, gl_iters=2)  # warm sessions and caches
         for seconds in (float(s) for s in args.seconds.split(",")):
             r = profile_one(engine, seconds, settings, args.rate or None, Path(tmp), args.top)
             print(f"\n### {seconds:g} s: {r['wall']:.2f} s wall (RTF {r['wall'] / seconds:.3f}), "

@@ -37,6 +37,7 @@ from engine.dsp import log_mel, stft_magnitude
 from engine.dsp.mel_inverse import mel_to_magnitude
 from engine.dsp.phase import fast_griffin_lim, spectral_convergence
 from engine.render import vocode
+from engine.tasks.generate import generate
 
 
 def load_clips(folder: Path, seconds: float, count: int, rate: int) -> list[np.ndarray]:
@@ -117,7 +118,7 @@ def spectrogram_png(path: Path, panels: list[tuple[str, torch.Tensor]], cfg) -> 
 def generate_clips(engine: Engine, seeds: list[int], seconds: float) -> tuple[list[np.ndarray], float]:
     clips, started = [], time.perf_counter()
     for seed in seeds:
-        clips.append(np.asarray(engine.generate(seconds, seed=seed).audio, dtype=np.float32))
+        clips.append(np.asarray(generate(engine, seconds, seed=seed).audio, dtype=np.float32))
     return clips, (time.perf_counter() - started) / len(seeds)
 
 

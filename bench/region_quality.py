@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.quality_report import load_clips
     from engine.api import Engine
     from engine.tasks.outpaint import outpaint
-    from engine.tasks.pcm import NativeAudio
+    from engine.audio_io import NativeAudio
 
     rows = {r: parse_row(r) for r in args.rows.split(",") if r.strip()}
     engine = Engine.load(args.bundle, device="cpu")
@@ -89,7 +89,7 @@ def audio_to_audio_table(engine, clips: list[np.ndarray], names: list[str], rows
 
     from engine.dsp import log_mel
     from engine.tasks.audio2audio import audio2audio
-    from engine.tasks.pcm import NativeAudio
+    from engine.audio_io import NativeAudio
 
     rate, cfg = engine.sample_rate, engine.bundle.spectrogram
     print("\n| audio-to-audio | strength | U-Net calls | level dB | log-mel L1 to source |\n|---|---|---|---|---|")

@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("msanii-osc: --batch renders on the in-process queue: add --workers 0")
     specs = None
     if workers:
-        from engine.workers import plan_workers
+        from engine.serving.workers import plan_workers
         try:
             specs = plan_workers(args.bundle.resolve(), workers, devices, args.threads, backend=args.backend,
                                  precision=args.precision, cuda_graphs=args.cuda_graphs)
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bridge.server import OscBridge
     from engine.backends.onnx import BackendError
     from engine.bundle import BundleError, load_bundle
-    from engine.workers import WorkerStartError
+    from engine.serving.workers import WorkerStartError
     engine = None
     try:
         if specs:  # validate here for a clear message; each worker loads its own engine

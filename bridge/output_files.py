@@ -12,7 +12,7 @@ from typing import Any, Callable
 from bridge.paths import PathPolicy
 from bridge.settings import RenderSettings
 from engine.finite import check_output
-from engine.jobs import Job
+from engine.serving.jobs import Job
 
 EXTENSIONS = {"wav": "wav", "flac": "flac", "ogg": "ogg"}
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from bridge.client import Cancelled, ClientError, Done, MsaniiClient, NoServer, RequestFailed
+from bridge.settings import BIT_DEPTHS, FORMATS
 from engine.samplers import SAMPLER_NAMES
 
 EXIT_FAIL, EXIT_USAGE, EXIT_NO_SERVER, EXIT_CANCELLED = 1, 2, 3, 130
@@ -72,8 +73,8 @@ def _add_job(sp: argparse.ArgumentParser, inputs: bool = False) -> None:
     g.add_argument("--steps", type=int)
     g.add_argument("--sampler", choices=SAMPLER_NAMES)
     g.add_argument("--gl-iters", type=int)
-    g.add_argument("--format", choices=("wav", "flac"))
-    g.add_argument("--bit-depth", type=int, choices=(16, 24, 32))
+    g.add_argument("--format", choices=FORMATS)
+    g.add_argument("--bit-depth", type=int, choices=BIT_DEPTHS)
     if inputs:
         sp.add_argument("--in", dest="inputs", type=Path, action="append", required=True, metavar="FILE",
                         help="input audio; repeat it to stack one-channel files (a DAW's take%%L/take%%R) as "

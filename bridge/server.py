@@ -1,8 +1,8 @@
 """The OSC server: a python-osc UDP server thread that validates requests and feeds the engine's job workers.
 
 Threads: the server thread parses packets and answers at once (accepted/fail/pong/status...); it never renders.
-Renders run either on one job thread in this process (`engine.jobs.JobQueue`, given an `Engine`) or in supervised
-worker processes (`engine.workers.WorkerPool`, given `workers=` specs; see bridge/pooled.py). Either way the job
+Renders run either on one job thread in this process (`engine.serving.JobQueue`, given an `Engine`) or in supervised
+worker processes (`engine.serving.workers.WorkerPool`, given `workers=` specs; see bridge/pooled.py). Either way the job
 side sends progress/done/fail and this process alone writes output files. The audition thread (optional) plays
 files. Replies all leave through the server's own socket.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -29,11 +28,11 @@ from bridge.settings import RenderSettings, apply_setting
 from bridge.wire import MalformedPacket, split_packet
 from bridge.output_files import write_job_output
 from bridge.reply_budget import fit_fail
-from bridge.tasks import TASKS, ParseContext, TaskSpec
+from bridge.job import JobRequest, batch_key, render_batch, render_request
+from bridge.tasks import FORMS, OscForm, ParseContext, form_for, settings_params
 from bridge.udp import PacketCounts, PacketDispatcher, UDPServer
-from engine.jobs import DuplicateJob, Job, JobQueue, QueueClosed, QueueFull
 from engine.limits import Limits
-from engine.workers import NoWorkers, WorkerSpec
+from engine.serving import DuplicateJob, Job, JobQueue, NoWorkers, QueueClosed, QueueFull, WorkerSpec
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +40,9 @@ MAX_PACKET_BYTES = 16384
 MAX_PONG_ARGS = 8
 
 
-@dataclass
-class _JobRequest:
-    spec: TaskSpec
-    params: dict
-    settings: RenderSettings
-    output_dir: Path
-    reply_to: Address
-    received_at: float
-    last_progress_at: float = -1.0
-    last_fraction: float = -1.0
-
-    # A worker process gets the request by pickle: the task travels as its address (its functions may be closures).
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "spec": self.spec.address}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, spec=TASKS[state["spec"]])
-
-
-def render_request(engine: Any, request: _JobRequest, progress: Callable[[float], None]) -> Any:
-    """Render one job with `engine` (on the job thread, or inside a worker process): the `RenderResult`."""
-    progress(0.0)
-    return request.spec.run(engine, request.params, request.settings, progress)
-
-
 class OscBridge:
-    """Serve msanii jobs over OSC/UDP (job addresses: `bridge.tasks.TASKS`; control addresses: `CONTROL`).
+    """Serve msanii jobs over OSC/UDP (job addresses: `/msanii/<task>` for every task the engine registers, with
+    the argument forms of `bridge.tasks`; control addresses: `CONTROL`).
 
     Args:
         engine: a loaded `engine.api.Engine` (used on the job thread only); None with `workers`.
@@ -80,7 +55,7 @@ class OscBridge:
         audition: an `bridge.audition.Audition` or None; `auto_play` plays every finished clip.
         writer: `write_audio(path, audio, sample_rate, format=, bit_depth=, overwrite=)`, default the engine's.
         workers: render in these supervised worker processes instead of a thread of this process (the engine
-            is then loaded by each worker; raises `engine.workers.WorkerStartError` if one cannot start).
+            is then loaded by each worker; raises `engine.serving.workers.WorkerStartError` if one cannot start).
         limits: the longest input and the most new audio one job may have (`engine.limits.Limits`; its defaults
             when None), checked before a job is accepted.
     """
@@ -126,8 +101,17 @@ class OscBridge:
             self.jobs = JobQueue(self._run_job, max_pending=max_pending, name="msanii-render",
                                  max_batch=max_batch, batch_key=self._batch_key, run_batch=self._run_batch)
         self._thread: threading.Thread | None = None
+        # the engine's tasks (a worker pool reported its workers' when it started): address -> (name, info, form)
+        self.jobs_served = self._job_addresses()
         self._handlers: dict[str, Callable[[Sequence[Any], Address], None]] = {
             address: getattr(self, "_on_" + address.rsplit("/", 1)[1]) for address in self.CONTROL}
+
+    def _job_addresses(self) -> dict[str, tuple[str, Any, OscForm]]:
+        infos = getattr(self.engine, "tasks", None)
+        if not isinstance(infos, dict):  # an Engine in this process: describe its registry here
+            from engine.tasks import describe_tasks
+            infos = describe_tasks(self.engine)
+        return {p.PREFIX + name: (name, info, form_for(info)) for name, info in infos.items()}
 
     # ---- lifecycle ----
     @property
@@ -211,7 +195,7 @@ class OscBridge:
                        request_bytes: int | None = None) -> None:
         """Answer one message; `request_bytes` (its size) bounds the size of a fail reply (bridge.reply_budget)."""
         handler = self._handlers.get(address)
-        if handler is None and address not in TASKS:
+        if handler is None and address not in self.jobs_served and not self._is_builtin_task(address):
             if address in self.REPLIES:  # another server's reply: answering it could start a ping-pong
                 self.counts.add("ignored")
                 return
@@ -222,7 +206,7 @@ class OscBridge:
             if handler is not None:
                 handler(args, sender)
             else:
-                self._on_job(TASKS[address], args, sender)
+                self._on_job(address, args, sender)
         except p.RequestError as exc:
             self.counts.add("rejected")
             self.fail(self.reply_address(sender), self._fail_id(address, args), str(exc), request_bytes)
@@ -233,24 +217,31 @@ class OscBridge:
                       request_bytes)
 
     @staticmethod
-    def _fail_id(address: str, args: Sequence[Any]) -> str:
+    def _is_builtin_task(address: str) -> bool:
+        """A task docs/osc.md describes, served or not by this engine (not served: fail "not available")."""
+        return address.startswith(p.PREFIX) and address[len(p.PREFIX):] in FORMS
+
+    def _fail_id(self, address: str, args: Sequence[Any]) -> str:
         """Job requests and cancels fail under their job id (when usable); everything else under its address."""
-        if address in TASKS or address == "/msanii/cancel":
+        if address in self.jobs_served or self._is_builtin_task(address) or address == "/msanii/cancel":
             return p.fail_id(address, args)
         return address[:80]
 
     # ---- job requests ----
-    def _on_job(self, spec: TaskSpec, args: Sequence[Any], sender: Address) -> None:
+    def _on_job(self, address: str, args: Sequence[Any], sender: Address) -> None:
+        name = address[len(p.PREFIX):]
+        served = self.jobs_served.get(address)
         if not args:
-            raise p.RequestError(f"expected {spec.address} {spec.usage}")
+            raise p.RequestError(f"expected {address} {(served[2] if served else FORMS[name]).usage}")
         job_id = p.job_id(args[0])
+        if served is None:  # a task of docs/osc.md that this engine build does not register
+            raise p.RequestError(f"not available: this engine has no {name}")
+        name, info, form = served
         reply_to = self.reply_address(sender)
-        why_not = self._why_unavailable(spec)
-        if why_not:
-            raise p.RequestError(why_not)
         settings = self.settings
-        params = spec.parse(args, ParseContext(self.paths, settings, self.engine.max_seconds, self.limits))
-        request = _JobRequest(spec, params, settings, self.paths.output_dir, reply_to, time.monotonic())
+        params = form.parse(args, ParseContext(self.paths, settings, info.max_seconds, self.limits))
+        params = {**params, **settings_params(info, settings, self.limits)}
+        request = JobRequest(name, params, settings, self.paths.output_dir, reply_to, time.monotonic())
         job = Job(job_id, request, on_progress=self._job_progress, on_done=self._job_done, on_fail=self._job_fail)
         try:
             position = self.jobs.submit(job)
@@ -264,26 +255,19 @@ class OscBridge:
             raise p.RequestError(str(exc)) from None
         self.send(reply_to, "/msanii/accepted", job_id, position)
 
-    def _why_unavailable(self, spec: TaskSpec) -> str | None:
-        """Why this task cannot run here (None if it can). Worker processes answered it when they started."""
-        unavailable = getattr(self.engine, "unavailable", None)
-        return unavailable.get(spec.address) if isinstance(unavailable, dict) else spec.available(self.engine)
-
     def _run_job(self, job: Job, progress: Callable[[float], None]) -> tuple[Path, dict]:
         """Job thread: render, then write the file."""
         return self._write_output(job, render_request(self.engine, job.request, progress))
 
     def _batch_key(self, job: Job) -> Any:
         """Jobs that may share a batch (queue lock held: the request's own fields only)."""
-        req: _JobRequest = job.request
-        if req.spec.batch_key is None or getattr(self.engine, "generate_batch", None) is None:
-            return None
-        return req.spec.batch_key(req.params, req.settings)  # each job still writes with its own format and folder
+        req: JobRequest = job.request
+        served = self.jobs_served.get(p.PREFIX + req.task)
+        return batch_key(req) if served is not None and served[1].batches else None
 
     def _run_batch(self, jobs: list[Job], progress: Callable[[float], None]) -> list[Any]:
         """Job thread: render a batch, then write each job's file (a failed or cancelled write stays that job's)."""
-        first: _JobRequest = jobs[0].request
-        results = first.spec.run_batch(self.engine, [j.request.params for j in jobs], first.settings, progress)
+        results = render_batch(self.engine, [j.request for j in jobs], progress)
         outputs: list[Any] = []
         for job, result in zip(jobs, results):
             try:
@@ -293,11 +277,11 @@ class OscBridge:
         return outputs
 
     def _write_output(self, job: Job, result: Any) -> tuple[Path, dict]:
-        req: _JobRequest = job.request
+        req: JobRequest = job.request
         return write_job_output(self.paths, self._write_audio, job, result, req.settings, req.output_dir)
 
     def _job_progress(self, job: Job, fraction: float) -> None:
-        req: _JobRequest = job.request
+        req: JobRequest = job.request
         now = time.monotonic()
         final = fraction >= 1.0
         if final and req.last_fraction >= 1.0:
@@ -308,7 +292,7 @@ class OscBridge:
         self.send(req.reply_to, "/msanii/progress", job.id, float(fraction))
 
     def _job_done(self, job: Job, result: tuple[Path, dict]) -> None:
-        req: _JobRequest = job.request
+        req: JobRequest = job.request
         path, info = result
         self._job_progress(job, 1.0)
         seconds = float(info["output_seconds"])
@@ -320,7 +304,7 @@ class OscBridge:
             self.audition.play(path, on_event=self._audition_reporter(req.reply_to))
 
     def _job_fail(self, job: Job, reason: str) -> None:
-        req: _JobRequest = job.request
+        req: JobRequest = job.request
         self.send(req.reply_to, "/msanii/fail", job.id, reason)
         log.info("job %s: %s", job.id, reason)
 

@@ -20,9 +20,14 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from bridge import protocol as p
+from engine.audio_io import BIT_DEPTHS as AUDIO_BIT_DEPTHS
+from engine.audio_io import FORMATS as AUDIO_FORMATS
+from engine.regions import Tempo
 from engine.samplers import SAMPLER_NAMES
 
-FORMATS = ("wav", "flac")
+FORMATS = tuple(AUDIO_FORMATS)  # ("wav", "flac"): the engine's containers for new clips
+# OSC sends bit depths as integers: 32 is 32-bit float, as in the engine's one table (engine.audio_io.BIT_DEPTHS)
+BIT_DEPTHS = tuple(int(depth.rstrip("f")) for depth in AUDIO_BIT_DEPTHS)  # (16, 24, 32)
 
 
 @dataclass(frozen=True)
@@ -37,9 +42,13 @@ class RenderSettings:
     bit_depth: int | None = None
     progress_hz: float = 20.0
 
+    def tempo(self) -> Tempo:
+        """The tempo for bar/beat lengths: beats_per_bar beats of 1/beat_unit notes, the BPM counting quarter notes
+        (engine.regions.Tempo: the one bars -> seconds conversion)."""
+        return Tempo(self.bpm, self.beats_per_bar, self.beat_unit)
+
     def seconds_per_bar(self) -> float:
-        """Length of one bar: beats_per_bar beats of 1/beat_unit notes, the BPM counting quarter notes."""
-        return self.beats_per_bar * (4.0 / self.beat_unit) * 60.0 / self.bpm
+        return self.tempo().bar_seconds
 
 
 def apply_setting(settings: RenderSettings, key: str, values: Sequence[Any]) -> tuple[RenderSettings, list]:
@@ -79,9 +88,9 @@ def apply_setting(settings: RenderSettings, key: str, values: Sequence[Any]) -> 
         return dataclasses.replace(settings, format=v, bit_depth=depth), [v]
     if key == "bit_depth":
         need(1, "<16|24|32>")
-        v = p.integer(values[0], "bit_depth", 16, 32)
-        if v not in (16, 24, 32):
-            raise p.RequestError(f"bit_depth must be 16, 24 or 32, got {v}")
+        v = p.integer(values[0], "bit_depth", min(BIT_DEPTHS), max(BIT_DEPTHS))
+        if v not in BIT_DEPTHS:
+            raise p.RequestError(f"bit_depth must be {', '.join(map(str, BIT_DEPTHS[:-1]))} or {BIT_DEPTHS[-1]}, got {v}")
         if v == 32 and settings.format == "flac":
             raise p.RequestError("FLAC stores 16 or 24 bits; use format wav for 32-bit float")
         return dataclasses.replace(settings, bit_depth=v), [v]

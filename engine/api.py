@@ -1,10 +1,12 @@
 """The engine's Python API: load a bundle once, render many times.
 
-    engine = Engine.load("bundles/default")
-    result = engine.generate(seconds=10.0, seed=7)        # RenderResult(audio [C, N] float32, sample_rate, info)
+    engine = Engine.load("models/default")
+    result = render(engine, "generate", seconds=10.0, seed=7)   # RenderResult(audio [C, N] float32, sample_rate, info)
     write_audio("out.wav", result.audio, result.sample_rate)
 
-Tasks (engine/tasks/) build on `encode`, `decode`, `denoiser`, `generator_for` and the sampler in engine.sampling.
+`Engine` holds the resources (bundle, model sessions, devices) and the building blocks tasks are made of
+(`encode`, `decode`, `denoiser`, `generator_for`); the tasks themselves are registered in engine.tasks and run
+through `render` (or called directly: `engine.tasks.inpaint.inpaint(engine, "mix.wav", ["12.5-16"])`).
 """
 from __future__ import annotations
 
@@ -17,11 +19,11 @@ import torch
 from engine.backends import BACKENDS
 from engine.backends.onnx import BackendError, OnnxDenoiser, OnnxVocoder, default_threads
 from engine.bundle import UNET_FILE, VOCODER_FILE, Bundle, load_bundle
+from engine.dsp.spectrogram import frames_covering
 from engine.render import RenderResult, encode, max_clip_seconds, reconstruct_phase, vocode
+from engine.tasks import get_task, tasks
 
-__all__ = ["BACKENDS", "Engine", "RenderResult", "choose_backend"]
-
-
+__all__ = ["BACKENDS", "Engine", "RenderResult", "choose_backend", "render", "tasks"]
 
 def choose_backend(backend: str, device: str, bundle: Bundle) -> str:
     """"onnx" or "torch" for a request. "auto" takes torch on a CUDA device when the bundle has its exported
@@ -39,8 +41,8 @@ def choose_backend(backend: str, device: str, bundle: Bundle) -> str:
 
 
 class Engine:
-    """Holds a validated bundle and its model sessions for the life of the process. Not thread-safe: one
-    render at a time (engine.jobs runs renders on one worker thread)."""
+    """Holds a validated bundle and its model sessions for the life of the process, and the building blocks
+    tasks use. Not thread-safe: one render at a time (engine.serving runs renders on one worker thread)."""
 
     def __init__(self, bundle: Bundle, denoiser, vocoder, threads: int, backend: str = "onnx",
                  tensor_device: torch.device | None = None) -> None:
@@ -53,7 +55,7 @@ class Engine:
         # CPU for onnxruntime (its sessions take and return host arrays).
         self.tensor_device = tensor_device or torch.device("cpu")
         # Where the phase reconstruction runs: on the GPU whenever the models are there, whatever the backend
-        # (Griffin-Lim is most of a GPU render's remaining work on a CPU: 12 s at 190 s).
+        # (Griffin-Lim is most of a GPU render's remaining work when it runs on a CPU; bench/RESULTS.md).
         if self.tensor_device.type == "cuda":
             self.dsp_device = self.tensor_device
         else:
@@ -142,7 +144,7 @@ class Engine:
         """U-Net space mel [C, n_mels, T] -> (audio [C, samples], magnitude [C, n_freqs, frames]), on x's device.
         The phase reconstruction runs on the engine's `dsp_device` whatever x's is (a task that samples on the CPU,
         or an onnxruntime CUDA engine, still gets its Griffin-Lim on the GPU)."""
-        frames = -(-samples // self.bundle.spectrogram.hop_length) + 1
+        frames = frames_covering(samples, self.bundle.spectrogram)
         magnitude = vocode(x[None].to(self.tensor_device), self.bundle, self.vocoder, frames)[0]
         magnitude = magnitude.to(self.dsp_device)
         iters = self.defaults.gl_iters if gl_iters is None else gl_iters
@@ -151,24 +153,8 @@ class Engine:
                                   None if init_phase is None else init_phase.to(self.dsp_device))
         return audio.to(x.device), magnitude.to(x.device)
 
-    # ------------------------------------------------------------------ tasks
 
-    def generate(self, seconds: float, seed: int | None = None, steps: int | None = None,
-                 sampler: str | None = None, gl_iters: int | None = None,
-                 callback: Callable[[float], None] | None = None, phase: str = "fast",
-                 gl_init: str | None = None, progress: bool = False) -> RenderResult:
-        """Unconditional music of `seconds` (exact: round(seconds * sample_rate) samples). Defaults come from
-        the bundle's manifest. `callback(fraction)` after each sampler step and phase iteration."""
-        from engine.tasks.generate import generate
-        return generate(self, seconds, seed=seed, steps=steps, sampler=sampler, gl_iters=gl_iters,
-                        callback=callback, phase=phase, gl_init=gl_init, progress=progress)
-
-    def generate_batch(self, seconds: float, seeds: list[int | None], steps: int | None = None,
-                       sampler: str | None = None, gl_iters: int | None = None,
-                       callback: Callable[[float], None] | None = None, phase: str = "fast",
-                       gl_init: str | None = None, progress: bool = False) -> list[RenderResult]:
-        """Several clips of the same length and settings, one per seed, sampled as one batch (one U-Net call per
-        step for all of them); each equals `generate` with its seed. `callback(fraction)` covers the batch."""
-        from engine.tasks.generate import generate_batch
-        return generate_batch(self, seconds, seeds, steps=steps, sampler=sampler, gl_iters=gl_iters,
-                              callback=callback, phase=phase, gl_init=gl_init, progress=progress)
+def render(engine: Engine, task: str, callback: Callable[[float], None] | None = None, **params) -> RenderResult:
+    """Run the registered task `task` (engine.tasks) with its keyword `params`: the one front door to every task,
+    the same one msanii-render and the OSC server go through. `callback(fraction)` reports progress."""
+    return get_task(task).run(engine, params, callback)

@@ -15,6 +15,7 @@ Input audio is float [channels, samples] (numpy); channels are measured separate
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -157,3 +158,12 @@ def loop_wrap_audio(loop: np.ndarray, context: int) -> tuple[np.ndarray, int]:
     """The loop's end followed by its start ([C, 2*context]) and the wrap seam's index, for `measure_boundaries`."""
     context = min(context, loop.shape[-1])
     return np.concatenate([loop[..., -context:], loop[..., :context]], axis=-1), context
+
+
+def seam_report(audio: np.ndarray, seams: Sequence[int], rate: int, reference: object) -> dict:
+    """`measure_boundaries(...).to_dict()`, or why it was skipped (a clip too short for the measure's reference
+    statistics): a measure that cannot be taken never fails the render it describes."""
+    try:
+        return measure_boundaries(audio, list(seams), rate, reference=reference).to_dict()
+    except ValueError as exc:
+        return {"skipped": str(exc)}

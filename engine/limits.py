@@ -39,17 +39,17 @@ class AudioHeader:
 
 def read_header(path: str | Path) -> AudioHeader:
     """The file's length, rate and channels from its header alone (no samples read)."""
-    from engine.tasks.pcm import AudioFileError
+    from engine.audio_io import AudioIOError
     path = Path(path)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioFileError(f"cannot read {path}: {exc}") from None
+        raise AudioIOError(f"cannot read {path}: {exc}") from None
     if not SAMPLE_RATES[0] <= info.samplerate <= SAMPLE_RATES[1]:
-        raise AudioFileError(f"{path} has a sample rate of {info.samplerate} Hz; supported: "
+        raise AudioIOError(f"{path} has a sample rate of {info.samplerate} Hz; supported: "
                              f"{SAMPLE_RATES[0]}..{SAMPLE_RATES[1]} Hz")
     if not 1 <= info.channels <= MAX_CHANNELS:
-        raise AudioFileError(f"{path} has {info.channels} channels; only mono and stereo are supported")
+        raise AudioIOError(f"{path} has {info.channels} channels; only mono and stereo are supported")
     return AudioHeader(path, int(info.frames), int(info.samplerate), int(info.channels))
 
 

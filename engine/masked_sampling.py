@@ -81,7 +81,7 @@ class MaskedConfig:
 def ddim_scheduler(schedule: DiffusionSettings) -> DDIMScheduler:
     """The engine's DDIM (trailing spacing, x0 clipped to the model space): first order, so a step can be undone
     by re-noising, which the resampling jumps need."""
-    return make_scheduler("ddim", schedule.num_train_timesteps, schedule.beta_schedule, schedule.prediction_type)
+    return make_scheduler(JUMP_SAMPLER, schedule.num_train_timesteps, schedule.beta_schedule, schedule.prediction_type)
 
 
 def _call(denoise: Denoise, x: torch.Tensor, t: torch.Tensor | int, shift: int | None,

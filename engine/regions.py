@@ -176,6 +176,28 @@ def resolve_regions(regions: Sequence[Region], total_samples: int, sample_rate: 
 
 # ---- text forms (CLI and OSC) ----
 
+RegionLike = Region | tuple | str  # what the Python API accepts for a region
+
+
+def as_regions(regions: Sequence[RegionLike]) -> list[Region]:
+    """Region objects from Region, (start, end) pairs (seconds or BarBeat) or "START-END" strings."""
+    out = []
+    for r in regions:
+        if isinstance(r, Region):
+            out.append(r)
+        elif isinstance(r, str):
+            out.append(parse_region(r))
+        else:
+            start, end = r
+            out.append(Region(start, end))
+    return out
+
+
+def rendered_seconds(regions: Sequence[SampleRegion], sample_rate: int) -> float:
+    """New audio a region edit renders: the regions' total length."""
+    return sum(r.length for r in regions) / sample_rate
+
+
 _NUMBER = r"\d+(?:\.\d*)?|\.\d+"
 
 

@@ -16,7 +16,7 @@ import torch
 from engine.bundle import Bundle
 from engine.dsp.phase import fast_griffin_lim, griffin_lim_torchaudio
 from engine.dsp.scaler import denormalise, normalise
-from engine.dsp.spectrogram import log_mel
+from engine.dsp.spectrogram import frames_covering, log_mel
 
 PHASE_METHODS = ("fast", "torchaudio")  # ours (momentum + phase init) | the paper's baseline
 MAX_FRAMES = 8192  # the paper's training length (190.2 s at 44.1 kHz); memory grows linearly beyond it
@@ -52,8 +52,7 @@ def clip_length(seconds: float, bundle: Bundle) -> ClipLength:
     samples = round(seconds * bundle.sample_rate)
     if samples < 1:
         raise RenderError(f"seconds={seconds} is shorter than one sample at {bundle.sample_rate} Hz")
-    hop = bundle.spectrogram.hop_length
-    frames = -(-samples // hop) + 1  # (frames - 1) * hop >= samples, so the inverse STFT covers every sample
+    frames = frames_covering(samples, bundle.spectrogram)  # the inverse STFT covers every sample
     m = bundle.frame_multiple
     model_frames = -(-frames // m) * m
     if model_frames > MAX_FRAMES:

@@ -4,10 +4,10 @@
 from `noised_start` for partial / img2img-style sampling at a given strength). `denoise(x, t)` is any callable
 taking x [B, ...] and float timesteps [B]. The samplers are named and built in engine.samplers (the registry):
 "ddim" (the paper's, 200 steps, eta 0) and "dpmpp" (DPM-Solver++ multistep, order 2 or 3; from noise 15
-log-SNR-spaced 3M steps, bench/sweep_steps.py). Both clip the predicted clean sample to the model space [-1, 1], as the data lives there:
-the sampler rewrites the model's prediction so that its implied x0 is clipped (what DDIM's clip_sample does),
-instead of diffusers' dynamic thresholding, whose per-step quantile over a 190 s clip costs ~0.4 s on CPU and,
-with a maximum of 1, clips to the same range anyway. Loops that call scheduler.step themselves
+log-SNR-spaced 3M steps, bench/sweep_steps.py). Both clip the predicted clean sample to the model space
+[-1, 1], as the data lives there: the sampler rewrites the model's prediction so that its implied x0 is clipped
+(what DDIM's clip_sample does), instead of diffusers' dynamic thresholding, whose per-step quantile over a long clip
+is costly on CPU and, with a maximum of 1, clips to the same range anyway. Loops that call scheduler.step themselves
 should pass their prediction through `clip_prediction` (DDIM also keeps its own clip_sample on).
 """
 from __future__ import annotations

@@ -22,6 +22,7 @@ from engine.bundle import (FORMAT, MANIFEST, PROGRAM_FILES, UNET_FILE, VERSION, 
                            file_entry, load_bundle)
 from engine.dsp.config import SpectrogramConfig
 from engine.dsp.scaler import ScalerStats
+from engine.samplers import DEFAULT_SAMPLER
 from export.compress import compress_file, round_weights_fp16
 from export.onnx_export import (ExportError, convert_fp16, export_unet, export_vocoder, unet_parity,
                                 vocoder_parity)
@@ -39,7 +40,7 @@ COMPACT_PARITY_TOL = {"unet_abs": 5e-2, "vocoder_rel": 2e-2}
 # log-SNR-spaced steps: the report's statistics, loudness and phase SC equal DDIM 200's from the same noise,
 # bench/sweep_steps.py); fast Griffin-Lim from the peak-locked phase reaches the paper's GL-200 spectral
 # convergence on real music in 80 iterations.
-DEFAULTS = RenderDefaults(sampler="dpmpp", steps=15, gl_iters=80, gl_init="peaks")
+DEFAULTS = RenderDefaults(sampler=DEFAULT_SAMPLER, steps=15, gl_iters=80, gl_init="peaks")
 
 
 @dataclass

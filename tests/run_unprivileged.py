@@ -7,18 +7,17 @@ which from then on has exactly that user's rights on the file system.
 from __future__ import annotations
 
 import os
-import pkgutil
 import sys
 from importlib import import_module
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import bridge.cli  # noqa: E402
-import engine.tasks  # noqa: E402
+import engine.tasks  # noqa: E402,F401  (the task registry and every task module)
 
-PRELOAD = ("bridge.server", "bridge.paths", "bridge.audition", "bridge.pooled", "engine.api", "engine.audio_io",
-           "engine.backends.onnx", "engine.bundle", "engine.workers", "engine.sampling", "engine.masked_sampling",
-           "soundfile", "soxr")
+PRELOAD = ("bridge.server", "bridge.paths", "bridge.audition", "bridge.pooled", "bridge.job", "engine.api",
+           "engine.audio_io", "engine.backends.onnx", "engine.bundle", "engine.serving", "engine.sampling",
+           "engine.masked_sampling", "soundfile", "soxr")
 
 
 def main() -> int:
@@ -26,8 +25,6 @@ def main() -> int:
     args = sys.argv[sys.argv.index("--") + 1:]
     for name in PRELOAD:
         import_module(name)
-    for module in pkgutil.iter_modules(engine.tasks.__path__):
-        import_module(f"engine.tasks.{module.name}")
     try:  # audition's optional library: probed at start, unreadable for the user once dropped
         import_module("sounddevice")
     except (ImportError, OSError):

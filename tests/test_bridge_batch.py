@@ -12,22 +12,27 @@ from bridge.paths import PathPolicy
 from bridge.server import OscBridge
 from bridge.settings import RenderSettings
 from engine.api import Engine
+from engine.tasks import Task
+from engine.tasks.generate import generate
 from osc_helpers import OscClient
 
 
 class RecordingEngine:
-    """The real engine, recording the size of every batch it renders."""
+    """The real engine, recording the seeds of every batch the server renders with it."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, monkeypatch) -> None:
         self._engine = engine
         self.batches: list[list[int]] = []
+        run_batch = Task.run_batch
+
+        def recording(task, engine, params, callback=None):
+            if engine is self:
+                self.batches.append([p["seed"] for p in params])
+            return run_batch(task, engine, params, callback)
+        monkeypatch.setattr(Task, "run_batch", recording)
 
     def __getattr__(self, name: str):
         return getattr(self._engine, name)
-
-    def generate_batch(self, seconds, seeds, **kwargs):
-        self.batches.append(list(seeds))
-        return self._engine.generate_batch(seconds, seeds, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +40,10 @@ def engine(tiny_bundle):
     return Engine.load(tiny_bundle, device="cpu", threads=2)
 
 
-def test_queued_generations_render_as_one_batch(engine, tmp_path):
+def test_queued_generations_render_as_one_batch(engine, tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
-    recording = RecordingEngine(engine)
+    recording = RecordingEngine(engine, monkeypatch)
     bridge = OscBridge(recording, PathPolicy(out, []), port=0, reply_port=None, max_pending=6,
                        settings=RenderSettings(steps=3, gl_iters=3), max_batch=3).start()
     client = OscClient(bridge.address)
@@ -66,7 +71,7 @@ def test_queued_generations_render_as_one_batch(engine, tmp_path):
         path = Path(done[job].args[1])
         assert done[job].args[3] == seed and path.parent == out.resolve()
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        alone = engine.generate(1.0, seed=seed, steps=3, gl_iters=3).audio.T
+        alone = generate(engine, 1.0, seed=seed, steps=3, gl_iters=3).audio.T
         assert rate == 44100 and audio.shape == alone.shape
         assert np.abs(audio - alone).max() < 1e-3 * max(np.abs(alone).max(), 1e-6) + 2 ** -22  # 24-bit file
         fractions = [m.args[1] for m in client.of("/msanii/progress", job)]
@@ -75,7 +80,7 @@ def test_queued_generations_render_as_one_batch(engine, tmp_path):
 
 
 def test_batching_is_refused_with_worker_processes(tiny_bundle, tmp_path):
-    from engine.worker_process import WorkerSpec
+    from engine.serving.worker_process import WorkerSpec
     with pytest.raises(ValueError, match="batching runs on the in-process job queue"):
         OscBridge(None, PathPolicy(tmp_path, []), port=0, workers=[WorkerSpec(str(tiny_bundle))], max_batch=2)
 
@@ -92,7 +97,7 @@ def test_batch_option_errors(tiny_bundle, tmp_path, extra, message):
 def test_backend_options_reach_the_engine(tiny_bundle, program_bundle, tmp_path, capsys):
     """msanii-osc --backend/--precision: passed to Engine.load in the server process and in worker specs."""
     from bridge.cli import main
-    from engine.worker_process import plan_workers
+    from engine.serving.worker_process import plan_workers
 
     code = main(["--bundle", str(tiny_bundle), "--output-dir", str(tmp_path / "o"), "--workers", "0",
                  "--backend", "torch"])

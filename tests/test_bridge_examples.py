@@ -8,7 +8,7 @@ import json
 import re
 
 from bridge.server import OscBridge
-from bridge.tasks import TASKS
+from engine.tasks import task_names
 from osc_helpers import REPO
 
 EXAMPLES = REPO / "examples"
@@ -16,7 +16,7 @@ SERVER_REPLIES = set(OscBridge.REPLIES)
 
 
 def served_addresses() -> set[str]:
-    return set(OscBridge.CONTROL) | set(TASKS)
+    return set(OscBridge.CONTROL) | {f"/msanii/{name}" for name in task_names()}
 
 
 def test_maxpat_is_well_formed_and_speaks_the_protocol():

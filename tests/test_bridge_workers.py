@@ -1,4 +1,4 @@
-"""`OscBridge` with supervised engine worker processes (engine.workers.WorkerPool): real spawned processes, the
+"""`OscBridge` with supervised engine worker processes (engine.serving.workers.WorkerPool): real spawned processes, the
 real tiny engine in each, real UDP clients. Two workers render two jobs at the same time; a worker killed with
 SIGKILL mid-render fails only its job ("worker crashed"), leaves no file, is restarted (counted in
 /msanii/status) and the queued job still completes; cancel still stops a worker's render within a step."""
@@ -17,7 +17,7 @@ import soundfile as sf
 from bridge.paths import PathPolicy
 from bridge.server import OscBridge
 from bridge.settings import RenderSettings
-from engine.workers import plan_workers
+from engine.serving.workers import plan_workers
 from osc_helpers import OscClient
 
 

@@ -6,6 +6,7 @@ import torch
 from engine.api import Engine, RenderResult
 from engine.dsp.phase import spectral_convergence
 from engine.render import RenderError
+from engine.tasks.generate import generate, generate_batch
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +16,7 @@ def engine(tiny_bundle):
 
 @pytest.mark.parametrize("seconds", [3.3, 1.0])
 def test_generate_stereo_exact_length(engine, seconds):
-    result = engine.generate(seconds, seed=3, steps=4, gl_iters=4)
+    result = generate(engine, seconds, seed=3, steps=4, gl_iters=4)
     assert isinstance(result, RenderResult)
     assert result.sample_rate == 44100 and engine.channels == 2
     assert result.audio.dtype == np.float32
@@ -30,34 +31,34 @@ def test_generate_stereo_exact_length(engine, seconds):
 
 
 def test_same_seed_same_audio_other_seed_differs(engine):
-    a = engine.generate(1.0, seed=11, steps=3, gl_iters=3)
-    b = engine.generate(1.0, seed=11, steps=3, gl_iters=3)
-    c = engine.generate(1.0, seed=12, steps=3, gl_iters=3)
+    a = generate(engine, 1.0, seed=11, steps=3, gl_iters=3)
+    b = generate(engine, 1.0, seed=11, steps=3, gl_iters=3)
+    c = generate(engine, 1.0, seed=12, steps=3, gl_iters=3)
     assert np.array_equal(a.audio, b.audio)  # bit-identical
     assert not np.allclose(a.audio, c.audio)
-    fresh = engine.generate(0.5, steps=2, gl_iters=2)
+    fresh = generate(engine, 0.5, steps=2, gl_iters=2)
     assert isinstance(fresh.info["seed"], int)
-    again = engine.generate(0.5, seed=fresh.info["seed"], steps=2, gl_iters=2)
+    again = generate(engine, 0.5, seed=fresh.info["seed"], steps=2, gl_iters=2)
     assert np.array_equal(fresh.audio, again.audio)  # an unseeded render can be repeated from its info
 
 
 def test_ddim_and_paper_phase_path(engine):
-    result = engine.generate(0.7, seed=1, sampler="ddim", steps=5, gl_iters=5, phase="torchaudio")
+    result = generate(engine, 0.7, seed=1, sampler="ddim", steps=5, gl_iters=5, phase="torchaudio")
     assert result.audio.shape == (2, round(0.7 * 44100))
     assert result.info["sampler"] == "ddim" and result.info["phase"] == "torchaudio" and result.info["spacing"] == "linear"
-    fast = engine.generate(0.7, seed=1, sampler="ddim", steps=5, gl_iters=5)
+    fast = generate(engine, 0.7, seed=1, sampler="ddim", steps=5, gl_iters=5)
     assert not np.array_equal(result.audio, fast.audio)
 
 
 def test_more_phase_iterations_converge_further(engine):
-    few = engine.generate(1.0, seed=5, steps=2, gl_iters=2)
-    many = engine.generate(1.0, seed=5, steps=2, gl_iters=24)
+    few = generate(engine, 1.0, seed=5, steps=2, gl_iters=2)
+    many = generate(engine, 1.0, seed=5, steps=2, gl_iters=24)
     assert many.info["spectral_convergence"] < few.info["spectral_convergence"]
 
 
 def test_progress_callback_monotonic_and_cancellable(engine):
     seen = []
-    engine.generate(0.5, seed=0, steps=3, gl_iters=4, callback=seen.append)
+    generate(engine, 0.5, seed=0, steps=3, gl_iters=4, callback=seen.append)
     assert len(seen) >= 3 + 4 + 1 and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
     assert seen[2] == pytest.approx(6 / 10)  # 3 steps of weight 2, then 4 phase iterations of weight 1
 
@@ -68,7 +69,7 @@ def test_progress_callback_monotonic_and_cancellable(engine):
         if fraction > 0.2:
             raise Stop
     with pytest.raises(Stop):
-        engine.generate(0.5, seed=0, steps=5, gl_iters=4, callback=cancel)
+        generate(engine, 0.5, seed=0, steps=5, gl_iters=4, callback=cancel)
 
 
 def test_decoding_uses_both_scalers(engine):
@@ -95,9 +96,9 @@ def test_decoding_uses_both_scalers(engine):
 ])
 def test_bad_arguments_are_named(engine, kwargs, message):
     with pytest.raises(RenderError, match=message):
-        engine.generate(**kwargs)
+        generate(engine, **kwargs)
     with pytest.raises(ValueError, match="seed must be"):
-        engine.generate(1.0, seed=-4)
+        generate(engine, 1.0, seed=-4)
 
 
 def test_clip_length_paper_frame_multiple(engine):
@@ -117,12 +118,12 @@ def test_clip_length_paper_frame_multiple(engine):
 
 def test_batch_gives_each_seed_its_own_clip(engine):
     fractions = []
-    batch = engine.generate_batch(1.0, [5, 6, 5], steps=4, gl_iters=6, callback=fractions.append)
+    batch = generate_batch(engine, 1.0, [5, 6, 5], steps=4, gl_iters=6, callback=fractions.append)
     for seed, result in zip((5, 6, 5), batch):
-        alone = engine.generate(1.0, seed=seed, steps=4, gl_iters=6)
+        alone = generate(engine, 1.0, seed=seed, steps=4, gl_iters=6)
         assert result.info["seed"] == seed and result.info["batch"] == 3
         assert np.abs(result.audio - alone.audio).max() < 1e-3 * max(np.abs(alone.audio).max(), 1e-6)
     assert not np.allclose(batch[0].audio, batch[1].audio)
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     with pytest.raises(RenderError, match="at least one clip"):
-        engine.generate_batch(1.0, [])
+        generate_batch(engine, 1.0, [])

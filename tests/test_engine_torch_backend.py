@@ -13,6 +13,7 @@ from engine.bundle import BundleError, load_bundle
 from engine.cli import main as render_main
 from engine.dsp.spectrogram import log_mel
 from engine.sampling import make_scheduler, sample
+from engine.tasks.generate import generate, generate_batch
 from export.cli import main as export_main
 
 
@@ -68,7 +69,7 @@ def test_one_block_inputs_run_on_a_wrap_padded_canvas(engines):
     t = torch.full((1,), 700.0)
     expected = torch_engine.denoiser(torch.cat((x, x), dim=-1), t)[..., :multiple]
     assert torch.equal(torch_engine.denoiser(x, t), expected)
-    short = torch_engine.generate(0.02, seed=1, steps=2, gl_iters=2)  # 2 frames: one block of the tiny U-Net
+    short = generate(torch_engine, 0.02, seed=1, steps=2, gl_iters=2)  # 2 frames: one block of the tiny U-Net
     assert short.info["model_frames"] == multiple and short.audio.shape == (2, 882)
 
 
@@ -88,8 +89,8 @@ def test_program_moves_to_another_device(program_bundle):
 
 def test_generate_on_the_torch_backend_matches_onnx(engines):
     onnx_engine, torch_engine = engines
-    a = onnx_engine.generate(1.5, seed=4, steps=6, gl_iters=8)
-    b = torch_engine.generate(1.5, seed=4, steps=6, gl_iters=8)
+    a = generate(onnx_engine, 1.5, seed=4, steps=6, gl_iters=8)
+    b = generate(torch_engine, 1.5, seed=4, steps=6, gl_iters=8)
     assert b.info["backend"] == "torch" and b.info["device"] == "cpu" and a.info["backend"] == "onnx"
     assert b.audio.shape == a.audio.shape == (2, 66150) and b.audio.dtype == np.float32
     # Griffin-Lim amplifies 1e-5 model differences into sample-level ones; the spectra must agree.
@@ -167,10 +168,10 @@ def test_cuda_backend_with_graphs_matches_eager(program_bundle, tmp_path):
     for _ in range(3):  # capture, then replays; a new shape captures again
         assert float((graphed.denoiser(x, t) - eager.denoiser(x, t)).abs().max()) < 1e-4
     assert graphed.denoiser(x[..., :16], t).shape[-1] == 16
-    a = eager.generate(1.0, seed=1, steps=4, gl_iters=4)
-    b = graphed.generate(1.0, seed=1, steps=4, gl_iters=4)
+    a = generate(eager, 1.0, seed=1, steps=4, gl_iters=4)
+    b = generate(graphed, 1.0, seed=1, steps=4, gl_iters=4)
     assert a.info["device"] == "cuda" and abs(a.info["spectral_convergence"] - b.info["spectral_convergence"]) < 0.01
-    batch = graphed.generate_batch(1.0, [1, 2], steps=4, gl_iters=4)
+    batch = generate_batch(graphed, 1.0, [1, 2], steps=4, gl_iters=4)
     assert np.abs(batch[0].audio - b.audio).max() < 1e-2 * max(np.abs(b.audio).max(), 1e-6)
     # Region tasks sample on the GPU too (noise drawn on the CPU): the same edits as the CPU engine's.
     import soundfile as sf

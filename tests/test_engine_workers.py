@@ -1,4 +1,4 @@
-"""engine.workers.WorkerPool on its own, with real spawned worker processes holding the real tiny engine: a GPU-style
+"""engine.serving.WorkerPool on its own, with real spawned worker processes holding the real tiny engine: a GPU-style
 error recycles the worker, a native crash (abort) is a "worker crashed" failure and a restart, a worker that cannot
 load its bundle is a clear start-up error; device and thread planning."""
 from __future__ import annotations
@@ -9,9 +9,10 @@ import signal
 
 import pytest
 
-from engine.jobs import Job, JobState
-from engine.worker_process import WorkerSpec, select_device
-from engine.workers import CRASHED, WorkerPool, WorkerStartError, plan_workers
+from engine.serving.jobs import Job, JobState
+from engine.serving.worker_process import WorkerSpec, select_device
+from engine.serving.workers import CRASHED, WorkerPool, WorkerStartError, plan_workers
+from engine.tasks.generate import generate
 
 
 def render_by_request(engine, request: str, progress):
@@ -79,7 +80,7 @@ def test_plan_workers_shares_cores_and_checks_devices(monkeypatch):
 
 def render_backend(engine, request, progress):
     """Worker-side: which backend the worker's engine runs, and a short real render on it."""
-    result = engine.generate(0.5, seed=1, steps=2, gl_iters=2, callback=progress)
+    result = generate(engine, 0.5, seed=1, steps=2, gl_iters=2, callback=progress)
     return engine.backend, getattr(engine.denoiser, "precision", None), result.info["backend"]
 
 

@@ -5,6 +5,7 @@ import torch
 
 from export.compress import compress_file
 from training.models import Vocoder, vocoder_preset
+from engine.tasks.generate import generate
 
 
 def test_fp16_storage_halves_size_and_keeps_outputs(tmp_path):
@@ -46,5 +47,5 @@ def test_compact_bundle_is_smaller_loads_and_renders(tiny_run_dir, tiny_bundle, 
     assert manifest["parity"]["unet"]["max_abs_error"] <= manifest["parity"]["tolerance"]["unet_abs"]
     for name in ("unet.onnx", "vocoder.onnx"):
         assert (out / name).stat().st_size < 0.7 * (tiny_bundle / name).stat().st_size
-    result = Engine.load(out).generate(1.0, seed=3, steps=2, gl_iters=2)
+    result = generate(Engine.load(out), 1.0, seed=3, steps=2, gl_iters=2)
     assert result.audio.shape == (2, 44_100) and np.isfinite(result.audio).all()

@@ -1,4 +1,4 @@
-"""engine.jobs: ordering, bounds, progress, cancellation within one step, failures, shutdown."""
+"""engine.serving.jobs: ordering, bounds, progress, cancellation within one step, failures, shutdown."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.jobs import Cancelled, DuplicateJob, Job, JobQueue, JobState, QueueClosed, QueueFull
+from engine.serving.jobs import Cancelled, DuplicateJob, Job, JobQueue, JobState, QueueClosed, QueueFull
 
 
 class StepRender:
@@ -232,7 +232,7 @@ def test_slot_is_free_when_done_is_reported(tmp_path):
 
 
 def test_failure_reasons_are_one_line():
-    from engine.jobs import describe_error
+    from engine.serving.jobs import describe_error
 
     class RegionError(ValueError):
         pass

@@ -12,7 +12,7 @@ from engine.cli import main as render_main
 from engine.regions import RegionError
 from engine.tasks.audio2audio import audio2audio
 from engine.tasks.interpolate import interpolate, mix_noised, slerp
-from engine.tasks.pcm import read_native
+from engine.audio_io import read_native
 from tests.task_audio import write_clip
 
 FAST = {"steps": 6, "gl_iters": 4, "seed": 3}

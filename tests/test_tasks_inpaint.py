@@ -15,9 +15,9 @@ from engine.dsp.config import SpectrogramConfig
 from engine.dsp.phase import fast_griffin_lim
 from engine.dsp.spectrogram import stft_complex
 from engine.regions import BarBeat, Region, RegionError, Tempo
-from engine.tasks.anchored_phase import anchored_griffin_lim, context_phase
+from engine.dsp.anchored_phase import anchored_griffin_lim, context_phase
 from engine.tasks.inpaint import inpaint
-from engine.tasks.pcm import read_native
+from engine.audio_io import read_native
 from tests.task_audio import write_clip
 
 FAST = {"steps": 4, "gl_iters": 4, "seed": 5}

@@ -11,7 +11,7 @@ from engine.masked_sampling import MaskedConfig, count_unet_calls
 from engine.cli import main as render_main
 from engine.regions import BarsLength, RegionError, Tempo
 from engine.tasks.outpaint import outpaint
-from engine.tasks.pcm import read_native
+from engine.audio_io import read_native
 from tests.task_audio import write_clip
 
 FAST = {"steps": 3, "gl_iters": 3, "seed": 2}

@@ -10,7 +10,7 @@ from engine.boundary import loop_wrap_audio, measure_boundaries
 from engine.dsp.crossfade import blend_into_region, crossfade, equal_power_curves, fade_edge
 from engine.regions import (BarBeat, BarsLength, Region, RegionError, SampleRegion, Tempo, length_seconds,
                             parse_length, parse_position, parse_region, resolve_regions)
-from engine.tasks.pcm import (AudioFileError, float_to_samples, output_layout, read_native, samples_to_float,
+from engine.audio_io import (AudioIOError, float_to_samples, output_layout, read_native, samples_to_float,
                               write_native)
 
 
@@ -115,7 +115,7 @@ def test_native_read_write_is_bit_exact(tmp_path, fmt, subtype):
     dest = write_native(tmp_path / f"out.{fmt.lower()}", out, src.sample_rate, fmt_out, sub_out)
     back = read_native(dest)
     np.testing.assert_array_equal(back.samples, out)  # every sample, old and new, exactly as written
-    with pytest.raises(AudioFileError, match="already exists"):
+    with pytest.raises(AudioIOError, match="already exists"):
         write_native(dest, out, src.sample_rate, fmt_out, sub_out)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, dest.name])  # no temp files left
 
@@ -130,9 +130,9 @@ def test_quantise_matches_bit_depth_and_lossy_inputs_default_to_float_wav(tmp_pa
     src = read_native(path)
     assert not src.lossless and output_layout(src) == ("WAV", "FLOAT")
     assert output_layout(src, bit_depth=24) == ("WAV", "PCM_24")
-    with pytest.raises(AudioFileError, match="bit depth"):
+    with pytest.raises(AudioIOError, match="bit depth"):
         output_layout(src, bit_depth=12)
-    with pytest.raises(AudioFileError, match="does not exist"):
+    with pytest.raises(AudioIOError, match="does not exist"):
         read_native(tmp_path / "missing.wav")
 
 

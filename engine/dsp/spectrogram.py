@@ -13,8 +13,15 @@ from engine.dsp.config import SpectrogramConfig
 
 
 def mel_frames_for(samples: int, cfg: SpectrogramConfig) -> int:
-    """Number of STFT frames (centred) for a signal of `samples` samples."""
+    """Number of STFT frames (centred) the analysis of a signal of `samples` samples has."""
     return samples // cfg.hop_length + 1
+
+
+def frames_covering(samples: int, cfg: SpectrogramConfig) -> int:
+    """The fewest centred frames whose inverse STFT covers `samples` samples: (frames - 1) * hop >= samples, the
+    last frame past the end. Equal to `mel_frames_for` when `samples` is a multiple of the hop; what a render
+    that must come out exactly `samples` long synthesises."""
+    return -(-samples // cfg.hop_length) + 1
 
 
 def samples_for_frames(frames: int, cfg: SpectrogramConfig) -> int:

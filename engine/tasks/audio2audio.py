@@ -3,11 +3,9 @@
 strength 0..1 is the fraction of the noise schedule: low keeps the input's structure and changes its sound, high
 keeps little but the rhythm. Whole file by default, or only `regions` (the rest of the file untouched, with the
 model seeing it as context). Griffin-Lim starts from the input's own phase, which keeps transients in place.
-Also registers `msanii-render audio2audio`.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -15,18 +13,18 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import torch
 
-from engine.boundary import measure_boundaries
+from engine.audio_io import NativeAudio, check_output_path, float_to_samples, output_layout
+from engine.boundary import seam_report
+from engine.editing import (CONTEXT_SECONDS, FADE_SECONDS, SpanRender, edit_regions, from_model, load_source,
+                            render_spans, to_model)
 from engine.finite import check_output
 from engine.limits import UNBOUNDED, Limits
 from engine.masked_sampling import count_unet_calls
-from engine.regions import RegionError, SampleRegion, Tempo, parse_region, resolve_regions
+from engine.regions import RegionError, RegionLike, SampleRegion, Tempo, as_regions, rendered_seconds, resolve_regions
 from engine.render import Progress
-from engine.tasks.cli_support import (add_input, add_sampling, add_tempo, gl_iters_for, limits_from,
-                                      masked_config, native_output, tempo_from)
-from engine.tasks.editing import (CONTEXT_SECONDS, FADE_SECONDS, EditResult, SpanRender, edit_regions, from_model,
-                                  make_result, max_window_seconds, render_spans, to_model)
-from engine.tasks.inpaint import RegionLike, as_regions, load_source, rendered_seconds
-from engine.tasks.pcm import NativeAudio, check_output_path, float_to_samples, output_layout
+from engine.tasks.finish import EditResult, finish_edit, masked_settings
+from engine.tasks.settings import LAYOUT, LIMITS, OUTPUT, SAMPLING, TEMPO, masked_config, resolve_gl_iters
+from engine.tasks.task import REQUIRED, Param, Task
 
 CHUNK_SECONDS = 60.0  # whole files longer than one render are re-rendered in chunks of this length
 CHUNK_CONTEXT_SECONDS = 8.0  # of the previous chunk's new audio, known while rendering the next
@@ -63,12 +61,12 @@ def audio2audio(engine: "Engine", source: str | Path | NativeAudio, strength: fl
         resolved = [SampleRegion(0, src.frames)]
     (limits or UNBOUNDED).check_render(rendered_seconds(resolved, src.sample_rate), "this audio2audio")
     config = masked_config(engine, steps, sampler, "replace", jumps, strength)
-    iters = gl_iters_for(engine, gl_iters)
+    iters = resolve_gl_iters(engine, gl_iters)
     seed, generator = engine.generator_for(seed)
     fmt, subtype = output_layout(src, format, bit_depth=bit_depth)
     start = time.perf_counter()
-    if not regions and (chunk_seconds is not None or src.seconds > max_window_seconds(engine) - 1.0):
-        chunk = min(chunk_seconds or CHUNK_SECONDS, max_window_seconds(engine) - CHUNK_CONTEXT_SECONDS - 1.0)
+    if not regions and (chunk_seconds is not None or src.seconds > engine.max_seconds - 1.0):
+        chunk = min(chunk_seconds or CHUNK_SECONDS, engine.max_seconds - CHUNK_CONTEXT_SECONDS - 1.0)
         if chunk <= 0.5:
             raise RegionError(f"chunk_seconds must be more than 0.5 s, got {chunk_seconds}")
         samples, info = _chunked(engine, src, config, generator, iters, callback, chunk, subtype)
@@ -76,15 +74,11 @@ def audio2audio(engine: "Engine", source: str | Path | NativeAudio, strength: fl
         samples, info = edit_regions(engine, src, resolved, config, generator, iters, callback,
                                      fade_s=fade_ms / 1000, context_s=CONTEXT_SECONDS, phase_init="original",
                                      output_format=fmt, output_subtype=subtype)
-    info.update({"task": "audio2audio", "seed": seed, "strength": strength, "sampler": config.sampler,
-                 "steps": config.steps, "jumps": config.jumps, "gl_iters": iters, "seconds": src.seconds,
+    info.update({"strength": strength, **masked_settings(config, iters), "seconds": src.seconds,
                  "whole_file": not regions, "input": str(src.path) if src.path else None, "format": fmt,
-                 "input_sample_rate": src.sample_rate, "total_s": time.perf_counter() - start,
-                 "device": engine.device, "bundle": engine.name})
-    result = make_result(samples, src.sample_rate, fmt, subtype, info)
-    if output is not None:
-        result.write(output, overwrite)
-    return result
+                 "input_sample_rate": src.sample_rate})
+    return finish_edit(engine, "audio2audio", seed, start, samples, src.sample_rate, fmt, subtype, info, output,
+                       overwrite)
 
 
 def _chunked(engine: "Engine", src: NativeAudio, config, generator, iters: int,
@@ -118,34 +112,18 @@ def _chunked(engine: "Engine", src: NativeAudio, config, generator, iters: int,
     info = {"chunks": len(starts), "chunk_s": chunk_s, "unet_calls": report.unet_calls,
             "sampling_s": report.sampling_s, "phase_s": report.phase_s, "format": src.format, "subtype": subtype}
     if joins:
-        try:
-            info["boundary"] = measure_boundaries(audio, joins, src.sample_rate, reference=audio).to_dict()
-        except ValueError as exc:
-            info["boundary"] = {"skipped": str(exc)}
+        info["boundary"] = seam_report(audio, joins, src.sample_rate, reference=audio)
     return samples, info
 
 
-# ---------------------------------------------------------------------------------------------- CLI
-
-def register_cli(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser(
-        "audio2audio", parents=[common], help="re-render a file (or regions of it) in the model's style",
-        description="Noise the input's mel to --strength and denoise it back (paper 5.2). With --region only those "
-                    "regions change; the rest is written bit-identical.")
-    add_input(p)
-    p.add_argument("--strength", type=float, required=True, help="0..1: how far from the input (e.g. 0.3-0.7)")
-    p.add_argument("--region", action="append", metavar="START-END", help="only these regions (repeatable)")
-    p.add_argument("--fade-ms", type=float, default=FADE_SECONDS * 1000, help="crossfade inside region edges")
-    add_sampling(p, masked=False)
-    p.add_argument("--jumps", type=int, help="resampling passes per late step (ddim only; default 1)")
-    add_tempo(p)
-    native_output(p)
-    p.set_defaults(run=run_cli)
-
-
-def run_cli(engine: "Engine", args: argparse.Namespace, callback: Callable[[float], None]) -> EditResult:
-    regions = [parse_region(r) for r in args.region] if args.region else None
-    return audio2audio(engine, args.input, args.strength, regions=regions, tempo=tempo_from(args), seed=args.seed,
-                       steps=args.steps, sampler=args.sampler, jumps=args.jumps, gl_iters=args.gl_iters,
-                       fade_ms=args.fade_ms, callback=callback, format=args.format, bit_depth=args.bit_depth,
-                       limits=limits_from(args))
+TASK = Task(
+    "audio2audio", "re-render a file (or regions of it) in the model's style", audio2audio,
+    params=(Param("source", "path", REQUIRED, "input audio file"),
+            Param("strength", "float", REQUIRED, "0..1: how far from the input (e.g. 0.3-0.7)"),
+            Param("regions", "object", None, "only these regions (START-END strings, pairs or Region)"),
+            *TEMPO, *SAMPLING, Param("jumps", "sampling", None, "resampling passes per late step (ddim only)"),
+            Param("fade_ms", "float", FADE_SECONDS * 1000, "crossfade inside region edges"), *OUTPUT, *LAYOUT,
+            Param("chunk_seconds", "float", None, "re-render whole files in chunks of this length"), *LIMITS),
+    description="Noise the input's mel to strength and denoise it back (paper 5.2). With regions only those "
+                "change; the rest is written bit-identical.",
+    edits_input=True)

@@ -9,11 +9,9 @@ Both mels are noised to `strength` and mixed with `ratio` (the share of A), then
   slerp(eps_A, eps_B, r), which keeps the noise at exactly the scheduled level for every ratio. The
   `noise_scale` in the info reports the measured ratio of the noise's std to the scheduled one for each mix.
 The output has the length of the shorter input, at input A's rate, channels and format.
-Also registers `msanii-render interpolate`.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -21,17 +19,17 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from engine.dsp.spectrogram import stft_complex
+from engine.audio_io import NativeAudio, check_output_path, float_to_samples, output_layout
+from engine.dsp.spectrogram import frames_covering, stft_complex
+from engine.editing import from_model, load_source, to_model
 from engine.finite import check_output
 from engine.limits import UNBOUNDED, Limits, read_header
 from engine.regions import RegionError
 from engine.render import Progress, RenderError
-from engine.samplers import SAMPLER_NAMES as SAMPLERS
 from engine.sampling import make_scheduler, sample, start_index_for
-from engine.tasks.cli_support import add_input, add_sampling, gl_iters_for, limits_from, native_output
-from engine.tasks.editing import EditResult, from_model, make_result, max_window_seconds, to_model
-from engine.tasks.inpaint import load_source
-from engine.tasks.pcm import NativeAudio, check_output_path, float_to_samples, output_layout
+from engine.tasks.finish import EditResult, finish_edit
+from engine.tasks.settings import LAYOUT, LIMITS, OUTPUT, SAMPLING, resolve_gl_iters, resolve_sampler, resolve_steps
+from engine.tasks.task import REQUIRED, Param, Task
 
 if TYPE_CHECKING:
     from engine.api import Engine
@@ -82,20 +80,16 @@ def interpolate(engine: "Engine", source_a: str | Path | NativeAudio, source_b: 
     limits = limits or UNBOUNDED
     lengths = [_seconds_of(s, limits) for s in (source_a, source_b)]
     seconds = min(lengths)
-    if seconds > max_window_seconds(engine):
-        raise RegionError(f"inputs longer than {max_window_seconds(engine):.0f} s: trim them first")
+    if seconds > engine.max_seconds:
+        raise RegionError(f"inputs longer than {engine.max_seconds:.0f} s: trim them first")
     limits.check_render(seconds, "this interpolation")
     a, b = (load_source(s, limits, frames=_frames_for(s, seconds)) for s in (source_a, source_b))
     if output is not None:
         check_output_path(output, overwrite)
     seconds = min(a.seconds, b.seconds)
-    sampler = sampler or engine.defaults.sampler
-    if sampler not in SAMPLERS:
-        raise RenderError(f"unknown sampler {sampler!r}: use {' or '.join(SAMPLERS)}")
-    steps = engine.defaults.steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise RenderError(f"steps must be a positive integer, got {steps!r}")
-    iters = gl_iters_for(engine, gl_iters)
+    sampler = resolve_sampler(sampler, engine.defaults.sampler)
+    steps = resolve_steps(engine, steps)
+    iters = resolve_gl_iters(engine, gl_iters)
     seed, generator = engine.generator_for(seed)
     fmt, subtype = output_layout(a, format, bit_depth=bit_depth)
     bundle, cfg = engine.bundle, engine.bundle.spectrogram
@@ -106,7 +100,7 @@ def interpolate(engine: "Engine", source_a: str | Path | NativeAudio, source_b: 
     audio_b = to_model(b.to_float(0, round(seconds * b.sample_rate)), b.sample_rate, engine)[:, :n_model]
     n_model = min(audio_a.shape[-1], audio_b.shape[-1])
     audio_a, audio_b = audio_a[:, :n_model], audio_b[:, :n_model]
-    frames = -(-n_model // cfg.hop_length) + 1  # as engine.decode counts them: the last frame covers the end
+    frames = frames_covering(n_model, cfg)  # as engine.decode counts them: the last frame covers the end
     covered = (frames - 1) * cfg.hop_length
     audio_a = torch.nn.functional.pad(audio_a, (0, covered - n_model))
     audio_b = torch.nn.functional.pad(audio_b, (0, covered - n_model))
@@ -137,17 +131,13 @@ def interpolate(engine: "Engine", source_a: str | Path | NativeAudio, source_b: 
     new = from_model(audio, engine, a.sample_rate, a.channels, out_len)
     check_output(new)  # before the clip, which would turn an infinity into a full-scale sample
     samples = float_to_samples(np.clip(new, -1.0, 1.0).T, subtype, dither=True)
-    info = {"task": "interpolate", "seed": seed, "ratio": ratio, "strength": strength, "mix": mix,
-            "noise_scale": noise_std, "start_timestep": t0, "sampler": sampler, "steps": steps,
-            "unet_calls": run_steps, "gl_iters": iters, "seconds": out_len / a.sample_rate,
-            "input_a": str(a.path) if a.path else None, "input_b": str(b.path) if b.path else None,
-            "input_sample_rate": a.sample_rate, "format": fmt, "subtype": subtype,
-            "peak": float(np.abs(new).max(initial=0.0)), "sampling_s": sampling_s,
-            "total_s": time.perf_counter() - start, "device": engine.device, "bundle": engine.name}
-    result = make_result(samples, a.sample_rate, fmt, subtype, info)
-    if output is not None:
-        result.write(output, overwrite)
-    return result
+    info = {"ratio": ratio, "strength": strength, "mix": mix, "noise_scale": noise_std, "start_timestep": t0,
+            "sampler": sampler, "steps": steps, "unet_calls": run_steps, "gl_iters": iters,
+            "seconds": out_len / a.sample_rate, "input_a": str(a.path) if a.path else None,
+            "input_b": str(b.path) if b.path else None, "input_sample_rate": a.sample_rate, "format": fmt,
+            "subtype": subtype, "peak": float(np.abs(new).max(initial=0.0)), "sampling_s": sampling_s}
+    return finish_edit(engine, "interpolate", seed, start, samples, a.sample_rate, fmt, subtype, info, output,
+                       overwrite)
 
 
 def _seconds_of(source: str | Path | NativeAudio, limits: Limits) -> float:
@@ -166,25 +156,14 @@ def _frames_for(source: str | Path | NativeAudio, seconds: float) -> int | None:
     return round(seconds * read_header(source).sample_rate) + 1
 
 
-# ---------------------------------------------------------------------------------------------- CLI
-
-def register_cli(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser(
-        "interpolate", parents=[common], help="blend two recordings through the model",
-        description="Noise both inputs' mels to --strength, mix them with --ratio (A's share) and denoise (paper "
-                    "5.3). Output: the shorter input's length at A's rate and format.")
-    add_input(p, "--a", "input_a", "first")
-    add_input(p, "--b", "input_b", "second")
-    p.add_argument("--ratio", type=float, default=0.5, help="share of A, 0..1 (default 0.5)")
-    p.add_argument("--strength", type=float, default=0.5, help="noise level to start from, 0..1 (default 0.5)")
-    p.add_argument("--mix", choices=MIXES, default="slerp",
-                   help="slerp (default: noise kept at the scheduled level) or linear (the paper's)")
-    add_sampling(p, masked=False)
-    native_output(p)
-    p.set_defaults(run=run_cli)
-
-
-def run_cli(engine: "Engine", args: argparse.Namespace, callback: Callable[[float], None]) -> EditResult:
-    return interpolate(engine, args.input_a, args.input_b, args.ratio, strength=args.strength, mix=args.mix,
-                       seed=args.seed, steps=args.steps, sampler=args.sampler, gl_iters=args.gl_iters,
-                       callback=callback, format=args.format, bit_depth=args.bit_depth, limits=limits_from(args))
+TASK = Task(
+    "interpolate", "blend two recordings through the model", interpolate,
+    params=(Param("source_a", "path", REQUIRED, "first input audio file"),
+            Param("source_b", "path", REQUIRED, "second input audio file"),
+            Param("ratio", "float", 0.5, "share of A, 0..1"),
+            Param("strength", "float", 0.5, "noise level to start from, 0..1"),
+            Param("mix", "str", "slerp", "slerp (noise kept at the scheduled level) or linear (the paper's)", MIXES),
+            *SAMPLING, *OUTPUT, *LAYOUT, *LIMITS),
+    description="Noise both inputs' mels to strength, mix them with ratio (A's share) and denoise (paper 5.3). "
+                "Output: the shorter input's length at A's rate and format.",
+    edits_input=True)

@@ -11,11 +11,9 @@
    The tempo is exact; the pitch moves by at most half a hop over the loop (reported as `pitch_shift_cents`).
 
 With `source`, the loop is made from existing audio instead (audio-to-audio at `strength`, made periodic).
-Also registers `msanii-render loop`.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
@@ -24,19 +22,19 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from engine.audio_io import resample
-from engine.boundary import loop_wrap_audio, measure_boundaries
+from engine.audio_io import NativeAudio, resample
+from engine.boundary import loop_wrap_audio, seam_report
 from engine.dsp.crossfade import crossfade
 from engine.dsp.phase import fast_griffin_lim
+from engine.editing import load_source, to_model
 from engine.finite import check_output
-from engine.limits import UNBOUNDED, Limits, read_header
+from engine.limits import SAMPLE_RATES, UNBOUNDED, Limits, read_header
 from engine.masked_sampling import count_unet_calls, masked_sample
-from engine.regions import Length, RegionError, Tempo, length_seconds, parse_length
-from engine.render import MAX_FRAMES, Progress, RenderResult, vocode
-from engine.tasks.cli_support import add_sampling, add_tempo, gl_iters_for, limits_from, masked_config, tempo_from
-from engine.tasks.editing import to_model
-from engine.tasks.inpaint import load_source
-from engine.tasks.pcm import NativeAudio
+from engine.regions import Length, RegionError, Tempo, length_seconds
+from engine.render import MAX_FRAMES, Progress, RenderResult, max_clip_seconds, vocode
+from engine.tasks.finish import task_info
+from engine.tasks.settings import LIMITS, SAMPLING, TEMPO, masked_config, resolve_gl_iters
+from engine.tasks.task import REQUIRED, Param, Task
 
 if TYPE_CHECKING:
     from engine.api import Engine
@@ -59,8 +57,8 @@ def loop(engine: "Engine", length: Length, *, tempo: Tempo | None = None, seed: 
         src = load_source(source, limits, frames=None if isinstance(source, NativeAudio) else
                           round(seconds * read_header(source).sample_rate) + 1)
     rate = sample_rate or (src.sample_rate if src is not None else engine.sample_rate)
-    if not 1000 <= rate <= 384_000:
-        raise RegionError(f"sample rate must be between 1000 and 384000 Hz, got {rate}")
+    if not SAMPLE_RATES[0] <= rate <= SAMPLE_RATES[1]:
+        raise RegionError(f"sample rate must be between {SAMPLE_RATES[0]} and {SAMPLE_RATES[1]} Hz, got {rate}")
     frames = round(seconds * engine.sample_rate / cfg.hop_length)
     if frames < 8:
         raise RegionError(f"a loop must be at least {8 * cfg.hop_length / engine.sample_rate:.2f} s long")
@@ -70,12 +68,12 @@ def loop(engine: "Engine", length: Length, *, tempo: Tempo | None = None, seed: 
         raise RegionError(f"the source is {src.seconds:.2f} s long, shorter than the {seconds:.2f} s loop")
     config = masked_config(engine, steps, sampler, "replace", 0, strength if src is not None else 1.0,
                            circular=True)
-    iters = gl_iters_for(engine, gl_iters)
+    iters = resolve_gl_iters(engine, gl_iters)
     seed, generator = engine.generator_for(seed)
     out_len = round(seconds * rate)
     period = frames * cfg.hop_length  # model-rate samples in one period
     tracker = Progress(callback, {"sampling": 2.0 * count_unet_calls(config), "phase": float(iters)})
-    start = time.perf_counter()
+    start = begun = time.perf_counter()
 
     if src is not None:
         audio_m = to_model(src.to_float(0, round(seconds * src.sample_rate)), src.sample_rate, engine)
@@ -112,37 +110,25 @@ def loop(engine: "Engine", length: Length, *, tempo: Tempo | None = None, seed: 
     cents = 1200 * math.log2((out_len / rate) / (period / engine.sample_rate))
     phase_s = time.perf_counter() - start
 
-    info = {"task": "loop", "seed": seed, "seconds_requested": seconds, "seconds": out_len / rate,
-            "samples": out_len, "sample_rate": rate, "frames": frames, "pitch_shift_cents": cents,
-            "sampler": config.sampler, "steps": config.steps, "gl_iters": iters, "unet_calls": count_unet_calls(config),
-            "sampling_s": sampling_s, "phase_s": phase_s, "peak": float(np.abs(final).max(initial=0.0)),
-            "source": str(src.path) if src is not None and src.path else None,
-            "strength": strength if src is not None else None, "device": engine.device, "bundle": engine.name}
     context = min(out_len // 2, int(0.5 * rate))
-    try:
-        wrapped_audio, seam = loop_wrap_audio(final, context)
-        info["boundary"] = measure_boundaries(wrapped_audio, [seam], rate, reference=final).to_dict()
-    except ValueError as exc:
-        info["boundary"] = {"skipped": str(exc)}
+    wrapped_audio, seam = loop_wrap_audio(final, context)
+    boundary = seam_report(wrapped_audio, [seam], rate, reference=final)
+    info = task_info(engine, "loop", seed, begun, {
+        "seconds_requested": seconds, "seconds": out_len / rate, "samples": out_len, "sample_rate": rate,
+        "frames": frames, "pitch_shift_cents": cents, "sampler": config.sampler, "steps": config.steps,
+        "gl_iters": iters, "unet_calls": count_unet_calls(config), "sampling_s": sampling_s, "phase_s": phase_s,
+        "peak": float(np.abs(final).max(initial=0.0)),
+        "source": str(src.path) if src is not None and src.path else None,
+        "strength": strength if src is not None else None, "boundary": boundary})
     return RenderResult(audio=np.ascontiguousarray(final, dtype=np.float32), sample_rate=rate, info=info)
 
 
-# ---------------------------------------------------------------------------------------------- CLI
-
-def register_cli(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser(
-        "loop", parents=[common], help="a seamless loop of N seconds or N bars",
-        description="Generate a loop whose last sample flows into its first. Length in seconds (8, 8s) or bars "
-                    "(4b, 2:3 = 2 bars 3 beats, needs --bpm). With --in, the loop is made from that audio.")
-    p.add_argument("--length", required=True, help="loop length: seconds (8) or bars (4b)")
-    p.add_argument("--in", dest="input", type=Path, help="make the loop from this audio (its start)")
-    p.add_argument("--strength", type=float, default=0.7, help="with --in: how far from the source (0..1)")
-    add_sampling(p, masked=False)
-    add_tempo(p)
-    p.set_defaults(run=run_cli)
-
-
-def run_cli(engine: "Engine", args: argparse.Namespace, callback: Callable[[float], None]) -> RenderResult:
-    return loop(engine, parse_length(args.length), tempo=tempo_from(args), seed=args.seed, steps=args.steps,
-                sampler=args.sampler, gl_iters=args.gl_iters, sample_rate=args.rate, source=args.input,
-                strength=args.strength, callback=callback, limits=limits_from(args))
+TASK = Task(
+    "loop", "a seamless loop of N seconds or N bars", loop,
+    params=(Param("length", "float", REQUIRED, "loop length: seconds, or BarsLength with a tempo"), *TEMPO,
+            *SAMPLING, Param("sample_rate", "int", None, "output rate (default: the model's, or the source's)"),
+            Param("source", "path", None, "make the loop from this audio (its start)"),
+            Param("strength", "float", 0.7, "with a source: how far from it (0..1)"), *LIMITS),
+    description="Generate a loop whose last sample flows into its first. With a source, the loop is made from "
+                "that audio.",
+    max_seconds=lambda engine: max_clip_seconds(engine.bundle))

@@ -2,33 +2,33 @@
 
 Long extensions are generated in sliding windows: each window holds `context_seconds` of the audio it continues
 (the original's end, then the previously generated audio) followed by `chunk_seconds` of new audio, and is rendered
-with the context known at every step (engine.tasks.editing.render_spans), so window k+1 is conditioned on the end
+with the context known at every step (engine.editing.render_spans), so window k+1 is conditioned on the end
 of window k and a 30 s clip can become a 190 s one. The input's samples are written unchanged between the
 extensions; the join is continuous because the generated phase is solved with the original samples held fixed,
-and a residual offset at the seam is faded out inside the new audio. Also registers `msanii-render outpaint`.
+and a residual offset at the seam is faded out inside the new audio.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
-from engine.boundary import measure_boundaries
+from engine.audio_io import NativeAudio, check_output_path, float_to_samples, output_layout, samples_to_float
+from engine.boundary import seam_report
 from engine.dsp.crossfade import equal_power_curves, fade_edge
+from engine.editing import FADE_SECONDS, SpanRender, from_model, load_source, render_spans, to_model
 from engine.limits import UNBOUNDED, Limits
 from engine.masked_sampling import MaskedConfig, count_unet_calls
-from engine.regions import Length, RegionError, Tempo, length_seconds, parse_length, to_samples
+from engine.regions import Length, RegionError, Tempo, length_seconds, to_samples
 from engine.render import Progress
-from engine.tasks.cli_support import (add_input, add_sampling, add_tempo, gl_iters_for, limits_from,
-                                      masked_config, native_output, tempo_from)
-from engine.tasks.editing import FADE_SECONDS, EditResult, SpanRender, from_model, make_result, render_spans, to_model
-from engine.tasks.inpaint import load_source
-from engine.tasks.pcm import NativeAudio, check_output_path, float_to_samples, output_layout, samples_to_float
+from engine.tasks.finish import EditResult, finish_edit, masked_settings
+from engine.tasks.settings import LAYOUT, LIMITS, MASKED, OUTPUT, SAMPLING, TEMPO, masked_config, resolve_gl_iters
+from engine.tasks.task import REQUIRED, Param, Task
 
 if TYPE_CHECKING:
     from engine.api import Engine
@@ -94,6 +94,21 @@ def _match_step(new: np.ndarray, target: np.ndarray, current: np.ndarray, fade: 
     return out
 
 
+@dataclass
+class _Plan:
+    """One outpaint's settings and sizes, fixed before any rendering."""
+    config: MaskedConfig
+    gl_iters: int
+    generator: torch.Generator
+    rate: int  # the input's
+    model_rate: int
+    new_samples: dict  # side -> input-rate samples to add
+    chunk_model_samples: int
+    context_seconds: float
+    fade: int  # input-rate samples of the seam-step fade
+    windows: dict  # side -> windows it is rendered in
+
+
 def outpaint(engine: "Engine", source: str | Path | NativeAudio, left: Length = 0.0, right: Length = 0.0, *,
              tempo: Tempo | None = None, seed: int | None = None, steps: int | None = None,
              sampler: str | None = None, method: str = "replace", jumps: int | None = None,
@@ -116,15 +131,44 @@ def outpaint(engine: "Engine", source: str | Path | NativeAudio, left: Length = 
     if context_seconds <= 0 or chunk_seconds < 1.0:
         raise RegionError("context must be > 0 s and chunks at least 1 s")
     config = masked_config(engine, steps, sampler, method, jumps)
-    iters = gl_iters_for(engine, gl_iters)
+    iters = resolve_gl_iters(engine, gl_iters)
     seed, generator = engine.generator_for(seed)
     fmt, subtype = output_layout(src, format, bit_depth=bit_depth)
     rate, model_rate = src.sample_rate, engine.sample_rate
-    ext = {"left": to_samples(left_s, rate), "right": to_samples(right_s, rate)}
-    chunk_m, ctx_target = int(chunk_seconds * model_rate), context_seconds
-    windows = {side: -(-math.ceil(n * model_rate / rate) // chunk_m) if n else 0 for side, n in ext.items()}
-    n_windows = sum(windows.values())
-    calls_each = count_unet_calls(config)
+    new_samples = {"left": to_samples(left_s, rate), "right": to_samples(right_s, rate)}
+    chunk_m = int(chunk_seconds * model_rate)
+    plan = _Plan(config, iters, generator, rate, model_rate, new_samples, chunk_m, context_seconds,
+                 int(round(edge_fade_ms / 1000 * rate)),
+                 {side: -(-math.ceil(n * model_rate / rate) // chunk_m) if n else 0 for side, n in new_samples.items()})
+
+    start = time.perf_counter()
+    report = SpanRender()
+    parts = _extensions(engine, src, plan, callback, report)
+    middle = src.samples if subtype == src.subtype else float_to_samples(src.to_float().T, subtype, dither=True)
+    blocks = [float_to_samples(parts["left"].T, subtype, dither=True)] if "left" in parts else []
+    blocks += [middle] + ([float_to_samples(parts["right"].T, subtype, dither=True)] if "right" in parts else [])
+    samples = np.concatenate(blocks, axis=0)
+    ext = plan.new_samples
+    seams = ([ext["left"]] if ext["left"] else []) + ([ext["left"] + src.frames] if ext["right"] else [])
+    info = {"left_s": ext["left"] / rate, "right_s": ext["right"] / rate,
+            "input_seconds": src.seconds, "seconds": samples.shape[0] / rate, "windows": sum(plan.windows.values()),
+            "context_s": context_seconds, "chunk_s": chunk_seconds, "unet_calls": report.unet_calls,
+            "sampling_s": report.sampling_s, "phase_s": report.phase_s, "method": method,
+            **masked_settings(config, iters), "format": fmt, "subtype": subtype,
+            "input": str(src.path) if src.path else None, "input_sample_rate": rate,
+            "original_at_samples": [ext["left"], ext["left"] + src.frames],
+            "bit_identical_inside": subtype == src.subtype,
+            "boundary": seam_report(samples_to_float(samples).T, seams, rate,
+                                    reference=[src.to_float()] + list(parts.values()))}
+    return finish_edit(engine, "outpaint", seed, start, samples, rate, fmt, subtype, info, output, overwrite)
+
+
+def _extensions(engine: "Engine", src: NativeAudio, plan: _Plan, callback: Callable[[float], None] | None,
+                report: SpanRender) -> dict[str, np.ndarray]:
+    """The new audio of each side with an extension, float [C, n] at the input rate, seams matched and faded."""
+    n_windows = sum(plan.windows.values())
+    calls_each = count_unet_calls(plan.config)
+    iters = plan.gl_iters
     tracker = Progress(callback, {"sampling": 2.0 * calls_each * n_windows, "phase": 1.0 * iters * n_windows})
     finished = {"count": 0}
 
@@ -132,84 +176,51 @@ def outpaint(engine: "Engine", source: str | Path | NativeAudio, left: Length = 
         base = finished["count"] + w
         tracker.update(stage, 2.0 * calls_each * (base + amount) if stage == "sampling" else iters * base + amount)
 
-    start = time.perf_counter()
-    report = SpanRender()
-    fade = int(round(edge_fade_ms / 1000 * rate))
     parts: dict[str, np.ndarray] = {}
     for side in ("left", "right"):
-        if not ext[side]:
-            continue
-        n_ctx = _aligned_context(rate, model_rate, ctx_target, src.frames)
-        ctx_i = src.to_float(src.frames - n_ctx, None) if side == "right" else src.to_float(0, n_ctx)
-        ctx_m = to_model(ctx_i, rate, engine)
-        # new audio at the model rate: a little spare for the resampler's edge, and a whole number of samples
-        # at both rates so the context stays sample-aligned after resampling
-        g = math.gcd(rate, model_rate)
-        unit_m, unit_i = model_rate // g, rate // g
-        new_m_len = -(-(math.ceil(ext[side] * model_rate / rate) + 64) // unit_m) * unit_m
-        new_i_len = new_m_len // unit_m * unit_i
-        new_m = extend(engine, ctx_m, new_m_len, side, config, generator, iters, ctx_m.shape[-1], chunk_m,
-                       on_window, report)
-        finished["count"] += windows[side]
-        both = torch.cat([ctx_m, new_m], -1) if side == "right" else torch.cat([new_m, ctx_m], -1)
-        both_i = from_model(both, engine, rate, src.channels, n_ctx + new_i_len)
-        if side == "right":
-            new_i = both_i[:, n_ctx:n_ctx + ext[side]]
-            new_i = _match_step(new_i, ctx_i[:, -1], both_i[:, n_ctx - 1], fade, at_start=True)
-            parts[side] = fade_edge(new_i, fade, "end")
-        else:
-            offset = new_i_len  # where the context starts in both_i
-            new_i = both_i[:, offset - ext[side]:offset]
-            new_i = _match_step(new_i, ctx_i[:, 0], both_i[:, offset], fade, at_start=False)
-            parts[side] = fade_edge(new_i, fade, "start")
+        if plan.new_samples[side]:
+            parts[side] = _extend_side(engine, src, plan, side, on_window, report)
+            finished["count"] += plan.windows[side]
     tracker.update("phase", float(iters * n_windows))
-
-    middle = src.samples if subtype == src.subtype else float_to_samples(src.to_float().T, subtype, dither=True)
-    blocks = [float_to_samples(parts["left"].T, subtype, dither=True)] if "left" in parts else []
-    blocks += [middle] + ([float_to_samples(parts["right"].T, subtype, dither=True)] if "right" in parts else [])
-    samples = np.concatenate(blocks, axis=0)
-    seams = ([ext["left"]] if ext["left"] else []) + ([ext["left"] + src.frames] if ext["right"] else [])
-    info = {"task": "outpaint", "seed": seed, "left_s": ext["left"] / rate, "right_s": ext["right"] / rate,
-            "input_seconds": src.seconds, "seconds": samples.shape[0] / rate, "windows": n_windows,
-            "context_s": context_seconds, "chunk_s": chunk_seconds, "unet_calls": report.unet_calls,
-            "sampling_s": report.sampling_s, "phase_s": report.phase_s, "method": method, "sampler": config.sampler,
-            "steps": config.steps, "jumps": config.jumps, "gl_iters": iters, "format": fmt, "subtype": subtype,
-            "input": str(src.path) if src.path else None, "input_sample_rate": rate,
-            "original_at_samples": [ext["left"], ext["left"] + src.frames],
-            "bit_identical_inside": subtype == src.subtype, "total_s": time.perf_counter() - start,
-            "device": engine.device, "bundle": engine.name}
-    try:
-        info["boundary"] = measure_boundaries(samples_to_float(samples).T, seams, rate,
-                                              reference=[src.to_float()] + list(parts.values())).to_dict()
-    except ValueError as exc:
-        info["boundary"] = {"skipped": str(exc)}
-    result = make_result(samples, rate, fmt, subtype, info)
-    if output is not None:
-        result.write(output, overwrite)
-    return result
+    return parts
 
 
-# ---------------------------------------------------------------------------------------------- CLI
+def _extend_side(engine: "Engine", src: NativeAudio, plan: _Plan, side: str,
+                 on_window: Callable[[int, str, float], None], report: SpanRender) -> np.ndarray:
+    """One side's extension at the input rate, continuous with the input's own samples at the seam."""
+    rate, model_rate, wanted = plan.rate, plan.model_rate, plan.new_samples[side]
+    n_ctx = _aligned_context(rate, model_rate, plan.context_seconds, src.frames)
+    ctx_i = src.to_float(src.frames - n_ctx, None) if side == "right" else src.to_float(0, n_ctx)
+    ctx_m = to_model(ctx_i, rate, engine)
+    # new audio at the model rate: a little spare for the resampler's edge, and a whole number of samples
+    # at both rates so the context stays sample-aligned after resampling
+    g = math.gcd(rate, model_rate)
+    unit_m, unit_i = model_rate // g, rate // g
+    new_m_len = -(-(math.ceil(wanted * model_rate / rate) + 64) // unit_m) * unit_m
+    new_i_len = new_m_len // unit_m * unit_i
+    new_m = extend(engine, ctx_m, new_m_len, side, plan.config, plan.generator, plan.gl_iters, ctx_m.shape[-1],
+                   plan.chunk_model_samples, on_window, report)
+    both = torch.cat([ctx_m, new_m], -1) if side == "right" else torch.cat([new_m, ctx_m], -1)
+    both_i = from_model(both, engine, rate, src.channels, n_ctx + new_i_len)
+    if side == "right":
+        new_i = both_i[:, n_ctx:n_ctx + wanted]
+        new_i = _match_step(new_i, ctx_i[:, -1], both_i[:, n_ctx - 1], plan.fade, at_start=True)
+        return fade_edge(new_i, plan.fade, "end")
+    offset = new_i_len  # where the context starts in both_i
+    new_i = both_i[:, offset - wanted:offset]
+    new_i = _match_step(new_i, ctx_i[:, 0], both_i[:, offset], plan.fade, at_start=False)
+    return fade_edge(new_i, plan.fade, "start")
 
-def register_cli(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser(
-        "outpaint", parents=[common], help="extend a file to the left and/or right by any length",
-        description="Extend an audio file (continue its end with --right, lead into it with --left). Lengths in "
-                    "seconds (8, 8s) or bars (4b, 2:3 = 2 bars 3 beats, needs --bpm). The input's samples are "
-                    "kept bit-identical between the extensions.")
-    add_input(p)
-    p.add_argument("--left", default="0", help="length to add before the start (default 0)")
-    p.add_argument("--right", default="0", help="length to add after the end (default 0)")
-    p.add_argument("--context", type=float, default=CONTEXT_SECONDS, help="seconds of audio each window continues")
-    p.add_argument("--chunk", type=float, default=CHUNK_SECONDS, help="new seconds per window")
-    add_sampling(p)
-    add_tempo(p)
-    native_output(p)
-    p.set_defaults(run=run_cli)
 
-
-def run_cli(engine: "Engine", args: argparse.Namespace, callback: Callable[[float], None]) -> EditResult:
-    return outpaint(engine, args.input, parse_length(args.left), parse_length(args.right), tempo=tempo_from(args),
-                    seed=args.seed, steps=args.steps, sampler=args.sampler, method=args.method, jumps=args.jumps,
-                    gl_iters=args.gl_iters, context_seconds=args.context, chunk_seconds=args.chunk,
-                    callback=callback, format=args.format, bit_depth=args.bit_depth, limits=limits_from(args))
+TASK = Task(
+    "outpaint", "extend a file to the left and/or right by any length", outpaint,
+    params=(Param("source", "path", REQUIRED, "input audio file"),
+            Param("left", "float", 0.0, "length to add before the start (seconds, or BarsLength with a tempo)"),
+            Param("right", "float", 0.0, "length to add after the end"), *TEMPO, *SAMPLING, *MASKED,
+            Param("context_seconds", "float", CONTEXT_SECONDS, "seconds of audio each window continues"),
+            Param("chunk_seconds", "float", CHUNK_SECONDS, "new seconds per window"),
+            Param("edge_fade_ms", "float", FADE_SECONDS * 1000, "fade of the residual step at each seam"),
+            *OUTPUT, *LAYOUT, *LIMITS),
+    description="Extend an audio file (continue its end with right, lead into it with left). The input's samples "
+                "are kept bit-identical between the extensions.",
+    edits_input=True, max_seconds=lambda engine: MAX_EXTENSION_SECONDS)

@@ -1,4 +1,4 @@
-"""Inside an engine worker process (see engine.workers): which device and threads it uses, and its job loop.
+"""Inside an engine worker process (see engine.serving.workers): which device and threads it uses, and its job loop.
 
 A worker loads its own `Engine`, says "ready" (or why it could not start) over its pipe, then serves jobs one at a
 time: ("job", seq, request) in; ("progress", seq, fraction) after every sampler step and phase iteration, then one
@@ -18,7 +18,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from engine.jobs import Cancelled, describe_error
+from engine.serving.jobs import Cancelled, describe_error
 
 log = logging.getLogger(__name__)
 

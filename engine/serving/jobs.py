@@ -193,7 +193,7 @@ class JobQueue:
 
     def status(self) -> dict:
         """Snapshot: state ("idle"|"busy"|"closed"), running job id, progress, pending ids, counters, and the
-        render slots (`workers` 1, `busy`, `restarts` 0: the same keys as `engine.workers.WorkerPool.status`)."""
+        render slots (`workers` 1, `busy`, `restarts` 0: the same keys as `engine.serving.WorkerPool.status`)."""
         with self._lock:
             running = self._running[0] if self._running else None
             return {
@@ -341,7 +341,7 @@ COUNT_KEYS = {JobState.DONE: "done", JobState.FAILED: "failed", JobState.CANCELL
 
 def record_progress(job: Job, fraction: float) -> None:
     """Store a job's progress (clamped to [0, 1]) and call its `on_progress`; a broken reporter is logged, never
-    raised. Shared by `JobQueue` and `engine.workers.WorkerPool`."""
+    raised. Shared by `JobQueue` and `engine.serving.workers.WorkerPool`."""
     job.progress = min(max(float(fraction), 0.0), 1.0)
     if job.on_progress is not None:
         try:
@@ -352,7 +352,7 @@ def record_progress(job: Job, fraction: float) -> None:
 
 def report_finished(job: Job, state: JobState, reason: str | None = None) -> None:
     """Record a job's final state and call its `on_done` / `on_fail` (errors there are logged, never raised);
-    wakes `job.wait()`. Shared by `JobQueue` and `engine.workers.WorkerPool` so both report alike."""
+    wakes `job.wait()`. Shared by `JobQueue` and `engine.serving.workers.WorkerPool` so both report alike."""
     job.state = state
     job.reason = reason
     job.finished_at = time.monotonic()

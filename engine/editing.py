@@ -17,16 +17,17 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import torch
 
-from engine.audio_io import WriteResult, resample
-from engine.boundary import measure_boundaries
+from engine.audio_io import NativeAudio, float_to_samples, output_layout, read_native, resample, samples_to_float
+from engine.boundary import seam_report
+from engine.dsp.anchored_phase import anchored_griffin_lim, context_phase
 from engine.dsp.crossfade import blend_into_region
 from engine.dsp.phase import fast_griffin_lim
-from engine.dsp.spectrogram import stft_complex
+from engine.dsp.spectrogram import mel_frames_for, stft_complex
+from engine.finite import check_input
+from engine.limits import UNBOUNDED, Limits
 from engine.masked_sampling import MaskedConfig, count_unet_calls, masked_sample
 from engine.regions import RegionError, SampleRegion
-from engine.render import MAX_FRAMES, Progress, RenderError, RenderResult, max_clip_seconds, vocode
-from engine.tasks.anchored_phase import anchored_griffin_lim, context_phase
-from engine.tasks.pcm import NativeAudio, float_to_samples, output_layout, write_native
+from engine.render import MAX_FRAMES, Progress, RenderError, vocode
 
 if TYPE_CHECKING:
     from engine.api import Engine
@@ -35,24 +36,18 @@ FADE_SECONDS = 0.010  # crossfade inside each region edge: long enough to hide a
 CONTEXT_SECONDS = 12.0  # original audio each side of a region the model sees (the paper's clips are ~11 s)
 
 
-@dataclass
-class EditResult(RenderResult):
-    """A render that is an edited copy of a user's file. `samples` [frames, channels] are in the container type
-    of `subtype`; `write` stores them untouched, so unedited audio stays bit-identical to the input file."""
-    samples: np.ndarray | None = None
-    format: str = "WAV"
-    subtype: str = "FLOAT"
+# ---- the input ----------------------------------------------------------------------------------------------
 
-    def write(self, path: str | Path, overwrite: bool = False) -> WriteResult:
-        dest = write_native(path, self.samples, self.sample_rate, self.format, self.subtype, overwrite)
-        peak = float(np.abs(self.audio).max(initial=0.0))
-        return WriteResult(dest, False, peak, 0.0, self.format, self.subtype, self.sample_rate)
+def load_source(source: str | Path | NativeAudio, limits: Limits | None = None, frames: int | None = None
+                ) -> NativeAudio:
+    """The task's input: a file read (its header checked against `limits` first; only the first `frames` if
+    given), or audio already in memory, held to the same limits and non-finite policy."""
+    if not isinstance(source, NativeAudio):
+        return read_native(source, limits, frames=frames)
+    (limits or UNBOUNDED).check_input(source.seconds, source.path or "the input")
+    check_input(source.samples, source.sample_rate, source.path or "the input")
+    return source
 
-
-def make_result(samples: np.ndarray, rate: int, fmt: str, subtype: str, info: dict) -> EditResult:
-    from engine.tasks.pcm import samples_to_float
-    return EditResult(audio=samples_to_float(samples).T.copy(), sample_rate=rate, info=info, samples=samples,
-                      format=fmt, subtype=subtype)
 
 
 # ---- channels and rates ----------------------------------------------------------------------------------------
@@ -125,7 +120,7 @@ def render_spans(engine: "Engine", audio: torch.Tensor, spans: Sequence[tuple[in
         audio = torch.nn.functional.pad(audio, (0, tail))
         spans = [(s, e + tail if e > length - cfg.n_fft else e) for s, e in spans]
     n = audio.shape[-1]
-    frames = n // cfg.hop_length + 1
+    frames = mel_frames_for(n, cfg)  # what engine.encode gives for the n samples
     padded = -(-frames // bundle.frame_multiple) * bundle.frame_multiple
     if padded > MAX_FRAMES:
         raise RenderError(f"a context window of {n / engine.sample_rate:.1f} s is longer than one render allows")
@@ -154,7 +149,7 @@ def render_spans(engine: "Engine", audio: torch.Tensor, spans: Sequence[tuple[in
     c0 = max(0, (min(s for s, _ in spans) - margin) // hop * hop)
     c1 = min(n, max(e for _, e in spans) + margin)
     part = audio[:, c0:c1].to(engine.dsp_device)
-    part_frames = (c1 - c0) // hop + 1
+    part_frames = mel_frames_for(c1 - c0, cfg)
     magnitude = magnitude[..., c0 // hop:c0 // hop + part_frames]
     keep_part = keep[c0 // hop:c0 // hop + part_frames].to(engine.dsp_device)
     known_samples = torch.ones(c1 - c0, dtype=torch.bool, device=engine.dsp_device)
@@ -210,10 +205,6 @@ def context_windows(regions: Sequence[SampleRegion], total: int, rate: int, cont
     return windows
 
 
-def max_window_seconds(engine: "Engine") -> float:
-    return max_clip_seconds(engine.bundle)
-
-
 def edit_regions(engine: "Engine", source: NativeAudio, regions: Sequence[SampleRegion], config: MaskedConfig,
                  generator: torch.Generator, gl_iters: int, callback: Callable[[float], None] | None,
                  fade_s: float = FADE_SECONDS, context_s: float = CONTEXT_SECONDS, phase_init: str = "context",
@@ -221,7 +212,7 @@ def edit_regions(engine: "Engine", source: NativeAudio, regions: Sequence[Sample
     """Native samples of `source` with every region regenerated, plus info (calls, timings, boundary measure)."""
     fmt, subtype = output_layout(source, output_format, output_subtype)
     rate = source.sample_rate
-    windows = context_windows(regions, source.frames, rate, context_s, max_window_seconds(engine))
+    windows = context_windows(regions, source.frames, rate, context_s, engine.max_seconds)
     calls_each = count_unet_calls(config)
     tracker = Progress(callback, {"sampling": 2.0 * calls_each * len(windows), "phase": 1.0 * gl_iters * len(windows)})
     if subtype == source.subtype:
@@ -247,18 +238,13 @@ def edit_regions(engine: "Engine", source: NativeAudio, regions: Sequence[Sample
                                         fade_end=r.end < source.frames)
             out[r.start:r.end] = float_to_samples(blended.T, subtype, dither=True)
     tracker.update("phase", float(gl_iters * len(windows)))
-    from engine.tasks.pcm import samples_to_float
     seams = sorted({p for r in regions for p in (r.start, r.end) if 0 < p < source.frames})
     info = {"regions_s": [[r.start / rate, r.end / rate] for r in regions], "windows": len(windows),
             "unet_calls": report.unet_calls, "sampling_s": report.sampling_s, "phase_s": report.phase_s,
             "frames": report.frames, "known_frames": report.known_frames, "fade_ms": fade_s * 1000,
             "format": fmt, "subtype": subtype, "sample_rate": rate, "bit_identical_outside": subtype == source.subtype}
     if seams and source.frames > 3 * int(0.05 * rate):
-        try:
-            edited = samples_to_float(out).T
-            new_material = np.concatenate([edited[:, r.start:r.end] for r in regions], axis=-1)
-            info["boundary"] = measure_boundaries(edited, seams, rate,
-                                                  reference=[source.to_float(), new_material]).to_dict()
-        except ValueError as exc:  # a clip too short for the measure's reference statistics
-            info["boundary"] = {"skipped": str(exc)}
+        edited = samples_to_float(out).T
+        new_material = np.concatenate([edited[:, r.start:r.end] for r in regions], axis=-1)
+        info["boundary"] = seam_report(edited, seams, rate, reference=[source.to_float(), new_material])
     return out, info

@@ -1,6 +1,6 @@
 """Supervised engine worker processes: N processes, each holding its own `Engine`, fed from one bounded queue.
 
-The in-process `engine.jobs.JobQueue` renders on a thread of the caller's process, so a native crash or a GPU
+The in-process `engine.serving.jobs.JobQueue` renders on a thread of the caller's process, so a native crash or a GPU
 out-of-memory abort takes the whole server down. `WorkerPool` has the same interface (submit, cancel, get, status,
 shutdown) but renders in child processes (multiprocessing "spawn": no forked CUDA or onnxruntime state):
 
@@ -40,10 +40,10 @@ import traceback
 from multiprocessing.connection import wait as wait_any
 from typing import Any, Callable, Sequence
 
-from engine.jobs import (COUNT_KEYS, Cancelled, Job, JobState,
+from engine.serving.jobs import (COUNT_KEYS, Cancelled, Job, JobState,
                          check_admission, describe_error, enqueue, record_progress, report_finished)
-from engine.worker_process import Render, WorkerSpec, plan_workers
-from engine.worker_slot import WorkerSlot, WorkerStartError
+from engine.serving.worker_process import Render, WorkerSpec, plan_workers
+from engine.serving.worker_slot import WorkerSlot, WorkerStartError
 
 __all__ = ["CRASHED", "NoWorkers", "WorkerPool", "WorkerSpec", "WorkerStartError", "plan_workers"]
 
@@ -60,7 +60,7 @@ class NoWorkers(RuntimeError):
 
 
 class WorkerPool:
-    """Render jobs in supervised worker processes. Same caller interface as `engine.jobs.JobQueue`.
+    """Render jobs in supervised worker processes. Same caller interface as `engine.serving.jobs.JobQueue`.
 
     Args:
         render: `render(engine, job.request, progress) -> result`, run in a worker process. Must be a module-level
@@ -146,7 +146,7 @@ class WorkerPool:
             return self._find(job_id)
 
     def status(self) -> dict:
-        """Snapshot with `engine.jobs.JobQueue.status`'s keys (`running`: the oldest running job) plus
+        """Snapshot with `engine.serving.jobs.JobQueue.status`'s keys (`running`: the oldest running job) plus
         `running_ids`, per-worker `worker_states` and `crashes` (the last few)."""
         with self._lock:
             running = sorted((s.job for s in self._slots if s.job is not None), key=lambda j: j.started_at or 0)

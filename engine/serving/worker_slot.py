@@ -1,4 +1,4 @@
-"""One supervised worker process of `engine.workers.WorkerPool`: start it, wait until its engine is loaded, stop it.
+"""One supervised worker process of `engine.serving.WorkerPool`: start it, wait until its engine is loaded, stop it.
 
 The pool decides when (start, restart, recycle); a slot only knows how, and what state its process is in.
 """
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_any
 from typing import Any, Callable
 
-from engine.jobs import Job
-from engine.worker_process import Render, WorkerSpec, worker_main
+from engine.serving.jobs import Job
+from engine.serving.worker_process import Render, WorkerSpec, worker_main
 
 log = logging.getLogger(__name__)
 
