@@ -70,10 +70,33 @@ def _check_port(value: int, name: str, allow_zero: bool) -> None:
         raise SystemExit(f"msanii-osc: {name} must be 1..65535{' or 0' if allow_zero else ''}, got {value}")
 
 
+class _Refused(Exception):
+    """The server cannot start; the message is printed as `msanii-osc: <message>` and the exit code is 2."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="msanii-osc: %(message)s", stream=sys.stderr)
+    workers, devices, limits = _check_options(args)
+    specs = _plan_workers(args, workers, devices)
+    _warn_if_exposed(args.host)
+    audition = None
+    try:
+        paths = _open_paths(args)
+        engine = _load_engine(args, specs)
+        audition = _open_audition(args)
+        bridge = _bind(args, engine, paths, audition, specs, limits)
+    except _Refused as exc:
+        print(f"msanii-osc: {exc}", file=sys.stderr)
+        if audition is not None:
+            audition.close()
+        return 2
+    return _serve(bridge, args, specs, paths)
+
+
+def _check_options(args: argparse.Namespace) -> tuple[int, list[str], Limits]:
+    """The options' own consistency (SystemExit naming the option): worker count, devices and limits."""
     _check_port(args.port, "--port", allow_zero=True)
     _check_port(args.reply_port, "--reply-port", allow_zero=True)
     if args.reply_port == args.port:
@@ -95,75 +118,87 @@ def main(argv: Sequence[str] | None = None) -> int:
     for option, value in ((INPUT_OPTION, args.max_input_seconds), (RENDER_OPTION, args.max_render_seconds)):
         if not value > 0:
             raise SystemExit(f"msanii-osc: {option} must be > 0, got {value}")
-    limits = Limits(args.max_input_seconds, args.max_render_seconds)
     if args.batch > 1 and workers:
         raise SystemExit("msanii-osc: --batch renders on the in-process queue: add --workers 0")
-    specs = None
-    if workers:
-        from engine.serving.workers import plan_workers
-        try:
-            specs = plan_workers(args.bundle.resolve(), workers, devices, args.threads, backend=args.backend,
-                                 precision=args.precision, cuda_graphs=args.cuda_graphs)
-        except ValueError as exc:
-            raise SystemExit(f"msanii-osc: {exc}") from None
+    return workers, devices, Limits(args.max_input_seconds, args.max_render_seconds)
+
+
+def _plan_workers(args: argparse.Namespace, workers: int, devices: list[str]) -> list | None:
+    """The worker processes' specs, or None to render inside the server process (--workers 0)."""
+    if not workers:
+        return None
+    from engine.serving import plan_workers
     try:
-        loopback = ipaddress.ip_address(args.host).is_loopback
+        return plan_workers(args.bundle.resolve(), workers, devices, args.threads, backend=args.backend,
+                            precision=args.precision, cuda_graphs=args.cuda_graphs)
+    except ValueError as exc:
+        raise SystemExit(f"msanii-osc: {exc}") from None
+
+
+def _warn_if_exposed(host: str) -> None:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
-        loopback = args.host == "localhost"
+        loopback = host == "localhost"
     if not loopback:
-        print(f"msanii-osc: WARNING: binding {args.host}: any machine that can reach this port can render, "
+        print(f"msanii-osc: WARNING: binding {host}: any machine that can reach this port can render, "
               "read files under --allow-input and fill the output folder. Use 127.0.0.1 unless you need this.",
               file=sys.stderr)
 
+
+def _open_paths(args: argparse.Namespace):
     from bridge.paths import PathPolicy
     try:
         paths = PathPolicy(args.output_dir, args.allow_input)
     except (OSError, NotADirectoryError) as exc:
-        print(f"msanii-osc: {exc}", file=sys.stderr)
-        return 2
+        raise _Refused(str(exc)) from None
     if not os.access(paths.output_root, os.W_OK | os.X_OK):  # every job would fail after rendering: say so now
-        print(f"msanii-osc: the output folder {paths.output_root} is not writable by this user", file=sys.stderr)
-        return 2
+        raise _Refused(f"the output folder {paths.output_root} is not writable by this user")
+    return paths
 
-    from bridge.audition import Audition, parse_device
-    from bridge.server import OscBridge
+
+def _load_engine(args: argparse.Namespace, specs: list | None):
+    """The engine for in-process rendering; with worker processes only the bundle's check (each loads its own)."""
     from engine.backends.onnx import BackendError
     from engine.bundle import BundleError, load_bundle
-    from engine.serving.workers import WorkerStartError
-    engine = None
     try:
         if specs:  # validate here for a clear message; each worker loads its own engine
             load_bundle(args.bundle)
-        else:
-            from engine.api import Engine
-            engine = Engine.load(args.bundle, device=args.engine_device, threads=args.threads,
-                                 backend=args.backend, precision=args.precision, cuda_graphs=args.cuda_graphs)
+            return None
+        from engine.api import Engine
+        return Engine.load(args.bundle, device=args.engine_device, threads=args.threads,
+                           backend=args.backend, precision=args.precision, cuda_graphs=args.cuda_graphs)
     except (BundleError, OSError) as exc:
-        print(f"msanii-osc: cannot load bundle {args.bundle}: {exc}", file=sys.stderr)
-        return 2
+        raise _Refused(f"cannot load bundle {args.bundle}: {exc}") from None
     except (BackendError, ValueError) as exc:  # e.g. --backend torch on a bundle without programs
-        print(f"msanii-osc: cannot open the engine: {exc}", file=sys.stderr)
-        return 2
+        raise _Refused(f"cannot open the engine: {exc}") from None
 
+
+def _open_audition(args: argparse.Namespace):
+    from bridge.audition import Audition, parse_device
     audition = Audition(parse_device(args.device))
     if not audition.available:
         wanted = args.audition or args.device is not None
         print(f"msanii-osc: {'ERROR' if wanted else 'note'}: audition unavailable: {audition.error}. "
               "The server runs without it (/msanii/play answers fail).", file=sys.stderr)
+    return audition
 
+
+def _bind(args: argparse.Namespace, engine, paths, audition, specs: list | None, limits: Limits):
+    from bridge.server import OscBridge
+    from engine.serving import WorkerStartError
     try:
-        bridge = OscBridge(engine, paths, host=args.host, port=args.port, reply_port=args.reply_port or None,
-                           max_pending=args.queue, audition=audition, auto_play=args.audition, workers=specs,
-                           max_batch=args.batch, limits=limits)
+        return OscBridge(engine, paths, host=args.host, port=args.port, reply_port=args.reply_port or None,
+                         max_pending=args.queue, audition=audition, auto_play=args.audition, workers=specs,
+                         max_batch=args.batch, limits=limits)
     except OSError as exc:
-        print(f"msanii-osc: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
-        audition.close()
-        return 2
+        raise _Refused(f"cannot bind {args.host}:{args.port}: {exc}") from None
     except WorkerStartError as exc:
-        print(f"msanii-osc: cannot start the engine workers: {exc}", file=sys.stderr)
-        audition.close()
-        return 2
+        raise _Refused(f"cannot start the engine workers: {exc}") from None
 
+
+def _serve(bridge, args: argparse.Namespace, specs: list | None, paths) -> int:
+    """Serve until SIGINT/SIGTERM, then cancel the running job and close."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
