@@ -90,12 +90,8 @@ def plan_corpus(minutes: float, seed: int = 0, heldout_fraction: float = 0.1, mu
     """Generate the MIDI of every piece (no rendering): music21 windows up to `music21_fraction` of the target,
     then procedural pop pieces (POP909-layout piano arrangements, or band pieces with drums on the "band"
     palette) until `minutes` of nominal length are reached."""
-    if palette not in PALETTES:
-        raise DataError(f"unknown palette {palette!r}: use {' or '.join(PALETTES)}")
-    if minutes <= 0:
-        raise DataError(f"corpus size must be positive, got {minutes} minutes")
-    if not 0.0 <= heldout_fraction < 1.0:
-        raise DataError(f"held-out fraction must be in [0, 1), got {heldout_fraction}")
+    _check_palette(palette)
+    _check_sizes(minutes, heldout_fraction)
     if not 0.0 <= music21_fraction <= 1.0:
         raise DataError(f"music21 fraction must be in [0, 1], got {music21_fraction}")
     target = minutes * 60.0
@@ -190,28 +186,16 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
     """
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     out_dir = Path(out_dir)
-    if minutes <= 0:
-        raise DataError(f"corpus size must be positive, got {minutes} minutes")
-    if not 0.0 <= heldout_fraction < 1.0:
-        raise DataError(f"held-out fraction must be in [0, 1), got {heldout_fraction}")
+    _check_sizes(minutes, heldout_fraction)
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir} exists and is not a folder")
     font = find_soundfont(soundfont)
     find_fluidsynth()
-    if palette not in PALETTES:
-        raise DataError(f"unknown palette {palette!r}: use {' or '.join(PALETTES)}")
+    _check_palette(palette)
     settings = {"minutes": minutes, "seed": seed, "heldout_fraction": heldout_fraction,
                 "music21_fraction": music21_fraction, "palette": palette}
     manifest_path = out_dir / "corpus.json"
-    previous: dict[str, Any] = {}
-    if manifest_path.exists() and not overwrite:
-        try:
-            previous = json.loads(manifest_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{manifest_path} is unreadable ({exc}); use another folder or --overwrite") from exc
-        if previous.get("settings") != settings:
-            raise DataError(f"{out_dir} already holds a corpus built with {previous.get('settings')}; "
-                            f"use another folder or --overwrite")
+    previous = {} if overwrite else _previous_build(manifest_path, settings)
 
     started = time.perf_counter()
     log(f"planning {minutes:g} min corpus (seed {seed}) ...")
@@ -221,53 +205,15 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
 
     if overwrite:
         _remove_stale_pieces(out_dir, manifest_path, plan, log)
-    todo, kept = [], {}
-    for piece in plan.pieces:
-        midi_path = out_dir / "midi" / piece.split / f"{piece.id}.mid"
-        wav_path = out_dir / piece.split / f"{piece.id}.wav"
-        if midi_path.exists() and midi_path.read_bytes() != piece.midi_bytes and not overwrite:
-            raise DataError(f"{midi_path} differs from what seed {seed} generates; refusing to overwrite "
-                            f"(use another folder or --overwrite)")
-        if wav_path.exists() and midi_path.exists() and not overwrite:
-            kept[piece.id] = sf.info(str(wav_path)).duration
-            continue
-        if wav_path.exists() and not overwrite:
-            raise DataError(f"{wav_path} exists without its MIDI; refusing to overwrite (use --overwrite)")
-        _write_bytes_atomically(midi_path, piece.midi_bytes)
-        todo.append((piece, midi_path, wav_path))
-
+    todo, kept = _stage_midi(plan, out_dir, seed, overwrite)
     render_started = time.perf_counter()
-    durations: dict[str, float] = dict(kept)
-    failures: list[dict[str, str]] = []
-
-    def render(item):
-        piece, midi_path, wav_path = item
-        try:
-            return piece, render_midi(midi_path, wav_path, font, overwrite=True), None
-        except DataError as exc:
-            return piece, None, str(exc)
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for done, (piece, result, error) in enumerate(pool.map(render, todo), start=1):
-            if error is not None:
-                failures.append({"id": piece.id, "error": error})
-                log(f"[{done}/{len(todo)}] FAILED {piece.id}: {error}")
-            else:
-                durations[piece.id] = result.seconds
-                log(f"[{done}/{len(todo)}] {piece.split} {piece.id} {result.seconds:.1f} s "
-                    f"(rendered in {result.render_seconds:.1f} s)")
+    durations, failures = _render_pieces(todo, font, jobs, log)
+    durations.update(kept)
     render_seconds = time.perf_counter() - render_started
     if not durations:
         raise DataError(f"no piece of the corpus could be rendered; first error: {failures[0]['error']}")
 
-    entries = []
-    for piece in plan.pieces:
-        if piece.id not in durations:
-            continue
-        entries.append({"id": piece.id, "work": piece.work, "source": piece.source, "split": piece.split,
-                        "wav": f"{piece.split}/{piece.id}.wav", "midi": f"midi/{piece.split}/{piece.id}.mid",
-                        "midi_sha256": hashlib.sha256(piece.midi_bytes).hexdigest(),
-                        "seconds": round(durations[piece.id], 3), "info": piece.info})
+    entries = [_entry(piece, durations[piece.id]) for piece in plan.pieces if piece.id in durations]
     splits = {}
     for split in SPLITS:
         chosen = [e for e in entries if e["split"] == split]
@@ -302,3 +248,81 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
         f"{splits['heldout']['hours']:.3f} h held out); rendering took {render_seconds:.1f} s; "
         f"{len(failures)} failed -> {manifest_path}")
     return manifest
+
+
+def _check_sizes(minutes: float, heldout_fraction: float) -> None:
+    if minutes <= 0:
+        raise DataError(f"corpus size must be positive, got {minutes} minutes")
+    if not 0.0 <= heldout_fraction < 1.0:
+        raise DataError(f"held-out fraction must be in [0, 1), got {heldout_fraction}")
+
+
+def _check_palette(palette: str) -> None:
+    if palette not in PALETTES:
+        raise DataError(f"unknown palette {palette!r}: use {' or '.join(PALETTES)}")
+
+
+def _previous_build(manifest_path: Path, settings: dict) -> dict[str, Any]:
+    """The manifest of an earlier build into the same folder ({} if none); DataError if it used other settings."""
+    if not manifest_path.exists():
+        return {}
+    try:
+        previous = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{manifest_path} is unreadable ({exc}); use another folder or --overwrite") from exc
+    if previous.get("settings") != settings:
+        raise DataError(f"{manifest_path.parent} already holds a corpus built with {previous.get('settings')}; "
+                        f"use another folder or --overwrite")
+    return previous
+
+
+def _stage_midi(plan: CorpusPlan, out_dir: Path, seed: int, overwrite: bool) -> tuple[list, dict[str, float]]:
+    """Write each piece's MIDI; returns the pieces still to render and the durations of those an earlier build
+    already rendered (kept unless `overwrite`)."""
+    todo, kept = [], {}
+    for piece in plan.pieces:
+        midi_path = out_dir / "midi" / piece.split / f"{piece.id}.mid"
+        wav_path = out_dir / piece.split / f"{piece.id}.wav"
+        if midi_path.exists() and midi_path.read_bytes() != piece.midi_bytes and not overwrite:
+            raise DataError(f"{midi_path} differs from what seed {seed} generates; refusing to overwrite "
+                            f"(use another folder or --overwrite)")
+        if wav_path.exists() and midi_path.exists() and not overwrite:
+            kept[piece.id] = sf.info(str(wav_path)).duration
+            continue
+        if wav_path.exists() and not overwrite:
+            raise DataError(f"{wav_path} exists without its MIDI; refusing to overwrite (use --overwrite)")
+        _write_bytes_atomically(midi_path, piece.midi_bytes)
+        todo.append((piece, midi_path, wav_path))
+    return todo, kept
+
+
+def _render_pieces(todo: list, font: Path, jobs: int, log: Callable[[str], None]
+                   ) -> tuple[dict[str, float], list[dict[str, str]]]:
+    """Render the staged pieces with FluidSynth on `jobs` threads: (durations by id, failures)."""
+    durations: dict[str, float] = {}
+    failures: list[dict[str, str]] = []
+
+    def render(item):
+        piece, midi_path, wav_path = item
+        try:
+            return piece, render_midi(midi_path, wav_path, font, overwrite=True), None
+        except DataError as exc:
+            return piece, None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for done, (piece, result, error) in enumerate(pool.map(render, todo), start=1):
+            if error is not None:
+                failures.append({"id": piece.id, "error": error})
+                log(f"[{done}/{len(todo)}] FAILED {piece.id}: {error}")
+            else:
+                durations[piece.id] = result.seconds
+                log(f"[{done}/{len(todo)}] {piece.split} {piece.id} {result.seconds:.1f} s "
+                    f"(rendered in {result.render_seconds:.1f} s)")
+    return durations, failures
+
+
+def _entry(piece: PlannedPiece, seconds: float) -> dict[str, Any]:
+    return {"id": piece.id, "work": piece.work, "source": piece.source, "split": piece.split,
+            "wav": f"{piece.split}/{piece.id}.wav", "midi": f"midi/{piece.split}/{piece.id}.mid",
+            "midi_sha256": hashlib.sha256(piece.midi_bytes).hexdigest(), "seconds": round(seconds, 3),
+            "info": piece.info}
