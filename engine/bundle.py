@@ -1,4 +1,4 @@
-"""Read and validate a model bundle (format: shared/design/bundle.md). The only place that knows the format.
+"""Read and validate a model bundle. The only place that knows the format (export/bundle_writer.py writes it).
 
 A bundle is a directory with `manifest.json`, `unet.onnx` and `vocoder.onnx` (optionally `*.fp16.onnx`, and
 torch exported programs `unet.pt2` + `vocoder.pt2` for the torch backend), or a .zip of one (extracted to a

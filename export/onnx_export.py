@@ -1,6 +1,6 @@
 """U-Net and vocoder -> ONNX graphs with dynamic batch and time axes, plus the torch-vs-onnxruntime parity check.
 
-Graph I/O (shared/design/bundle.md): unet x [B, C, n_mels, T] float32, t [B] float32 -> prediction like x;
+Graph I/O (the bundle contract, read by engine/bundle.py and engine/backends/): unet x [B, C, n_mels, T] float32, t [B] float32 -> prediction like x;
 vocoder mel [B, C, n_mels, T] float32 -> magnitude [B, C, n_freqs, T] float32. fp16 variants keep float32 I/O
 (casts inside the graph), so the engine feeds them the same arrays.
 """

@@ -1,4 +1,4 @@
-"""Checkpoint files (the training -> export contract in the team guide), written atomically.
+"""Checkpoint files (the training -> export contract: export/ reads what this writes), written atomically.
 
 Layout of RUN_DIR/<kind>/: `last.pt` (latest, atomically replaced), `step-0001000.pt` (periodic), `losses.csv`.
 Each .pt is one torch.save dict with "format": "msanii-daw-checkpoint", "version": 1, "kind", "step", "preset",

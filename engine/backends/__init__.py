@@ -1,7 +1,8 @@
 """Model backends behind one small interface: a denoiser (x, t -> prediction) and a vocoder (mel -> magnitude).
 
-Both take and return float32 torch tensors on the CPU; where the work runs (onnxruntime CPU/CUDA, or torch) is
-the backend's business.
+Both take and return float32 torch tensors. Where the tensors live is the backend's: onnxruntime's sessions take
+and return host arrays, so the onnx backend's tensors are on the CPU whatever device it runs on; the torch
+backend's stay on the models' device (`Engine.tensor_device`), so a GPU render copies nothing per step.
 """
 from __future__ import annotations
 

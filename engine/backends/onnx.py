@@ -47,7 +47,7 @@ def make_session(path: Path, device: str = "auto", threads: int | None = None) -
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1  # the graphs are one chain of big ops: parallelism lives inside them
     # Workers sleep instead of spinning between ops: each op here is large, and on a shared machine spinning
-    # threads steal the cores the other workers need (measured 0.66 -> 0.42 s per paper U-Net call at load 10).
+    # threads steal the cores the other workers need (bench/RESULTS.md, "Figures behind code choices").
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # No arena: onnxruntime's CPU arena keeps each graph's peak activations (~0.4 GB each for the paper U-Net and
     # vocoder at 190 s) for the process's life, stacking them under the phase reconstruction's own peak.

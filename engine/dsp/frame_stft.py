@@ -82,8 +82,8 @@ class FrameSTFT:
         stop) as `spectrum` [..., last - first, n_freqs]; returns [..., stop - start, n_freqs].
 
         Run block by block, a Griffin-Lim projection keeps a cache-sized working set instead of ~8 passes over
-        spectrum-sized buffers (65 MB per channel at 190 s), whose cost grew faster than the clip (measured: 51x
-        the 10 s time per iteration at 19x the length)."""
+        spectrum-sized buffers (65 MB per channel at 190 s), whose cost grew faster than the clip (bench/RESULTS.md,
+        "Figures behind code choices")."""
         n, hop = self.n_fft, self.hop
         signal = self.overlap_add(torch.fft.irfft(spectrum, n=n), self.window)
         signal.mul_(self.synthesis_gain[first * hop:first * hop + signal.shape[-1]])

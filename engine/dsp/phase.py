@@ -116,7 +116,7 @@ def _initial_angles(magnitude: torch.Tensor, cfg: SpectrogramConfig, init: str, 
     return angles.to(torch.complex64).contiguous()
 
 
-BLOCK_FRAMES = 512  # ~4 MB complex64 per block at n_fft 2048: measured best of 64..1024 at 190 s (140 vs 328 ms/iter)
+BLOCK_FRAMES = 512  # ~4 MB complex64 per block at n_fft 2048: the best of 64..1024 at 190 s (bench/RESULTS.md)
 
 
 def _fgla(magnitude: torch.Tensor, angles: torch.Tensor, pair: FrameSTFT, n_iter: int, momentum: float,
