@@ -107,6 +107,7 @@ class OscBridge:
             address: getattr(self, "_on_" + address.rsplit("/", 1)[1]) for address in self.CONTROL}
 
     def _job_addresses(self) -> dict[str, tuple[str, Any, OscForm]]:
+        """/msanii/<task> for every task the engine registers, with its info (engine.tasks.TaskInfo) and form."""
         infos = getattr(self.engine, "tasks", None)
         if not isinstance(infos, dict):  # an Engine in this process: describe its registry here
             from engine.tasks import describe_tasks

@@ -214,20 +214,8 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
         raise DataError(f"no piece of the corpus could be rendered; first error: {failures[0]['error']}")
 
     entries = [_entry(piece, durations[piece.id]) for piece in plan.pieces if piece.id in durations]
-    splits = {}
-    for split in SPLITS:
-        chosen = [e for e in entries if e["split"] == split]
-        seconds = sum(e["seconds"] for e in chosen)
-        splits[split] = {"pieces": len(chosen), "seconds": round(seconds, 3), "hours": round(seconds / 3600, 4),
-                         "folder": split}
+    splits = _splits(entries)
     total = sum(e["seconds"] for e in entries)
-    try:
-        import music21
-
-        music21_version = music21.__version__
-    except ImportError:
-        music21_version = None
-
     manifest = {
         "format": CORPUS_FORMAT, "version": CORPUS_VERSION, "settings": settings, "seed": seed,
         "sample_rate": 44_100, "channels": 2, "subtype": "PCM_16",
@@ -240,7 +228,7 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
                                       2),
         "rendered_now": len(todo) - len(failures), "reused": len(kept),
         "soundfont": {"path": str(font), "bytes": font.stat().st_size},
-        "fluidsynth": fluidsynth_version(), "music21_version": music21_version,
+        "fluidsynth": fluidsynth_version(), "music21_version": _music21_version(),
         "failures": failures, "skipped_music21_works": plan.skipped_works, "pieces": entries,
     }
     _write_bytes_atomically(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode())
@@ -326,3 +314,22 @@ def _entry(piece: PlannedPiece, seconds: float) -> dict[str, Any]:
             "wav": f"{piece.split}/{piece.id}.wav", "midi": f"midi/{piece.split}/{piece.id}.mid",
             "midi_sha256": hashlib.sha256(piece.midi_bytes).hexdigest(), "seconds": round(seconds, 3),
             "info": piece.info}
+
+
+def _splits(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Pieces, seconds and hours of each split, for the manifest."""
+    splits = {}
+    for split in SPLITS:
+        chosen = [e for e in entries if e["split"] == split]
+        seconds = sum(e["seconds"] for e in chosen)
+        splits[split] = {"pieces": len(chosen), "seconds": round(seconds, 3), "hours": round(seconds / 3600, 4),
+                         "folder": split}
+    return splits
+
+
+def _music21_version() -> str | None:
+    try:
+        import music21
+    except ImportError:
+        return None
+    return music21.__version__
