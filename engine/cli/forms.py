@@ -24,8 +24,8 @@ from engine.tasks.outpaint import CONTEXT_SECONDS as OUTPAINT_CONTEXT_SECONDS
 
 @dataclass(frozen=True)
 class Form:
-    """A subcommand's extra flags (`add`) and its params from the parsed args (`params`). `native_output`: an
-    edit keeps the input's format and bit depth unless asked (the common --bit-depth default is dropped)."""
+    """A subcommand's extra flags (`add`), its params from the parsed args (`params`) and its help text
+    (`description`; empty: the task's own)."""
     add: Callable[[argparse.ArgumentParser], None]
     params: Callable[[argparse.Namespace], dict]
     description: str = ""

@@ -5,7 +5,7 @@ instead: 4 levels x 1 block, attention at the last two levels and the middle, ML
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 
