@@ -20,7 +20,9 @@ from engine.backends import BACKENDS
 from engine.backends.onnx import BackendError, OnnxDenoiser, OnnxVocoder, default_threads
 from engine.bundle import UNET_FILE, VOCODER_FILE, Bundle, load_bundle
 from engine.dsp.spectrogram import frames_covering
+from engine.prior import PriorWeightedDenoiser
 from engine.render import RenderResult, encode, max_clip_seconds, reconstruct_phase, vocode
+from engine.sampling import make_scheduler
 from engine.tasks import get_task, tasks
 
 __all__ = ["BACKENDS", "Engine", "RenderResult", "choose_backend", "render", "tasks"]
@@ -45,9 +47,11 @@ class Engine:
     tasks use. Not thread-safe: one render at a time (engine.serving runs renders on one worker thread)."""
 
     def __init__(self, bundle: Bundle, denoiser, vocoder, threads: int, backend: str = "onnx",
-                 tensor_device: torch.device | None = None) -> None:
+                 tensor_device: torch.device | None = None, use_prior: bool = True) -> None:
         self.bundle = bundle
-        self.denoiser = denoiser
+        # An eps model's x0 is weighed against the bundle's data prior, where it has one (engine.prior says why);
+        # use_prior=False runs the bare model (for comparisons).
+        self.denoiser = with_prior(denoiser, bundle) if use_prior else denoiser
         self.vocoder = vocoder
         self.threads = threads
         self.backend = backend
@@ -64,12 +68,13 @@ class Engine:
 
     @classmethod
     def load(cls, bundle_dir: str | Path, device: str = "auto", threads: int | None = None, backend: str = "auto",
-             precision: str | None = None, cuda_graphs: bool = False) -> "Engine":
+             precision: str | None = None, cuda_graphs: bool = False, use_prior: bool = True) -> "Engine":
         """Validate the bundle (BundleError on any defect) and open its models on `device`
         ("auto" | "cpu" | "cuda" | "cuda:N" | "tensorrt"). `threads` caps onnxruntime's and torch's intra-op
         threads (default: the cores this process may use); torch's setting is process-wide.
         `backend`: "onnx", "torch" (the bundle's exported programs; needs `msanii-export --torch`) or "auto"
-        (choose_backend). torch only: `precision` "fp32" (default) | "fp16" | "bf16" (autocast), `cuda_graphs`."""
+        (choose_backend). torch only: `precision` "fp32" (default) | "fp16" | "bf16" (autocast), `cuda_graphs`.
+        `use_prior`: weigh an eps model's x0 against the bundle's diffusion.prior when it has one (engine.prior)."""
         if threads is not None:
             if threads < 1:
                 raise ValueError(f"threads must be >= 1, got {threads}")
@@ -82,7 +87,7 @@ class Engine:
             precision = precision or "fp32"
             denoiser = TorchDenoiser(bundle.program_path(UNET_FILE), device, precision, cuda_graphs)
             vocoder = TorchVocoder(bundle.program_path(VOCODER_FILE), device, precision, cuda_graphs)
-            return cls(bundle, denoiser, vocoder, threads, backend, denoiser.torch_device)
+            return cls(bundle, denoiser, vocoder, threads, backend, denoiser.torch_device, use_prior)
         if precision not in (None, "fp32") or cuda_graphs:
             raise BackendError("precision and CUDA graphs are torch-backend settings (onnxruntime picks the fp16 "
                                "graphs on a GPU by itself): add --backend torch")
@@ -93,7 +98,7 @@ class Engine:
             return half or bundle.files[name]
         denoiser = OnnxDenoiser(graph(UNET_FILE), device, threads)
         vocoder = OnnxVocoder(graph(VOCODER_FILE), device, threads)
-        return cls(bundle, denoiser, vocoder, threads, "onnx")
+        return cls(bundle, denoiser, vocoder, threads, "onnx", use_prior=use_prior)
 
     # ------------------------------------------------------------------ properties
 
@@ -152,6 +157,15 @@ class Engine:
         audio = reconstruct_phase(magnitude, self.bundle, samples, phase, iters, init, generator, callback,
                                   None if init_phase is None else init_phase.to(self.dsp_device))
         return audio.to(x.device), magnitude.to(x.device)
+
+
+def with_prior(denoiser, bundle: Bundle):
+    """`denoiser` weighed against the bundle's data prior (engine.prior), or itself when the bundle has none."""
+    settings = bundle.diffusion
+    if settings.prior is None:
+        return denoiser
+    schedule = make_scheduler("ddim", settings.num_train_timesteps, settings.beta_schedule, settings.prediction_type)
+    return PriorWeightedDenoiser(denoiser, settings.prior, schedule.alphas_cumprod)
 
 
 def render(engine: Engine, task: str, callback: Callable[[float], None] | None = None, **params) -> RenderResult:

@@ -21,6 +21,7 @@ from typing import Any
 
 from engine.dsp.config import SpectrogramConfig
 from engine.dsp.scaler import ScalerStats
+from engine.prior import DataPrior
 from engine.samplers import DEFAULT_SAMPLER, SAMPLER_NAMES
 
 FORMAT = "msanii-daw-bundle"
@@ -45,8 +46,10 @@ class DiffusionSettings:
     num_train_timesteps: int
     beta_schedule: str
     prediction_type: str
+    prior: DataPrior | None = None  # optional: the training data's mean spectrum (engine.prior)
 
     def to_dict(self) -> dict[str, Any]:
+        """The noise schedule's fields (make_scheduler's keyword arguments); the prior is read as `prior`."""
         return {"num_train_timesteps": self.num_train_timesteps, "beta_schedule": self.beta_schedule,
                 "prediction_type": self.prediction_type}
 
@@ -159,6 +162,20 @@ def _check_version(manifest: dict) -> None:
                           f"{SUPPORTED_MAJOR} (re-export the bundle or update msanii-daw)")
 
 
+def _prior(diffusion: dict, n_mels: int) -> DataPrior | None:
+    if diffusion.get("prior") is None:
+        return None
+    try:
+        prior = DataPrior.from_dict(diffusion["prior"])
+    except ValueError as exc:
+        raise BundleError(f"manifest field 'diffusion.prior' is malformed: {exc}") from None
+    if len(prior.mean) != n_mels:
+        raise BundleError(f"manifest field 'diffusion.prior' has {len(prior.mean)} bins, the spectrogram {n_mels}")
+    if diffusion.get("prediction_type") != "epsilon":
+        raise BundleError("manifest field 'diffusion.prior' is only for epsilon-prediction models (engine.prior)")
+    return prior
+
+
 def _scaler(scalers: dict, key: str) -> ScalerStats:
     raw = _object(scalers, key, "scalers")
     try:
@@ -189,7 +206,8 @@ def validate_manifest(manifest: Any) -> dict[str, Any]:
     diffusion_raw = _object(manifest, "diffusion")
     diffusion = DiffusionSettings(_int(diffusion_raw, "num_train_timesteps", "diffusion"),
                                   _choice(diffusion_raw, "beta_schedule", "diffusion", BETA_SCHEDULES),
-                                  _choice(diffusion_raw, "prediction_type", "diffusion", PREDICTION_TYPES))
+                                  _choice(diffusion_raw, "prediction_type", "diffusion", PREDICTION_TYPES),
+                                  _prior(diffusion_raw, spectrogram.n_mels))
     unet = _object(manifest, "unet")
     frame_multiple = _int(unet, "frame_multiple", "unet")
     _object(unet, "config", "unet")

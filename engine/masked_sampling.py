@@ -201,8 +201,9 @@ def _replace(denoise, known, mask, schedule, config, generator, callback, init, 
 def _repaint(denoise, known, mask, schedule, config, generator, callback) -> torch.Tensor:
     sched = RePaintScheduler(num_train_timesteps=schedule.num_train_timesteps, beta_schedule=schedule.beta_schedule,
                              eta=0.0, clip_sample=True)
-    if schedule.prediction_type != "epsilon":
-        raise ValueError("diffusers' RePaintScheduler only supports epsilon-prediction models")
+    if schedule.prediction_type not in ("epsilon", "v_prediction"):
+        raise ValueError("diffusers' RePaintScheduler takes epsilon (or, converted, v) predictions only")
+    abar = sched.alphas_cumprod
     sched.set_timesteps(config.steps, config.repaint_jump_length, config.repaint_jump_n_sample)
     ts = [int(t) for t in sched.timesteps]
     total = count_unet_calls(config)
@@ -211,6 +212,8 @@ def _repaint(denoise, known, mask, schedule, config, generator, callback) -> tor
     for t in ts:
         if t < t_last:
             model_out = _call(denoise, x, t, None)
+            if schedule.prediction_type == "v_prediction":  # RePaintScheduler steps on eps = a v + s x_t
+                model_out = abar[t].sqrt() * model_out + (1 - abar[t]).sqrt() * x
             calls += 1
             x = sched.step(model_out, t, x, known, mask, generator).prev_sample
             if callback is not None:

@@ -22,6 +22,7 @@ from engine.bundle import (FORMAT, MANIFEST, PROGRAM_FILES, UNET_FILE, VERSION, 
                            file_entry, load_bundle)
 from engine.dsp.config import SpectrogramConfig
 from engine.dsp.scaler import ScalerStats
+from engine.prior import DataPrior
 from engine.samplers import DEFAULT_SAMPLER
 from export.compress import compress_file, round_weights_fp16
 from export.onnx_export import (ExportError, convert_fp16, export_unet, export_vocoder, unet_parity,
@@ -55,6 +56,7 @@ class ExportOptions:
     seed: int = 0  # parity inputs
     notes: dict[str, Any] = field(default_factory=dict)  # extra provenance (training commands, corpus...)
     defaults: RenderDefaults = DEFAULTS  # render settings the engine uses when a request names none
+    prior: DataPrior | None = None  # an eps U-Net's data prior (engine.prior; export.data_prior measures it)
 
 
 def _model_from(ckpt: dict, use_ema: bool) -> tuple[torch.nn.Module, bool]:
@@ -203,7 +205,7 @@ def write_bundle(unet_ckpt: dict, vocoder_ckpt: dict, out_dir: str | Path, optio
             "sample_rate": spec.sample_rate, "channels": channels,
             "spectrogram": spec.to_dict(),
             "scalers": {"unet": _scaler_stats(unet_ckpt).to_dict(), "vocoder": _scaler_stats(vocoder_ckpt).to_dict()},
-            "diffusion": dict(unet_ckpt["diffusion"]),
+            "diffusion": {**unet_ckpt["diffusion"], **({"prior": options.prior.to_dict()} if options.prior else {})},
             "unet": {"frame_multiple": multiple, "config": unet.cfg.to_dict(),
                      "parameters": sum(p.numel() for p in unet.parameters())},
             "vocoder": {"config": vocoder.cfg.to_dict(), "parameters": sum(p.numel() for p in vocoder.parameters())},

@@ -1,4 +1,5 @@
-"""`msanii-export RUN_DIR OUT_DIR [--unet CKPT] [--vocoder CKPT] [--no-ema] [--fp16] [--compact] [--overwrite]`.
+"""`msanii-export RUN_DIR OUT_DIR [--unet CKPT] [--vocoder CKPT] [--prior-data DIR] [--no-ema] [--fp16] [--compact]
+[--overwrite]`.
 
 RUN_DIR is what `msanii-train unet|vocoder --out RUN_DIR` wrote: RUN_DIR/unet/last.pt and RUN_DIR/vocoder/last.pt
 pair up by default; --unet/--vocoder pick checkpoint files explicitly (then RUN_DIR may be omitted with '-').
@@ -13,9 +14,14 @@ import sys
 from pathlib import Path
 
 from engine.bundle import BundleError
+from engine.dsp import SpectrogramConfig
+from engine.dsp.scaler import ScalerStats
+from engine.prior import DEFAULT_PRIOR_ERROR, DataPrior
+from export.data_prior import measure_prior
 from export.bundle_writer import DEFAULTS, ExportOptions, write_bundle
 from export.onnx_export import ExportError
 from training.checkpoint import LAST, CheckpointError, load_checkpoint
+from training.data.errors import DataError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "vocoder.pt2): the engine's torch backend runs them on CUDA without onnxruntime-gpu")
     p.add_argument("--provenance", type=Path, help="JSON object merged into the manifest's provenance "
                    "(e.g. the training commands and corpus description)")
+    p.add_argument("--prior-data", type=Path, metavar="DIR", help="measure the data prior of an epsilon U-Net "
+                   "(its training data's mean spectrum, engine.prior) from the audio in DIR and write it into the "
+                   "manifest; without it the bundle has none")
+    p.add_argument("--prior-error", type=float, default=DEFAULT_PRIOR_ERROR, metavar="E",
+                   help=f"eps error variance that weighs the model's x0 against the prior (default {DEFAULT_PRIOR_ERROR})")
     p.add_argument("--name", help="model name in the manifest (default: OUT_DIR's name)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.add_argument("--steps", type=int, help=f"default sampler steps written into the manifest ({DEFAULTS.steps})")
@@ -49,6 +60,17 @@ def _checkpoint_path(explicit: Path | None, run_dir: str, kind: str) -> Path:
     if run_dir == "-":
         raise CheckpointError(f"no RUN_DIR given: pass --{kind} CKPT")
     return Path(run_dir) / kind / LAST
+
+
+def _measure_prior(unet_ckpt: dict, audio_dir: Path, error: float) -> DataPrior:
+    kind = unet_ckpt["diffusion"]["prediction_type"]
+    if kind != "epsilon":
+        raise ValueError(f"--prior-data: the U-Net is a {kind} model, which needs no data prior (engine.prior)")
+    if not unet_ckpt.get("scaler_stats"):
+        raise CheckpointError("--prior-data: the U-Net checkpoint has no fitted scaler")
+    return measure_prior(audio_dir, SpectrogramConfig.from_dict(unet_ckpt["spectrogram"]),
+                         ScalerStats.from_dict(unet_ckpt["scaler_stats"]), error=error,
+                         log=lambda msg: print(f"msanii-export: {msg}", file=sys.stderr))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,13 +95,16 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--provenance {args.provenance}: {exc}") from None
             if not isinstance(notes, dict):
                 raise ValueError(f"--provenance {args.provenance}: expected a JSON object")
+        prior = None
+        if args.prior_data is not None:
+            prior = _measure_prior(ckpts["unet"], args.prior_data, args.prior_error)
         options = ExportOptions(use_ema=not args.no_ema, fp16=args.fp16, compact=args.compact,
                                 torch_programs=args.torch, overwrite=args.overwrite, name=args.name,
-                                command=command, notes=notes, defaults=defaults)
+                                command=command, notes=notes, defaults=defaults, prior=prior)
         out = write_bundle(ckpts["unet"], ckpts["vocoder"], args.out_dir, options,
                            sources={k: str(v) for k, v in sources.items()},
                            log=lambda msg: print(f"msanii-export: {msg}", file=sys.stderr))
-    except (CheckpointError, ExportError, BundleError, FileExistsError, ValueError) as exc:
+    except (CheckpointError, ExportError, BundleError, DataError, FileExistsError, ValueError) as exc:
         print(f"msanii-export: error: {exc}", file=sys.stderr)
         return 2
     print(out)

@@ -14,10 +14,12 @@ import argparse
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from engine.bundle import PREDICTION_TYPES
 from engine.dsp import SpectrogramConfig, samples_for_frames
 from training.checkpoint import LAST, CheckpointError, load_checkpoint
 from training.config import KINDS, PRESETS, TrainConfig, train_preset
@@ -53,6 +55,11 @@ def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--seed", type=int, help="seed for data crops, noise and initial weights (default 0)")
     parser.add_argument("--lr", type=float, help="peak learning rate (default 2e-4, the paper's); on --resume a new "
                         "value applies from the next step")
+    if kind == "unet":
+        parser.add_argument("--prediction-type", choices=PREDICTION_TYPES, help="what the U-Net regresses: "
+                            "epsilon (the paper's noise) or v_prediction (velocity; its x0 is well defined near "
+                            "pure noise, training.diffusion says why). Default epsilon; a new run only, and with "
+                            "--init-from it re-targets the earlier model (fine-tuning)")
     if kind == "vocoder":
         parser.add_argument("--sc-weight", type=float, metavar="W", help="loss = W * spectral convergence + "
                             "log-magnitude (default 1, the paper's); may change on --resume (fine-tuning)")
@@ -134,8 +141,14 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
             sc_weight=getattr(args, "sc_weight", None))
         if args.lr is not None:
             cfg.optim.lr = args.lr
+        if getattr(args, "prediction_type", None):
+            cfg = replace(cfg, diffusion=replace(cfg.diffusion, prediction_type=args.prediction_type))
         return cfg
     cfg = TrainConfig.from_dict(checkpoint["train_config"])
+    given_type = getattr(args, "prediction_type", None)
+    if given_type and given_type != cfg.diffusion.prediction_type:
+        raise UsageError(f"--prediction-type {given_type} differs from the run being resumed "
+                         f"({cfg.diffusion.prediction_type}); start a new run with --init-from to re-target a model")
     fixed = {"preset": cfg.preset, "batch_size": cfg.batch_size, "crop_frames": cfg.crop_frames, "seed": cfg.seed}
     for name, value in fixed.items():
         given = getattr(args, name)

@@ -3,6 +3,12 @@
 Training draws integer timesteps t ~ U{0, ..., T-1} per sample and noises with `DDPMScheduler.add_noise`
 (x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, eq. 6); the U-Net receives t as float (the reference passed
 integer timesteps through a path that broke them, its issues #3/#4).
+
+What the U-Net regresses is `DiffusionConfig.prediction_type`: the paper's noise eps, or the velocity
+v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (Salimans & Ho 2022). On the cosine schedule abar_{T-1} is 2.4e-9, so an
+eps model's implied x_0 = (x_t - sqrt(1 - abar) eps_hat) / sqrt(abar) near t = T is its eps error times 2e4: it cannot
+say what the first sampling steps most need, the data's mean spectrum (models/README.md measures it). A v model
+predicts about -x_0 there instead.
 """
 from __future__ import annotations
 
@@ -23,6 +29,20 @@ def ddim_scheduler(cfg: DiffusionConfig | None = None) -> DDIMScheduler:
     cfg = cfg or DiffusionConfig()
     return DDIMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
                          prediction_type=cfg.prediction_type)
+
+
+def training_target(scheduler: DDPMScheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor
+                    ) -> torch.Tensor:
+    """What the U-Net learns to output for x_t = add_noise(x0, noise, t): noise (epsilon), velocity
+    (v_prediction) or x0 (sample), as the scheduler's prediction_type says. Same shape as x0."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(x0, noise, t)
+    if kind == "sample":
+        return x0
+    raise ValueError(f"unknown prediction type {kind!r}")
 
 
 def sample_timesteps(batch: int, num_train_timesteps: int, generator: torch.Generator) -> torch.Tensor:

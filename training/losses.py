@@ -1,7 +1,8 @@
 """Training losses.
 
 - U-Net: the simplified DDPM objective of the paper's eq. 17, mean squared error between the true noise and the
-  predicted noise. (The reference implementation trained with an L1 loss; we follow the paper.)
+  predicted noise (or velocity, training.diffusion.training_target). (The reference implementation trained with an L1
+  loss; we follow the paper.)
 - Vocoder: spectral convergence (eq. 1) + log-magnitude L1 (eq. 2), the L1 taken as a mean over elements so its
   scale does not depend on crop length or batch size.
 
@@ -15,9 +16,10 @@ import torch.nn.functional as F
 LOG_EPS = 1e-5
 
 
-def diffusion_loss(predicted_noise: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """E ||eps - eps_theta(x_t, t)||^2 (eq. 17), averaged over all elements. Shapes: any, equal."""
-    return F.mse_loss(predicted_noise.float(), noise.float())
+def diffusion_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """E ||eps - eps_theta(x_t, t)||^2 (eq. 17; or the same on v for a v-prediction model), averaged over all
+    elements. Shapes: any, equal."""
+    return F.mse_loss(predicted.float(), target.float())
 
 
 def spectral_convergence_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

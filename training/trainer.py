@@ -5,7 +5,7 @@ the diffusion noise and timesteps from a CPU torch.Generator. So step `s` of a r
 and noise of an uninterrupted one, and (on CPU) produces the same loss.
 
 U-Net step: mel = LearnedScaler(log_mel(audio)) (train mode: running stats update), x_t = add_noise(mel, eps, t),
-loss = MSE(U-Net(x_t, t as float), eps). Vocoder step: input = its own LearnedScaler(log_mel(audio)),
+loss = MSE(U-Net(x_t, t as float), eps or v: training.diffusion.training_target). Vocoder step: input = its own LearnedScaler(log_mel(audio)),
 target = |STFT(audio)|, loss = spectral convergence + log-magnitude L1.
 Optimiser: Adam (lr 2e-4, betas 0.5/0.999), LinearLR warm-up from 1/3 over 500 steps, gradient clipping 1.0,
 autocast (bf16, or fp16 with a GradScaler) only on CUDA.
@@ -22,7 +22,7 @@ from torch import nn
 
 from engine.dsp import LearnedScaler, SpectrogramConfig, log_mel, samples_for_frames, stft_magnitude
 from training.config import TrainConfig
-from training.diffusion import noise_batch, train_scheduler
+from training.diffusion import noise_batch, train_scheduler, training_target
 from training.ema import EMA
 from training.losses import diffusion_loss, vocoder_loss
 from training.models import UNet, Vocoder, unet_preset, vocoder_preset
@@ -138,7 +138,7 @@ class Trainer:
             x_t, noise, t = noise_batch(x, self.noise_scheduler, noise_rng, self.batch_rows, self.cfg.batch_size)
             with self._autocast():
                 predicted = self.net(x_t, t.float())
-            return diffusion_loss(predicted, noise), {}
+            return diffusion_loss(predicted, training_target(self.noise_scheduler, x, noise, t)), {}
         with torch.no_grad():
             target = stft_magnitude(audio, self.spectrogram)  # [B, 2, n_freqs, frames]
         with self._autocast():
