@@ -18,6 +18,7 @@ from engine.dsp import SpectrogramConfig
 from engine.dsp.scaler import ScalerStats
 from engine.prior import DEFAULT_PRIOR_ERROR, DataPrior
 from export.data_prior import measure_prior
+from export.reuse import vocoder_checkpoint_from_bundle
 from export.bundle_writer import DEFAULTS, ExportOptions, write_bundle
 from export.onnx_export import ExportError
 from training.checkpoint import LAST, CheckpointError, load_checkpoint
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "('-' when both --unet and --vocoder are given)")
     p.add_argument("out_dir", help="bundle directory to create")
     p.add_argument("--unet", type=Path, help="U-Net checkpoint file (default RUN_DIR/unet/last.pt)")
-    p.add_argument("--vocoder", type=Path, help="vocoder checkpoint file (default RUN_DIR/vocoder/last.pt)")
+    p.add_argument("--vocoder", type=Path, help="vocoder checkpoint file (default RUN_DIR/vocoder/last.pt), or a "
+                   "bundle folder whose vocoder (graph, scaler, provenance) is carried over unchanged")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA weights")
     p.add_argument("--fp16", action="store_true", help="also write float16 graphs (*.fp16.onnx) for GPUs")
     p.add_argument("--compact", action="store_true", help="store weights as float16 (computed in float32): "
@@ -62,6 +64,13 @@ def _checkpoint_path(explicit: Path | None, run_dir: str, kind: str) -> Path:
     return Path(run_dir) / kind / LAST
 
 
+def _load_source(path: Path, kind: str) -> dict:
+    """A checkpoint file, or (the vocoder only) a bundle folder's vocoder in checkpoint form."""
+    if kind == "vocoder" and path.is_dir():
+        return vocoder_checkpoint_from_bundle(path)
+    return load_checkpoint(path, kind=kind)
+
+
 def _measure_prior(unet_ckpt: dict, audio_dir: Path, error: float) -> DataPrior:
     kind = unet_ckpt["diffusion"]["prediction_type"]
     if kind != "epsilon":
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.run_dir != "-" and not Path(args.run_dir).is_dir() and (args.unet is None or args.vocoder is None):
             raise CheckpointError(f"run directory not found: {args.run_dir}")
         sources = {kind: _checkpoint_path(getattr(args, kind), args.run_dir, kind) for kind in ("unet", "vocoder")}
-        ckpts = {kind: load_checkpoint(path, kind=kind) for kind, path in sources.items()}
+        ckpts = {kind: _load_source(path, kind) for kind, path in sources.items()}
         notes = {}
         if args.provenance is not None:
             try:
