@@ -2,7 +2,8 @@
 
 Each checkpoint (RUN/unet/step-*.pt and last.pt) is scored on the same fixed set: `--crops` crops of held-out audio,
 each noised at `--timesteps` evenly spaced timesteps with fixed noise, normalised by that checkpoint's own scaler (as
-an export would), for the raw and the EMA weights. Prints and writes a CSV (step, raw, ema).
+an export would), for the raw and the EMA weights. Prints and writes a CSV (step, raw, ema). The loss is the eps MSE
+for every model: a v-prediction model's output is turned into the eps it implies, so runs of either kind compare.
 
     python -m bench.heldout_loss --run runs/piano --heldout data/piano/heldout [--csv runs/piano/heldout.csv]
 """
@@ -50,6 +51,9 @@ def score(weights: dict, model_cfg: UNetConfig, scaler_state: dict, sets, diffus
         x0 = scaler(mel[lo:lo + batch])
         x_t = scheduler.add_noise(x0, noise[lo:lo + batch], t[lo:lo + batch])
         predicted = model(x_t, t[lo:lo + batch].float())
+        if diffusion.prediction_type == "v_prediction":  # score every model as eps, so the figures compare
+            abar = scheduler.alphas_cumprod[t[lo:lo + batch]].reshape(-1, 1, 1, 1)
+            predicted = abar.sqrt() * predicted + (1 - abar).sqrt() * x_t
         losses.append(((predicted - noise[lo:lo + batch]) ** 2).mean(dim=(1, 2, 3)))
     return float(torch.cat(losses).mean())
 

@@ -21,6 +21,7 @@ the held-out set, which the gates use as the natural tolerance.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -192,6 +193,7 @@ def judge(real_clips: list, sets: dict[str, list], cfg: SpectrogramConfig, noise
 def main(argv: list[str] | None = None) -> int:
     from bench.quality_report import load_clips
     from engine.api import Engine
+    from engine.prior import PriorWeightedDenoiser
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, required=True, help="folder of held-out audio")
@@ -200,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--bare", action="store_true", help="also render each bundle without its data prior "
+                        "(engine.prior; bundles that have one)")
+    parser.add_argument("--prior-error", type=float, nargs="+", default=[], metavar="E", help="also render each "
+                        "bundle with a data prior at these error variances (the sweep behind DEFAULT_PRIOR_ERROR)")
     args = parser.parse_args(argv)
     cfg = SpectrogramConfig()
     clips = load_clips(args.real, args.seconds, args.clips, cfg.sample_rate)
@@ -208,6 +214,16 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine.load(bundle)
         sets[f"{bundle.name} generated"] = [generate(engine, args.seconds, seed=s).audio for s in args.seeds]
         sets[f"{bundle.name} reconstructed"] = [reconstruct(engine, c) for c in clips]
+        if engine.bundle.diffusion.prior is None:
+            continue
+        variants = [("bare", None)] if args.bare else []
+        variants += [(f"prior error {e:g}", e) for e in args.prior_error]
+        weighted = engine.denoiser
+        for label, error in variants:
+            engine.denoiser = weighted.inner if error is None else PriorWeightedDenoiser(
+                weighted.inner, dataclasses.replace(weighted.prior, error=error), weighted.alphas_cumprod)
+            sets[f"{bundle.name} {label}"] = [generate(engine, args.seconds, seed=s).audio for s in args.seeds]
+        engine.denoiser = weighted
     result = judge(clips, sets, cfg)
     print(result["table"])
     if args.json:
