@@ -138,3 +138,20 @@ def test_v_prediction_target_is_the_velocity():
     torch.testing.assert_close(a * x_t - s * v, x0, atol=1e-5, rtol=1e-5)  # x0 recovered from v
     eps_scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2")
     assert training_target(eps_scheduler, x0, noise, t) is noise
+
+
+def test_musicality_renders_the_bare_model_and_each_prior_error_beside_the_bundle(tiny_bundle, audio_dir, tmp_path,
+                                                                                  capsys):
+    from bench import musicality
+
+    bundle, real = tmp_path / "b", tmp_path / "real"
+    shutil.copytree(tiny_bundle, bundle)
+    add_prior_to_bundle(bundle, audio_dir)
+    real.mkdir()
+    g = torch.Generator().manual_seed(4)
+    for i in range(2):  # long enough for a few Frechet windows per clip
+        sf.write(real / f"real{i}.wav", _music_like(6.0, SpectrogramConfig(), g).T.numpy(), 44100)
+    assert musicality.main(["--real", str(real), "--bundle", str(bundle), "--clips", "2", "--seconds", "5",
+                            "--seeds", "0", "--bare", "--prior-error", "1e-3"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "b generated" in header and "b bare" in header and "b prior error 0.001" in header
