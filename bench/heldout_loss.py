@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from engine.dsp import LearnedScaler, SpectrogramConfig, log_mel, samples_for_frames
+from engine.sampling import eps_from_prediction
 from training.checkpoint import load_checkpoint
 from training.data.audio_folder import AudioFolderDataset
 from training.diffusion import train_scheduler
@@ -51,9 +52,8 @@ def score(weights: dict, model_cfg: UNetConfig, scaler_state: dict, sets, diffus
         x0 = scaler(mel[lo:lo + batch])
         x_t = scheduler.add_noise(x0, noise[lo:lo + batch], t[lo:lo + batch])
         predicted = model(x_t, t[lo:lo + batch].float())
-        if diffusion.prediction_type == "v_prediction":  # score every model as eps, so the figures compare
-            abar = scheduler.alphas_cumprod[t[lo:lo + batch]].reshape(-1, 1, 1, 1)
-            predicted = abar.sqrt() * predicted + (1 - abar).sqrt() * x_t
+        abar = scheduler.alphas_cumprod[t[lo:lo + batch]].reshape(-1, 1, 1, 1)
+        predicted = eps_from_prediction(predicted, x_t, abar, diffusion.prediction_type)  # all models scored as eps
         losses.append(((predicted - noise[lo:lo + batch]) ** 2).mean(dim=(1, 2, 3)))
     return float(torch.cat(losses).mean())
 

@@ -30,7 +30,7 @@ from diffusers import DDIMScheduler, RePaintScheduler
 
 from engine.bundle import DiffusionSettings
 from engine.samplers import JUMP_SAMPLER, SAMPLERS, get_sampler
-from engine.sampling import clip_prediction, make_scheduler, set_timesteps, solver_settings, start_index_for
+from engine.sampling import clip_prediction, eps_from_prediction, make_scheduler, set_timesteps, solver_settings, start_index_for
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Progress = Callable[[float], None]
@@ -212,8 +212,7 @@ def _repaint(denoise, known, mask, schedule, config, generator, callback) -> tor
     for t in ts:
         if t < t_last:
             model_out = _call(denoise, x, t, None)
-            if schedule.prediction_type == "v_prediction":  # RePaintScheduler steps on eps = a v + s x_t
-                model_out = abar[t].sqrt() * model_out + (1 - abar[t]).sqrt() * x
+            model_out = eps_from_prediction(model_out, x, abar[t], schedule.prediction_type)  # RePaint steps on eps
             calls += 1
             x = sched.step(model_out, t, x, known, mask, generator).prev_sample
             if callback is not None:

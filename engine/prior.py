@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -44,6 +45,13 @@ class DataPrior:
             raise ValueError("var must hold positive finite numbers")
         if not (math.isfinite(self.error) and self.error > 0):
             raise ValueError(f"error must be a positive finite number, got {self.error!r}")
+
+    @cached_property
+    def bin_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, var) as float64 [1, 1, n_mels, 1], built once (every sampling step uses them)."""
+        shape = (1, 1, -1, 1)
+        return (torch.tensor(self.mean, dtype=torch.float64).reshape(shape),
+                torch.tensor(self.var, dtype=torch.float64).reshape(shape))
 
     def to_dict(self) -> dict[str, Any]:
         return {"mean": [round(v, 6) for v in self.mean], "var": [round(v, 6) for v in self.var], "error": self.error}
@@ -72,9 +80,7 @@ class DataPrior:
 def prior_weighted_eps(eps: torch.Tensor, x: torch.Tensor, abar: torch.Tensor, prior: DataPrior) -> torch.Tensor:
     """The eps implied by the prior-weighted x0 (see the module docstring).
     eps, x: [B, C, n_mels, T]; abar: [B] alpha-bar of each row's timestep. Returns eps' like eps."""
-    shape = (1, 1, -1, 1)
-    mean = torch.tensor(prior.mean, dtype=torch.float64).reshape(shape)
-    var = torch.tensor(prior.var, dtype=torch.float64).reshape(shape)
+    mean, var = (v.to(eps.device) for v in prior.bin_tensors)
     a = abar.double().reshape(-1, 1, 1, 1)
     x64, s = x.double(), (1 - a).sqrt()
     x0 = (x64 - s * eps.double()) / a.sqrt()

@@ -98,6 +98,18 @@ def noised_start(x0: torch.Tensor, scheduler, steps: int, strength: float,
     return scheduler.add_noise(x0, noise, t), start
 
 
+def eps_from_prediction(prediction: torch.Tensor, x: torch.Tensor, abar: torch.Tensor | float, kind: str
+                        ) -> torch.Tensor:
+    """The noise eps a model's `prediction` at x_t = x implies, for its prediction type (epsilon: itself;
+    v_prediction: sqrt(abar) v + sqrt(1 - abar) x). `abar`: alpha-bar of the timestep, broadcastable to x."""
+    if kind == "epsilon":
+        return prediction
+    if kind == "v_prediction":
+        abar = torch.as_tensor(abar, dtype=x.dtype, device=x.device)
+        return abar.sqrt() * prediction + (1 - abar).sqrt() * x
+    raise ValueError(f"no eps conversion for prediction type {kind!r}")
+
+
 def clip_prediction(prediction: torch.Tensor, x: torch.Tensor, t: torch.Tensor, scheduler,
                     limit: float = 1.0) -> torch.Tensor:
     """The prediction whose implied clean sample x0 is clipped to [-limit, limit] (t: float timesteps [B])."""

@@ -59,6 +59,22 @@ class ExportOptions:
     prior: DataPrior | None = None  # an eps U-Net's data prior (engine.prior; export.data_prior measures it)
 
 
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+    """folder/manifest.json, written to a temporary name beside it and renamed (never half a manifest)."""
+    target = Path(folder) / MANIFEST
+    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
 def _model_from(ckpt: dict, use_ema: bool) -> tuple[torch.nn.Module, bool]:
     kind = ckpt["kind"]
     cfg = UNetConfig.from_dict(ckpt["model_config"]) if kind == "unet" else VocoderConfig.from_dict(
@@ -213,9 +229,7 @@ def write_bundle(unet_ckpt: dict, vocoder_ckpt: dict, out_dir: str | Path, optio
             "provenance": _provenance(unet_ckpt, vocoder_ckpt, unet_ema, vocoder_ema, options, sources or {}),
             "defaults": options.defaults.to_dict(),
         }
-        with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2)
-            f.write("\n")
+        write_manifest(tmp, manifest)
         load_bundle(tmp)  # the engine's reader must accept what we publish
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
         if out_dir.exists():  # --overwrite: move the old bundle aside, then swap

@@ -10,10 +10,7 @@ of every file, through the bundle's own log-mel and scaler. Adding a prior rewri
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +20,7 @@ from engine.bundle import MANIFEST, BundleError, load_bundle
 from engine.dsp import SpectrogramConfig, log_mel
 from engine.dsp.scaler import ScalerStats, normalise
 from engine.prior import DEFAULT_PRIOR_ERROR, DataPrior
+from export.bundle_writer import write_manifest
 from training.data.audio_folder import find_audio_files, load_audio
 from training.data.errors import DataError
 
@@ -64,17 +62,7 @@ def add_prior_to_bundle(bundle_dir: str | Path, audio_dir: str | Path, error: fl
     prior = measure_prior(audio_dir, bundle.spectrogram, bundle.unet_stats, bundle.channels, error, log)
     manifest = dict(bundle.manifest)
     manifest["diffusion"] = {**manifest["diffusion"], "prior": prior.to_dict()}
-    target = Path(bundle.path) / MANIFEST
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_manifest(bundle.path, manifest)
     load_bundle(bundle.path)  # what we wrote must read back
     return prior
 
