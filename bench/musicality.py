@@ -11,6 +11,8 @@ Per clip (audio [channels, samples], judged on the mono mix):
 - `mel_change`: mean absolute log-mel difference between consecutive frames (nats): how jumpy the spectrogram is.
 - `jump_rate`: share of frames in which more than half the mel bins change by more than 1 nat at once (broadband
   bursts; a piano onset moves only the bins of its notes).
+- `level_db`: RMS level (dBFS, all channels). Reported beside the gates, not one of them: a model that gets the
+  spectrum's shape right can still render clips quieter than its corpus (models/README.md).
 
 Set-level: `frechet` distance between Gaussians fitted to log-mel statistics of 2 s windows (16 pooled band means,
 16 band standard deviations, 8 pooled frame-to-frame changes), and the spread of each measure between two halves of
@@ -34,7 +36,7 @@ from engine.tasks.generate import generate
 
 OCTAVE_EDGES = (62.5, 125, 250, 500, 1000, 2000, 4000, 8000, 16000)
 BAND_NAMES = tuple(f"{int(lo) if lo >= 100 else lo}-{int(hi)}" for lo, hi in zip(OCTAVE_EDGES, OCTAVE_EDGES[1:]))
-SCALAR_MEASURES = ("flatness", "onset_rate", "beat_clarity", "chroma_entropy", "mel_change", "jump_rate")
+SCALAR_MEASURES = ("flatness", "onset_rate", "beat_clarity", "chroma_entropy", "mel_change", "jump_rate", "level_db")
 
 
 def _mono(audio) -> torch.Tensor:
@@ -92,7 +94,8 @@ def clip_measures(audio, cfg: SpectrogramConfig) -> dict:
     return {"flatness": spectral_flatness(magnitude, freqs), "bands_db": octave_bands_db(power, freqs),
             "onset_rate": metrics.onset_rate(a, cfg),
             "beat_clarity": beat_clarity(onset_envelope(magnitude), cfg.sample_rate / cfg.hop_length),
-            "chroma_entropy": metrics.chroma_entropy(a, cfg), "mel_change": change, "jump_rate": jumps}
+            "chroma_entropy": metrics.chroma_entropy(a, cfg), "mel_change": change, "jump_rate": jumps,
+            "level_db": metrics.rms_db(a)}
 
 
 def window_features(audio, cfg: SpectrogramConfig, window_seconds: float = 2.0) -> np.ndarray:
@@ -206,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(engine.prior; bundles that have one)")
     parser.add_argument("--prior-error", type=float, nargs="+", default=[], metavar="E", help="also render each "
                         "bundle with a data prior at these error variances (the sweep behind DEFAULT_PRIOR_ERROR)")
+    parser.add_argument("--sampling", nargs="+", default=[], metavar="SAMPLER:STEPS", type=_sampling,
+                        help="also render each bundle with these samplers and step counts, e.g. ddim:50 dpmpp:30")
     args = parser.parse_args(argv)
     cfg = SpectrogramConfig()
     clips = load_clips(args.real, args.seconds, args.clips, cfg.sample_rate)
@@ -214,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine.load(bundle)
         sets[f"{bundle.name} generated"] = [generate(engine, args.seconds, seed=s).audio for s in args.seeds]
         sets[f"{bundle.name} reconstructed"] = [reconstruct(engine, c) for c in clips]
+        for sampler, steps in args.sampling:
+            sets[f"{bundle.name} {sampler} {steps}"] = [
+                generate(engine, args.seconds, seed=s, sampler=sampler, steps=steps).audio for s in args.seeds]
         if engine.bundle.diffusion.prior is None:
             continue
         variants = [("bare", None)] if args.bare else []
@@ -229,6 +237,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(_jsonable(result["rows"]), indent=1))
     return 0
+
+
+def _sampling(spec: str) -> tuple[str, int]:
+    from engine.samplers import UnknownSampler, get_sampler
+    name, _, steps = spec.partition(":")
+    try:
+        get_sampler(name)
+        count = int(steps)
+    except (UnknownSampler, ValueError) as error:
+        raise argparse.ArgumentTypeError(f"{spec!r}: expected SAMPLER:STEPS with a known sampler, e.g. ddim:50 "
+                                         f"({error})") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{spec!r}: the step count must be at least 1")
+    return name, count
 
 
 def _jsonable(obj):

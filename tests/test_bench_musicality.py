@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bench import musicality
 from engine.dsp import SpectrogramConfig
@@ -54,3 +55,18 @@ def test_compare_uses_the_real_halves_as_tolerance_and_frechet_orders_sets():
     assert not other["pass"]["flatness_gate"]
     assert same["frechet"] < other["frechet"]
     assert musicality.frechet_distance(summary["features"], summary["features"]) < 1e-6
+
+
+def test_level_is_the_clips_rms_in_dbfs():
+    music = plucks()
+    loud, quiet = musicality.clip_measures(music, CFG), musicality.clip_measures(music * 0.5, CFG)
+    assert abs(loud["level_db"] - 20 * np.log10(np.sqrt(np.mean(music.astype(np.float64) ** 2)))) < 0.01
+    assert abs(loud["level_db"] - quiet["level_db"] - 6.02) < 0.01
+    assert abs(loud["flatness"] - quiet["flatness"]) < 1e-3  # the other measures do not depend on level
+
+
+@pytest.mark.parametrize("spec", ["ddim", "nope:3", "ddim:x", "ddim:0"])
+def test_sampling_variants_are_checked_before_anything_renders(spec, capsys):
+    with pytest.raises(SystemExit) as stop:
+        musicality.main(["--real", "nowhere", "--sampling", spec])
+    assert stop.value.code == 2 and spec in capsys.readouterr().err

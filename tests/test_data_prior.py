@@ -152,6 +152,9 @@ def test_musicality_renders_the_bare_model_and_each_prior_error_beside_the_bundl
     for i in range(2):  # long enough for a few Frechet windows per clip
         sf.write(real / f"real{i}.wav", _music_like(6.0, SpectrogramConfig(), g).T.numpy(), 44100)
     assert musicality.main(["--real", str(real), "--bundle", str(bundle), "--clips", "2", "--seconds", "5",
-                            "--seeds", "0", "--bare", "--prior-error", "1e-3"]) == 0
-    header = capsys.readouterr().out.splitlines()[0]
+                            "--seeds", "0", "--bare", "--prior-error", "1e-3", "--sampling", "ddim:3"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    header = table[0]
     assert "b generated" in header and "b bare" in header and "b prior error 0.001" in header
+    assert "b ddim 3" in header
+    assert any(line.startswith("| level_db |") for line in table)
