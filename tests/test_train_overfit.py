@@ -58,7 +58,7 @@ def test_tiny_unet_overfits_one_clip(tmp_path, one_thread):
 
 
 def test_scaler_updates_in_training_and_is_frozen_in_eval(tmp_path):
-    cfg = train_preset("unet", "tiny")
+    cfg = dataclasses.replace(train_preset("unet", "tiny"), scaler="batch")  # Appendix A's mode
     crop = samples_for_frames(cfg.crop_frames, SpectrogramConfig())
     dataset = AudioFolderDataset(write_clips(tmp_path / "clips", count=2, seconds=1.0), crop)
     trainer = Trainer(cfg, dataset)

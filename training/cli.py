@@ -22,7 +22,7 @@ import torch
 from engine.bundle import PREDICTION_TYPES
 from engine.dsp import SpectrogramConfig, samples_for_frames
 from training.checkpoint import LAST, CheckpointError, load_checkpoint
-from training.config import KINDS, PRESETS, TrainConfig, train_preset
+from training.config import KINDS, PRESETS, SCALER_MODES, TrainConfig, train_preset
 from training.data.audio_folder import AudioFolderDataset
 from training.data.commands import add_data_subcommands
 from training.data.errors import DataError, DataWarning
@@ -60,6 +60,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
                             "epsilon (the paper's noise) or v_prediction (velocity; its x0 is well defined near "
                             "pure noise, training.diffusion says why). Default epsilon; a new run only, and with "
                             "--init-from it re-targets the earlier model (fine-tuning)")
+    parser.add_argument("--scaler", choices=SCALER_MODES, help="how batches are scaled to [-1, 1]: batch "
+                        "(Appendix A: each batch's own statistics) or frozen (fitted once on the run's data, then "
+                        "fixed, as inference uses them; training.trainer says why). Default: frozen for the small "
+                        "and tiny U-Nets, batch otherwise; a new run only", default=None)
     if kind == "vocoder":
         parser.add_argument("--sc-weight", type=float, metavar="W", help="loss = W * spectral convergence + "
                             "log-magnitude (default 1, the paper's); may change on --resume (fine-tuning)")
@@ -143,13 +147,16 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
             cfg.optim.lr = args.lr
         if getattr(args, "prediction_type", None):
             cfg = replace(cfg, diffusion=replace(cfg.diffusion, prediction_type=args.prediction_type))
+        if args.scaler:
+            cfg = replace(cfg, scaler=args.scaler)
         return cfg
     cfg = TrainConfig.from_dict(checkpoint["train_config"])
     given_type = getattr(args, "prediction_type", None)
     if given_type and given_type != cfg.diffusion.prediction_type:
         raise UsageError(f"--prediction-type {given_type} differs from the run being resumed "
                          f"({cfg.diffusion.prediction_type}); start a new run with --init-from to re-target a model")
-    fixed = {"preset": cfg.preset, "batch_size": cfg.batch_size, "crop_frames": cfg.crop_frames, "seed": cfg.seed}
+    fixed = {"preset": cfg.preset, "batch_size": cfg.batch_size, "crop_frames": cfg.crop_frames, "seed": cfg.seed,
+             "scaler": cfg.scaler}
     for name, value in fixed.items():
         given = getattr(args, name)
         if given is not None and given != value:

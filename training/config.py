@@ -10,6 +10,8 @@ Presets:
   thousand steps long, so the paper's 2000-step EMA delay would leave most of it a plain copy); vocoder 64 frames
   (~1.5 s) x batch 8. Optimiser, warm-up and clipping as the paper.
 - `tiny`: tests only; the tiny models, 16-frame crops, batch 2.
+The small and tiny U-Nets train with a frozen scaler (`TrainConfig.scaler`); the paper preset keeps Appendix A's
+batch statistics.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from typing import Any
 
 KINDS = ("unet", "vocoder")
 PRESETS = ("paper", "small", "tiny")
+SCALER_MODES = ("batch", "frozen")
 
 
 @dataclass
@@ -62,6 +65,10 @@ class TrainConfig:
     diffusion: DiffusionConfig | None = None  # U-Net only
     precision: str = "auto"  # auto: bf16 (or fp16 + GradScaler) autocast on CUDA, fp32 on CPU; or fp32|bf16|fp16
     sc_weight: float = 1.0  # vocoder only: loss = sc_weight * spectral convergence + log-magnitude (paper: 1)
+    # How each batch's log-mel is scaled to [-1, 1]: "batch" (Appendix A: the batch's own statistics, running ones
+    # kept for inference) or "frozen" (statistics fitted on SCALER_FIT_BATCHES batches at the start, then fixed, so
+    # training sees the model space inference uses; training.trainer says why small batches need it).
+    scaler: str = "batch"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -71,6 +78,8 @@ class TrainConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not self.sc_weight > 0:
             raise ValueError(f"sc-weight must be > 0, got {self.sc_weight}")
+        if self.scaler not in SCALER_MODES:
+            raise ValueError(f"unknown scaler mode {self.scaler!r}: use {' or '.join(SCALER_MODES)}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"unknown precision {self.precision!r}: use auto, fp32, bf16 or fp16")
 
@@ -106,6 +115,7 @@ def train_preset(kind: str, name: str) -> TrainConfig:
         ema = {"paper": EMAConfig(), "small": EMAConfig(start_step=500), "tiny": EMAConfig(start_step=10, every=2)}
         frames, batch, steps = {"paper": (8192, 4, 110_000), "small": (256, 4, 20_000), "tiny": (16, 2, 200)}[name]
         return TrainConfig("unet", name, steps, batch, frames, ema=ema[name], diffusion=DiffusionConfig(),
-                           checkpoint_every=500 if name == "small" else 1000)
+                           checkpoint_every=500 if name == "small" else 1000,
+                           scaler="batch" if name == "paper" else "frozen")
     frames, batch, steps = {"paper": (512, 8, 40_000), "small": (64, 8, 5_000), "tiny": (16, 2, 200)}[name]
     return TrainConfig("vocoder", name, steps, batch, frames, checkpoint_every=500 if name == "small" else 1000)

@@ -131,7 +131,7 @@ class DistributedTrainer(Trainer):
         self.batch_rows = (ctx.rank * share, (ctx.rank + 1) * share)
         synced = SyncedScaler().to(self.device)
         synced.load_state_dict(self.scaler.state_dict())
-        self.scaler = synced.train()
+        self.scaler = synced.train(cfg.scaler == "batch")  # a frozen scaler was fitted on whole batches: same on all
         self.net = DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda"
                                            else None)
 

@@ -78,6 +78,26 @@ class LearnedScaler(nn.Module):
                            (self.running_min, lo), (self.running_max, hi)):
             buf.mul_(1 - m).add_(m * value)
 
+    @torch.no_grad()
+    def fit(self, log_mels: list[torch.Tensor]) -> ScalerStats:
+        """Set the running statistics to the mean of each batch's (mean, var, min, max) over `log_mels` (batches of
+        any shape) and mark the scaler fitted: the model space that batch statistics of such batches give on
+        average, fixed from then on (a trainer that keeps the scaler in eval mode)."""
+        if not log_mels:
+            raise ValueError("fit needs at least one batch")
+        rows = []
+        for batch in log_mels:
+            x = batch.detach().double()
+            mean, var = x.mean(), x.var(unbiased=False)
+            standard = (x - mean) / torch.sqrt(var + self.eps)
+            rows.append(torch.stack([mean, var, standard.min(), standard.max()]))
+        mean, var, lo, hi = torch.stack(rows).mean(0).tolist()
+        for buf, value in ((self.running_mean, mean), (self.running_var, var), (self.running_min, lo),
+                           (self.running_max, max(hi, lo + 1e-6))):
+            buf.fill_(value)
+        self.fitted.fill_(True)
+        return self.stats()
+
     def stats(self) -> ScalerStats:
         if not bool(self.fitted):
             raise RuntimeError("scaler has not seen any training data yet")
