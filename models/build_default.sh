@@ -8,18 +8,21 @@
 #   -> piano candidate 1 (this script's version of commit 6bca4fd: 4,011 steps of 4 x 256 frames)
 #   -> piano candidate 2 (this script's version of commit e5062b5: 1,125 steps of 4 x 256, then 8,007 of 2 x 512,
 #      and the vocoder fine-tuned 600 steps and calibrated)
-#   -> piano candidate 3 (this version, INIT = candidate 2: 8,578 steps of 2 x 512 as v-prediction).
-# Candidate 2 comes back from git for a faithful rebuild:
-#   mkdir -p /tmp/candidate2 && git archive e5062b5 models/piano-candidate | tar -x -C /tmp/candidate2 --strip-components=2
-#   INIT=/tmp/candidate2 bash models/build_default.sh
-# The next session continues with INIT=models/piano-candidate (already v-prediction; the flag then changes nothing).
+#   -> piano candidate 3 (this script's version of commit a29f974, INIT = candidate 2: 8,578 steps of 2 x 512 as
+#      v-prediction, Appendix A's batch-statistics scaler)
+#   -> piano candidate 4 (this version, INIT = candidate 3: 1,017 steps as before in runs/piano-v4, then STEPS more
+#      from runs/piano-v4/unet/last.pt with the frozen scaler, --scaler frozen, in runs/piano-v5).
+# An earlier candidate comes back from git for a faithful rebuild, e.g. candidate 3:
+#   mkdir -p /tmp/candidate3 && git archive a29f974 models/piano-candidate | tar -x -C /tmp/candidate3 --strip-components=2
+# The next session continues with INIT=models/piano-candidate (v-prediction, frozen scaler: the flags then refit
+# the scaler on the corpus: the same seed and data give the statistics the bundle already has).
 # The U-Net step resumes where it stopped, so the script can be re-run after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUN=${RUN:-runs/piano-v}                # the v-prediction U-Net stage
+RUN=${RUN:-runs/piano-v5}               # the v-prediction U-Net stage with the frozen scaler
 INIT=${INIT:-models/piano-candidate}    # the bundle to fine-tune from (and whose vocoder is kept)
 PREVIOUS=${PREVIOUS:-models/default}    # the bundle the report compares against (the one it would replace)
-STEPS=${STEPS:-8578}                    # 2 x 512 frames (11.9 s)
+STEPS=${STEPS:-3515}                    # 2 x 512 frames (11.9 s)
 THREADS=${THREADS:-1}
 
 # 1. Corpus: ~1.7 h of POP909-layout piano arrangements + music21 works on piano (FluidSynth), held-out split.
@@ -28,7 +31,9 @@ THREADS=${THREADS:-1}
 # 2. U-Net (small preset), re-targeted to v-prediction: an epsilon model cannot state the data's mean spectrum near
 # pure noise, where sampling starts (models/README.md), and its clips came out flat-spectred. Crops of 512 frames
 # (11.9 s) at batch 2: longer than the README's 10 s render.
-start() { [ -f "$2/$1/last.pt" ] && echo --resume || echo --init-from "$3" --prediction-type v_prediction; }
+# The frozen scaler (training.trainer): statistics fitted once on the corpus, so the bundle decodes in the model space
+# the U-Net learned; with batch statistics at 2 crops per batch clips came out ~3 dB quiet (bench/RESULTS.md, "Scaler").
+start() { [ -f "$2/$1/last.pt" ] && echo --resume || echo --init-from "$3" --prediction-type v_prediction --scaler frozen; }
 msanii-train unet --data data/piano/train --preset small --out "$RUN" --steps "$STEPS" --crop-frames 512 \
   --batch-size 2 --threads "$THREADS" --checkpoint-every 500 --keep-checkpoints 30 --no-progress \
   $(start unet "$RUN" "$INIT")
