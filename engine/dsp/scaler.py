@@ -53,6 +53,14 @@ def denormalise(x: torch.Tensor, stats: ScalerStats) -> torch.Tensor:
     return y * torch.sqrt(torch.as_tensor(stats.var + stats.eps, dtype=x.dtype)) + stats.mean
 
 
+def batch_statistics(x: torch.Tensor, eps: float) -> tuple[float, float, float, float]:
+    """(mean, variance, min, max of the standardised values) of `x` (any shape), computed in x's dtype: what a batch
+    contributes to the scaler."""
+    mean, var = x.mean().item(), x.var(unbiased=False).item()
+    standard = (x - mean) / (var + eps) ** 0.5
+    return mean, var, standard.min().item(), standard.max().item()
+
+
 class LearnedScaler(nn.Module):
     """Running-statistics scaler. Buffers live in checkpoints; `stats()` freezes them for export."""
 
@@ -85,13 +93,8 @@ class LearnedScaler(nn.Module):
         average, fixed from then on (a trainer that keeps the scaler in eval mode)."""
         if not log_mels:
             raise ValueError("fit needs at least one batch")
-        rows = []
-        for batch in log_mels:
-            x = batch.detach().double()
-            mean, var = x.mean(), x.var(unbiased=False)
-            standard = (x - mean) / torch.sqrt(var + self.eps)
-            rows.append(torch.stack([mean, var, standard.min(), standard.max()]))
-        mean, var, lo, hi = torch.stack(rows).mean(0).tolist()
+        rows = torch.tensor([batch_statistics(batch.detach().double(), self.eps) for batch in log_mels])
+        mean, var, lo, hi = rows.mean(0).tolist()
         for buf, value in ((self.running_mean, mean), (self.running_var, var), (self.running_min, lo),
                            (self.running_max, max(hi, lo + 1e-6))):
             buf.fill_(value)
@@ -108,10 +111,7 @@ class LearnedScaler(nn.Module):
         """log-mel (any shape) -> [-1, 1]. Train mode: batch statistics, running ones updated; eval: frozen."""
         if not self.training:
             return normalise(log_mel, self.stats())
-        x = log_mel.detach()
-        mean, var = x.mean().item(), x.var(unbiased=False).item()
-        standard = (log_mel - mean) / (var + self.eps) ** 0.5
-        lo, hi = standard.detach().min().item(), standard.detach().max().item()
+        mean, var, lo, hi = batch_statistics(log_mel.detach(), self.eps)
         self._update(mean, var, lo, hi)
         batch = ScalerStats(mean, var, lo, max(hi, lo + 1e-6), self.eps)
         return normalise(log_mel, batch)
