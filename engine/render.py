@@ -14,11 +14,14 @@ import numpy as np
 import torch
 
 from engine.bundle import Bundle
+from engine.dsp.linked_phase import linked_griffin_lim
 from engine.dsp.phase import fast_griffin_lim, griffin_lim_torchaudio
 from engine.dsp.scaler import denormalise, normalise
 from engine.dsp.spectrogram import frames_covering, log_mel
 
-PHASE_METHODS = ("fast", "torchaudio")  # ours (momentum + phase init) | the paper's baseline
+# ours: momentum + phase init with the channels linked (engine.dsp.linked_phase) | the same per channel alone |
+# the paper's baseline
+PHASE_METHODS = ("fast", "independent", "torchaudio")
 MAX_FRAMES = 8192  # the paper's training length (190.2 s at 44.1 kHz); memory grows linearly beyond it
 
 
@@ -76,17 +79,21 @@ def reconstruct_phase(magnitude: torch.Tensor, bundle: Bundle, length: int, meth
                       init_phase: torch.Tensor | None = None) -> torch.Tensor:
     """Magnitude [..., n_freqs, frames] -> audio [..., length]. `callback(i)` after each iteration (fast only;
     torchaudio's loop has no hook, so it reports once at the end). `init_phase` (complex STFT, same shape, e.g.
-    of existing audio) starts the fast variant from that phase."""
+    of existing audio) starts the fast variants from that phase. "fast" links the channels (axis -3) of a
+    multichannel magnitude; "independent" solves each channel alone, as the paper does."""
     cfg = bundle.spectrogram
     # Iterate on the signal length the frames describe ((frames - 1) * hop, consistent with the STFT), then trim.
     natural = cfg.hop_length * (magnitude.shape[-1] - 1)
     if length > natural:
         raise RenderError(f"{magnitude.shape[-1]} frames cover {natural} samples, fewer than the {length} asked for")
     if method == "fast":
+        audio = linked_griffin_lim(magnitude, cfg, n_iter=n_iter, init=init, init_phase=init_phase, length=natural,
+                                   generator=generator, callback=callback)
+    elif method == "independent":
         audio = fast_griffin_lim(magnitude, cfg, n_iter=n_iter, init=init, init_phase=init_phase, length=natural,
                                  generator=generator, callback=callback)
     elif init_phase is not None:
-        raise RenderError("init_phase needs the fast phase method")
+        raise RenderError("init_phase needs the fast or independent phase method")
     elif method == "torchaudio":
         audio = griffin_lim_torchaudio(magnitude, cfg, n_iter=n_iter, length=natural, generator=generator)
         if callback is not None:

@@ -41,7 +41,8 @@ def _generate_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=SAMPLER_NAMES, help="dpmpp (fast, default) or ddim (the paper's)")
     p.add_argument("--gl-iters", type=int, help="phase reconstruction iterations (default: the bundle's)")
     p.add_argument("--phase", choices=PHASE_METHODS, default="fast",
-                   help="fast Griffin-Lim (default) or torchaudio's (the paper's)")
+                   help="fast Griffin-Lim with the stereo channels linked (default), the same per channel "
+                        "(independent), or torchaudio's (the paper's)")
 
 
 def _generate_params(args: argparse.Namespace) -> dict:

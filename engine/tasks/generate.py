@@ -102,7 +102,8 @@ def _result(engine: "Engine", seconds: float, length, seed: int, settings: dict,
 TASK = Task(
     "generate", "generate new music from noise", generate,
     params=(Param("seconds", "float", REQUIRED, "length in seconds (any positive number)"), *SAMPLING,
-            Param("phase", "str", "fast", "fast Griffin-Lim (default) or torchaudio's (the paper's)", PHASE_METHODS),
+            Param("phase", "str", "fast", "fast Griffin-Lim, stereo-linked (default); independent (per channel); "
+                  "torchaudio (the paper's)", PHASE_METHODS),
             Param("gl_init", "str", None, "Griffin-Lim's initial phase (default: the bundle's)", GL_INITS),
             Param("progress", "object", False, "show a progress bar on stderr"), *LIMITS),
     description="Generate unconditional music with a bundle's model.",

@@ -25,7 +25,7 @@ import torch
 from engine.audio_io import NativeAudio, resample
 from engine.boundary import loop_wrap_audio, seam_report
 from engine.dsp.crossfade import crossfade
-from engine.dsp.phase import fast_griffin_lim
+from engine.dsp.linked_phase import linked_griffin_lim
 from engine.editing import load_source, to_model
 from engine.finite import check_output
 from engine.limits import SAMPLE_RATES, UNBOUNDED, Limits, read_header
@@ -94,9 +94,9 @@ def loop(engine: "Engine", length: Length, *, tempo: Tempo | None = None, seed: 
     padded = torch.cat([x[..., -k:], x, x[..., :k]], -1)
     magnitude = vocode(padded, bundle, engine.vocoder, frames + 2 * k)[0][..., k:k + frames]  # [C, F, T]
     three = torch.cat([magnitude] * 3 + [magnitude[..., :1]], -1)  # 3 periods (+ the closing frame)
-    audio3 = fast_griffin_lim(three.to(engine.dsp_device), cfg, n_iter=iters, init=engine.defaults.gl_init,
-                              length=3 * period, generator=generator,
-                              callback=lambda i: tracker.update("phase", float(i + 1))).cpu()
+    audio3 = linked_griffin_lim(three.to(engine.dsp_device), cfg, n_iter=iters, init=engine.defaults.gl_init,
+                                length=3 * period, generator=generator,
+                                callback=lambda i: tracker.update("phase", float(i + 1))).cpu()
     fade = int(WRAP_FADE_SECONDS * engine.sample_rate)
     one = audio3[:, period:2 * period].clone()
     # the loop's start becomes what followed its end in the GL output, fading back to its own start
