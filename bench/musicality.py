@@ -11,6 +11,9 @@ Per clip (audio [channels, samples], judged on the mono mix):
 - `mel_change`: mean absolute log-mel difference between consecutive frames (nats): how jumpy the spectrogram is.
 - `jump_rate`: share of frames in which more than half the mel bins change by more than 1 nat at once (broadband
   bursts; a piano onset moves only the bins of its notes).
+- `channel_flatness`: `flatness` of each channel alone, averaged. Reported beside the gates: the mono mix's flatness
+  also reads the channels' phase relation (independent phases notch the sum, which reads less flat;
+  bench/RESULTS.md, "Stereo phase"), the per-channel figure only the spectra.
 - `level_db`: RMS level (dBFS, all channels). Reported beside the gates, not one of them: a model that gets the
   spectrum's shape right can still render clips quieter than its corpus (models/README.md).
 
@@ -36,7 +39,8 @@ from engine.tasks.generate import generate
 
 OCTAVE_EDGES = (62.5, 125, 250, 500, 1000, 2000, 4000, 8000, 16000)
 BAND_NAMES = tuple(f"{int(lo) if lo >= 100 else lo}-{int(hi)}" for lo, hi in zip(OCTAVE_EDGES, OCTAVE_EDGES[1:]))
-SCALAR_MEASURES = ("flatness", "onset_rate", "beat_clarity", "chroma_entropy", "mel_change", "jump_rate", "level_db")
+SCALAR_MEASURES = ("flatness", "onset_rate", "beat_clarity", "chroma_entropy", "mel_change", "jump_rate",
+                   "channel_flatness", "level_db")
 
 
 def _mono(audio) -> torch.Tensor:
@@ -91,7 +95,9 @@ def clip_measures(audio, cfg: SpectrogramConfig) -> dict:
     logmel = log_mel(mono, cfg).double().numpy()
     change, jumps = mel_dynamics(logmel)
     a = np.asarray(audio, dtype=np.float32)
-    return {"flatness": spectral_flatness(magnitude, freqs), "bands_db": octave_bands_db(power, freqs),
+    channels = a if a.ndim == 2 else a[None]
+    per_channel = [spectral_flatness(stft_magnitude(torch.from_numpy(c), cfg).double().numpy(), freqs) for c in channels]
+    return {"flatness": spectral_flatness(magnitude, freqs), "channel_flatness": float(np.mean(per_channel)), "bands_db": octave_bands_db(power, freqs),
             "onset_rate": metrics.onset_rate(a, cfg),
             "beat_clarity": beat_clarity(onset_envelope(magnitude), cfg.sample_rate / cfg.hop_length),
             "chroma_entropy": metrics.chroma_entropy(a, cfg), "mel_change": change, "jump_rate": jumps,
@@ -130,7 +136,7 @@ def set_summary(clips: list, cfg: SpectrogramConfig) -> dict:
     out = {"clips": per_clip, "bands_db": np.mean([m["bands_db"] for m in per_clip], axis=0)}
     for key in SCALAR_MEASURES:
         values = np.array([m[key] for m in per_clip])
-        out[key] = float(np.median(values) if key == "flatness" else values.mean())
+        out[key] = float(np.median(values) if key.endswith("flatness") else values.mean())
     out["features"] = np.concatenate([window_features(c, cfg) for c in clips])
     return out
 

@@ -65,6 +65,18 @@ def test_level_is_the_clips_rms_in_dbfs():
     assert abs(loud["flatness"] - quiet["flatness"]) < 1e-3  # the other measures do not depend on level
 
 
+def test_channel_flatness_judges_each_channel_not_the_mono_fold_down():
+    music = plucks()
+    noise = np.random.default_rng(2).standard_normal(music.shape[1]).astype(np.float32) * 0.05
+    # the same noise in both channels, one inverted: it cancels in the mono mix and stays in each channel
+    stereo = music + np.stack([noise, -noise])
+    measures = musicality.clip_measures(stereo, CFG)
+    clean = musicality.clip_measures(music, CFG)
+    assert abs(measures["flatness"] - clean["flatness"]) < 1e-3
+    assert measures["channel_flatness"] > clean["channel_flatness"] + 0.05
+    assert abs(clean["channel_flatness"] - clean["flatness"]) < 1e-3  # identical channels: both readings agree
+
+
 @pytest.mark.parametrize("spec", ["ddim", "nope:3", "ddim:x", "ddim:0"])
 def test_sampling_variants_are_checked_before_anything_renders(spec, capsys):
     with pytest.raises(SystemExit) as stop:
