@@ -10,8 +10,10 @@
 #      and the vocoder fine-tuned 600 steps and calibrated)
 #   -> piano candidate 3 (this script's version of commit a29f974, INIT = candidate 2: 8,578 steps of 2 x 512 as
 #      v-prediction, Appendix A's batch-statistics scaler)
-#   -> piano candidate 4 (this version, INIT = candidate 3: 1,017 steps as before in runs/piano-v4, then STEPS more
-#      from runs/piano-v4/unet/last.pt with the frozen scaler, --scaler frozen, in runs/piano-v5).
+#   -> piano candidate 4 (this script's version of commit 7d4e55f, INIT = candidate 3: 1,017 steps as before in
+#      runs/piano-v4, then 3,515 more from runs/piano-v4/unet/last.pt with the frozen scaler, in runs/piano-v5)
+#   -> piano candidate 5 (this version, INIT = candidate 4: STEPS more steps in runs/piano-v6, and the vocoder
+#      fine-tuned from INIT's with the frozen scaler, VOCODER_STEPS steps in runs/voc-frozen, then calibrated).
 # An earlier candidate comes back from git for a faithful rebuild, e.g. candidate 3:
 #   mkdir -p /tmp/candidate3 && git archive a29f974 models/piano-candidate | tar -x -C /tmp/candidate3 --strip-components=2
 # The next session continues with INIT=models/piano-candidate (v-prediction, frozen scaler: the flags then refit
@@ -19,10 +21,12 @@
 # The U-Net step resumes where it stopped, so the script can be re-run after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUN=${RUN:-runs/piano-v5}               # the v-prediction U-Net stage with the frozen scaler
-INIT=${INIT:-models/piano-candidate}    # the bundle to fine-tune from (and whose vocoder is kept)
+RUN=${RUN:-runs/piano-v6}               # the v-prediction U-Net stage with the frozen scaler
+VOCODER_RUN=${VOCODER_RUN:-runs/voc-frozen}  # the vocoder fine-tune
+INIT=${INIT:-models/piano-candidate}    # the bundle to fine-tune from (U-Net and vocoder)
 PREVIOUS=${PREVIOUS:-models/default}    # the bundle the report compares against (the one it would replace)
-STEPS=${STEPS:-3515}                    # 2 x 512 frames (11.9 s)
+STEPS=${STEPS:-10028}                   # 2 x 512 frames (11.9 s)
+VOCODER_STEPS=${VOCODER_STEPS:-30000}    # 8 x 64 frames (1.5 s)
 THREADS=${THREADS:-1}
 
 # 1. Corpus: ~1.7 h of POP909-layout piano arrangements + music21 works on piano (FluidSynth), held-out split.
@@ -39,9 +43,16 @@ msanii-train unet --data data/piano/train --preset small --out "$RUN" --steps "$
   $(start unet "$RUN" "$INIT")
 python -m bench.heldout_loss --run "$RUN" --heldout data/piano/heldout --every 4 --csv "$RUN/heldout.csv"
 
-# 3. Bundle (EMA weights, float16-stored to fit the 40 MB budget; INIT's vocoder unchanged) into a new folder, then
-# the report beside the bundle it would replace; it becomes models/default only if the report's gates all pass.
-msanii-export - "$RUN/bundle" --unet "$RUN/unet/last.pt" --vocoder "$INIT" --compact \
+# 3. Vocoder, fine-tuned from INIT's with the frozen scaler (its input statistics fixed, as the bundle decodes with
+# them), then its per-bin gain calibrated: held-out SC 0.209 -> 0.122 (bench/RESULTS.md, "Vocoder").
+msanii-train vocoder --data data/piano/train --preset small --out "$VOCODER_RUN" --steps "$VOCODER_STEPS" \
+  --threads "$THREADS" --checkpoint-every 1000 --no-progress \
+  $( [ -f "$VOCODER_RUN/vocoder/last.pt" ] && echo --resume || echo --init-from "$INIT" --scaler frozen )
+msanii-train calibrate-vocoder --out "$VOCODER_RUN" --threads "$THREADS"
+
+# 4. Bundle (EMA weights, float16-stored to fit the 40 MB budget) into a new folder, then the report beside the
+# bundle it would replace; it becomes models/default only if the report's gates all pass.
+msanii-export - "$RUN/bundle" --unet "$RUN/unet/last.pt" --vocoder "$VOCODER_RUN/vocoder/calibrated.pt" --compact \
   --name msanii-daw-piano --provenance models/provenance-piano.json --gl-iters 96 --overwrite
 cp "$RUN/heldout.csv" "$RUN/bundle/heldout-loss.csv"
 python -m bench.quality_report --bundle "$RUN/bundle" --previous "$PREVIOUS" --heldout data/piano/heldout \
