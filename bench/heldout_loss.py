@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=1, help="score every N-th periodic checkpoint")
     parser.add_argument("--csv", type=Path)
     args = parser.parse_args(argv)
-    paths = sorted((args.run / "unet").glob("step-*.pt"))[::args.every]
+    every_checkpoint = sorted((args.run / "unet").glob("step-*.pt"))
+    paths = every_checkpoint[::args.every]
+    if every_checkpoint and every_checkpoint[-1] not in paths:  # the newest is the one a bundle is made from
+        paths.append(every_checkpoint[-1])
     rows = []
     sets = None
     for path in paths:
