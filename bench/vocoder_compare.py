@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from bench.musicality import OCTAVE_EDGES
 from bench.quality_report import load_clips, vocoder_section
+from bench.report_markdown import vocoder_table
 from engine.api import Engine
 
 
@@ -37,13 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     clips = load_clips(args.heldout, args.seconds, args.clips, next(iter(engines.values())).sample_rate)
     with tempfile.TemporaryDirectory() as tmp:  # vocoder_section always draws its picture
         rows = vocoder_section(engines, clips, args.gl_iters, args.png or Path(tmp) / "vocoders.png")
-    bands = " / ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(OCTAVE_EDGES, OCTAVE_EDGES[1:]))
-    print(f"{len(clips)} clips x {args.seconds:g} s, {args.gl_iters} Griffin-Lim iterations; octave levels (dB) {bands} Hz")
-    print("| magnitude from the mel | magnitude SC | log-magnitude L1 | audio SC | octave levels vs the truth (dB) |")
-    print("|---|---|---|---|---|")
-    for name, r in rows.items():
-        levels = " ".join(f"{b:+.1f}" for b in r["bands_db"])
-        print(f"| {name} | {r['magnitude_sc']:.4f} | {r['log_magnitude_l1']:.4f} | {r['audio_sc']:.4f} | {levels} |")
+    print(f"{len(clips)} clips x {args.seconds:g} s, {args.gl_iters} Griffin-Lim iterations")
+    print("\n".join(vocoder_table(rows)))
     return 0
 
 

@@ -48,7 +48,11 @@ python -m bench.heldout_loss --run "$RUN" --heldout data/piano/heldout --every 4
 msanii-train vocoder --data data/piano/train --preset small --out "$VOCODER_RUN" --steps "$VOCODER_STEPS" \
   --threads "$THREADS" --checkpoint-every 1000 --no-progress \
   $( [ -f "$VOCODER_RUN/vocoder/last.pt" ] && echo --resume || echo --init-from "$INIT" --scaler frozen )
-msanii-train calibrate-vocoder --out "$VOCODER_RUN" --threads "$THREADS"
+# a calibration is never overwritten: redo it only when the vocoder trained on after it
+if [ ! "$VOCODER_RUN/vocoder/calibrated.pt" -nt "$VOCODER_RUN/vocoder/last.pt" ]; then
+  rm -f "$VOCODER_RUN/vocoder/calibrated.pt"
+  msanii-train calibrate-vocoder --out "$VOCODER_RUN" --threads "$THREADS"
+fi
 
 # 4. Bundle (EMA weights, float16-stored to fit the 40 MB budget) into a new folder, then the report beside the
 # bundle it would replace; it becomes models/default only if the report's gates all pass.
