@@ -17,6 +17,7 @@ import torch
 from bench.quality_report import load_clips, vocoder_section
 from bench.report_markdown import vocoder_table
 from engine.api import Engine
+from engine.bundle import BundleError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [str(path) for path in args.bundles]
     if len(set(names)) != len(names):
         parser.error("each bundle once")
-    engines = {name: Engine.load(path) for name, path in zip(names, args.bundles)}
+    try:
+        engines = {name: Engine.load(path) for name, path in zip(names, args.bundles)}
+    except BundleError as exc:
+        parser.error(str(exc))
     clips = load_clips(args.heldout, args.seconds, args.clips, next(iter(engines.values())).sample_rate)
     with tempfile.TemporaryDirectory() as tmp:  # vocoder_section always draws its picture
         rows = vocoder_section(engines, clips, args.gl_iters, args.png or Path(tmp) / "vocoders.png")

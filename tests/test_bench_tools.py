@@ -124,3 +124,33 @@ def test_vocoder_compare_table_on_real_graphs(tiny_bundle, tmp_path, capsys):
     assert png.stat().st_size > 0
     with pytest.raises(SystemExit):
         vocoder_compare.main(["--bundles", str(tiny_bundle), str(tiny_bundle), "--heldout", str(heldout)])
+    with pytest.raises(SystemExit):
+        vocoder_compare.main(["--bundles", str(tmp_path / "missing"), "--heldout", str(heldout)])
+    assert "bundle not found" in capsys.readouterr().err
+
+
+def test_heldout_loss_scores_the_newest_checkpoint_too(tmp_path, capsys):
+    """--every N picks every N-th periodic checkpoint and always the newest (the one a bundle is made from)."""
+    import csv
+
+    import numpy as np
+    import soundfile as sf
+
+    from bench import heldout_loss
+    from conftest import make_tiny_checkpoint
+    from training.checkpoint import save_checkpoint
+
+    (tmp_path / "run" / "unet").mkdir(parents=True)
+    for step in (500, 1000, 1500, 2000):
+        save_checkpoint(dict(make_tiny_checkpoint("unet"), step=step), tmp_path / "run" / "unet" / f"step-{step:07d}.pt")
+    heldout = tmp_path / "heldout"
+    heldout.mkdir()
+    t = np.arange(3 * 44100) / 44100
+    tone = 0.2 * np.sin(2 * np.pi * 220 * t) * np.exp(-3 * (t % 0.5))
+    sf.write(heldout / "clip.wav", np.stack([tone, 0.5 * tone], 1), 44100)
+    out = tmp_path / "heldout.csv"
+    assert heldout_loss.main(["--run", str(tmp_path / "run"), "--heldout", str(heldout), "--every", "2",
+                              "--frames", "16", "--crops", "2", "--timesteps", "2", "--csv", str(out)]) == 0
+    rows = list(csv.reader(out.open()))[1:]
+    assert [int(r[0]) for r in rows] == [500, 1500, 2000]
+    assert all(np.isfinite(float(v)) and float(v) > 0 for r in rows for v in r[1:])
