@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from engine.backends import BACKENDS
+from engine.beat_grid import tempo_grid
 from engine.backends.onnx import BackendError, OnnxDenoiser, OnnxVocoder, default_threads
 from engine.bundle import UNET_FILE, VOCODER_FILE, Bundle, load_bundle
 from engine.dsp.spectrogram import frames_covering
@@ -24,6 +25,9 @@ from engine.prior import PriorWeightedDenoiser
 from engine.render import RenderResult, encode, max_clip_seconds, reconstruct_phase, vocode
 from engine.sampling import make_scheduler
 from engine.tasks import get_task, tasks
+
+if TYPE_CHECKING:
+    from engine.regions import Tempo
 
 __all__ = ["BACKENDS", "Engine", "RenderResult", "choose_backend", "render", "tasks"]
 
@@ -137,6 +141,24 @@ class Engine:
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         return seed, torch.Generator().manual_seed(seed)
+
+    def denoiser_with_beat(self, frames: int, tempo: "Tempo | None", offset_s: float = 0.0,
+                           default: bool = True):
+        """(denoise(x, t), BPM it follows or None): for a beat-conditioned bundle, the denoiser following the beat
+        grid of `tempo` over `frames` model frames that start `offset_s` into the file (tempo None: the bundle's
+        default tempo in 4/4 from the start when `default`, else no grid); otherwise the plain denoiser."""
+        beat = self.bundle.beat
+        if beat is None or (tempo is None and not default):
+            return self.denoiser, None
+        spec = self.bundle.spectrogram
+        rate = spec.sample_rate / spec.hop_length
+        if tempo is None:
+            features, bpm = tempo_grid(frames, rate, beat.default_bpm, offset_s=offset_s), beat.default_bpm
+        else:
+            features, bpm = tempo_grid(frames, rate, tempo.bpm, tempo.numerator, tempo.denominator,
+                                       tempo.origin_s, offset_s), tempo.bpm
+        grid = torch.from_numpy(features)[None].to(self.tensor_device)
+        return (lambda x, t: self.denoiser(x, t, beat=grid)), float(bpm)
 
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
         """Audio [C, samples] at the model rate -> U-Net model space [C, n_mels, frames]."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from engine.beat_grid import BeatSettings
 from engine.dsp.config import SpectrogramConfig
 from engine.dsp.scaler import ScalerStats
 from engine.prior import DataPrior
@@ -79,6 +80,7 @@ class Bundle:
     frame_multiple: int
     defaults: RenderDefaults
     files: dict[str, Path] = field(default_factory=dict)  # every listed file, checked
+    beat: BeatSettings | None = None  # a beat-conditioned U-Net's grid settings (engine.beat_grid)
 
     @property
     def unet_path(self) -> Path:
@@ -176,6 +178,22 @@ def _prior(diffusion: dict, n_mels: int) -> DataPrior | None:
     return prior
 
 
+def _beat(manifest: dict) -> BeatSettings | None:
+    features = (manifest.get("unet") or {}).get("config", {}).get("beat_features", 0) or 0
+    if manifest.get("beat") is None:
+        if features:
+            raise BundleError("manifest has a beat-conditioned U-Net (unet.config.beat_features) but no 'beat' field")
+        return None
+    try:
+        beat = BeatSettings.from_dict(manifest["beat"])
+    except ValueError as exc:
+        raise BundleError(f"manifest field 'beat' is malformed: {exc}") from None
+    if beat.features != features:
+        raise BundleError(f"manifest field 'beat.features' ({beat.features}) differs from the U-Net's "
+                          f"unet.config.beat_features ({features})")
+    return beat
+
+
 def _scaler(scalers: dict, key: str) -> ScalerStats:
     raw = _object(scalers, key, "scalers")
     try:
@@ -237,7 +255,7 @@ def validate_manifest(manifest: Any) -> dict[str, Any]:
             raise BundleError(f"manifest field '{optional}' must be an object")
     return {"name": name, "sample_rate": sample_rate, "channels": channels, "spectrogram": spectrogram,
             "unet_stats": unet_stats, "vocoder_stats": vocoder_stats, "diffusion": diffusion,
-            "frame_multiple": frame_multiple, "defaults": defaults}
+            "frame_multiple": frame_multiple, "defaults": defaults, "beat": _beat(manifest)}
 
 
 def _unzip(archive: Path) -> Path:

@@ -99,8 +99,8 @@ class PriorWeightedDenoiser:
         self.prior = prior
         self.alphas_cumprod = alphas_cumprod.double().cpu()
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        eps = self.inner(x, t)
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, **conditioning) -> torch.Tensor:
+        eps = self.inner(x, t, **conditioning)
         index = t.detach().cpu().round().long().clamp(0, len(self.alphas_cumprod) - 1)
         abar = self.alphas_cumprod[index].to(eps.device)
         return prior_weighted_eps(eps, x.to(eps.device), abar, self.prior)

@@ -25,7 +25,7 @@ from engine.dsp.scaler import ScalerStats
 from engine.prior import DataPrior
 from engine.samplers import DEFAULT_SAMPLER
 from export.compress import compress_file, round_weights_fp16
-from export.onnx_export import (ExportError, convert_fp16, export_unet, export_vocoder, unet_parity,
+from export.onnx_export import (ExportError, beat_features, convert_fp16, export_unet, export_vocoder, unet_parity,
                                 vocoder_parity)
 from export.program_export import export_unet_program, export_vocoder_program, program_parity
 from training.models import UNet, UNetConfig, Vocoder, VocoderConfig
@@ -41,6 +41,7 @@ COMPACT_PARITY_TOL = {"unet_abs": 5e-2, "vocoder_rel": 2e-2}
 # log-SNR-spaced steps: the report's statistics, loudness and phase SC equal DDIM 200's from the same noise,
 # bench/sweep_steps.py); fast Griffin-Lim from the peak-locked phase reaches the paper's GL-200 spectral
 # convergence on real music in 80 iterations.
+DEFAULT_BPM = 100.0  # a beat-conditioned U-Net's default tempo when neither the user nor its data gives one
 DEFAULTS = RenderDefaults(sampler=DEFAULT_SAMPLER, steps=15, gl_iters=80, gl_init="peaks")
 
 
@@ -57,6 +58,7 @@ class ExportOptions:
     notes: dict[str, Any] = field(default_factory=dict)  # extra provenance (training commands, corpus...)
     defaults: RenderDefaults = DEFAULTS  # render settings the engine uses when a request names none
     prior: DataPrior | None = None  # an eps U-Net's data prior (engine.prior; export.data_prior measures it)
+    default_bpm: float | None = None  # a beat-conditioned U-Net's tempo when a request names none (else the data's)
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
@@ -141,6 +143,18 @@ def _provenance(unet_ckpt: dict, vocoder_ckpt: dict, unet_ema: bool, vocoder_ema
             "export_command": options.command, "torch": torch.__version__, **options.notes}
 
 
+def _beat_section(unet: torch.nn.Module, ckpt: dict, default_bpm: float | None) -> dict[str, Any]:
+    """The manifest's "beat" object of a beat-conditioned U-Net (engine.bundle.BeatSettings reads it)."""
+    tempo = (ckpt.get("data") or {}).get("beat_tempo") or {}
+    bpm = default_bpm if default_bpm is not None else tempo.get("median", DEFAULT_BPM)
+    if not bpm > 0:
+        raise ExportError(f"default tempo must be > 0 BPM, got {bpm}")
+    section = {"features": beat_features(unet), "default_bpm": round(float(bpm), 3)}
+    if "min" in tempo and "max" in tempo:
+        section["trained_bpm"] = [tempo["min"], tempo["max"]]
+    return section
+
+
 def _export_programs(unet: torch.nn.Module, vocoder: torch.nn.Module, folder: Path, channels: int, n_mels: int,
                      lengths: tuple[int, int], generator: torch.Generator) -> dict:
     """Write both torch programs into `folder` and check them against the models (same float32 kernels, so the
@@ -150,6 +164,9 @@ def _export_programs(unet: torch.nn.Module, vocoder: torch.nn.Module, folder: Pa
     lengths = tuple(max(n, 2 * unet.cfg.frame_multiple) for n in lengths)  # the U-Net program's shortest input
     unet_inputs = {n: (torch.randn(2, channels, n_mels, n, generator=generator), torch.rand(2, generator=generator)
                        * 999.0) for n in lengths}
+    if beat_features(unet):
+        unet_inputs = {n: (*inputs, torch.randn(2, beat_features(unet), n, generator=generator))
+                       for n, inputs in unet_inputs.items()}
     mel_inputs = {n: (torch.rand(2, channels, n_mels, n, generator=generator) * 2 - 1,) for n in lengths}
     parity = {"unet": program_parity(unet, folder / PROGRAM_FILES[UNET_FILE], unet_inputs),
               "vocoder": program_parity(vocoder, folder / PROGRAM_FILES[VOCODER_FILE], mel_inputs)}
@@ -229,6 +246,8 @@ def write_bundle(unet_ckpt: dict, vocoder_ckpt: dict, out_dir: str | Path, optio
             "provenance": _provenance(unet_ckpt, vocoder_ckpt, unet_ema, vocoder_ema, options, sources or {}),
             "defaults": options.defaults.to_dict(),
         }
+        if beat_features(unet):
+            manifest["beat"] = _beat_section(unet, unet_ckpt, options.default_bpm)
         write_manifest(tmp, manifest)
         load_bundle(tmp)  # the engine's reader must accept what we publish
         os.chmod(tmp, 0o755)  # mkdtemp makes it private

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "manifest; without it the bundle has none")
     p.add_argument("--prior-error", type=float, default=DEFAULT_PRIOR_ERROR, metavar="E",
                    help=f"eps error variance that weighs the model's x0 against the prior (default {DEFAULT_PRIOR_ERROR})")
+    p.add_argument("--default-bpm", type=float, metavar="BPM", help="a beat-conditioned U-Net's tempo when a "
+                   "render names none (default: the median tempo of its training data, else 100)")
     p.add_argument("--name", help="model name in the manifest (default: OUT_DIR's name)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.add_argument("--steps", type=int, help=f"default sampler steps written into the manifest ({DEFAULTS.steps})")
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.steps is not None and not 1 <= args.steps <= 1000:
             raise ValueError(f"--steps must be from 1 to 1000, got {args.steps}")
+        if args.default_bpm is not None and not 20 <= args.default_bpm <= 400:
+            raise ValueError(f"--default-bpm must be from 20 to 400, got {args.default_bpm:g}")
         if args.gl_iters is not None and not 0 <= args.gl_iters <= 10_000:
             raise ValueError(f"--gl-iters must be from 0 to 10000, got {args.gl_iters}")
         defaults = dataclasses.replace(DEFAULTS, **{k: v for k, v in (("steps", args.steps),
@@ -109,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             prior = _measure_prior(ckpts["unet"], args.prior_data, args.prior_error)
         options = ExportOptions(use_ema=not args.no_ema, fp16=args.fp16, compact=args.compact,
                                 torch_programs=args.torch, overwrite=args.overwrite, name=args.name,
-                                command=command, notes=notes, defaults=defaults, prior=prior)
+                                command=command, notes=notes, defaults=defaults, prior=prior,
+                                default_bpm=args.default_bpm)
         out = write_bundle(ckpts["unet"], ckpts["vocoder"], args.out_dir, options,
                            sources={k: str(v) for k, v in sources.items()},
                            log=lambda msg: print(f"msanii-export: {msg}", file=sys.stderr))

@@ -1,6 +1,7 @@
 """U-Net and vocoder -> ONNX graphs with dynamic batch and time axes, plus the torch-vs-onnxruntime parity check.
 
-Graph I/O (the bundle contract, read by engine/bundle.py and engine/backends/): unet x [B, C, n_mels, T] float32, t [B] float32 -> prediction like x;
+Graph I/O (the bundle contract, read by engine/bundle.py and engine/backends/): unet x [B, C, n_mels, T] float32, t [B] float32 -> prediction like x
+(a beat-conditioned U-Net also takes beat [B, beat_features, T] float32, engine.beat_grid; zeros: no grid);
 vocoder mel [B, C, n_mels, T] float32 -> magnitude [B, C, n_freqs, T] float32. fp16 variants keep float32 I/O
 (casts inside the graph), so the engine feeds them the same arrays.
 """
@@ -17,6 +18,7 @@ from torch import nn
 
 OPSET = 17
 UNET_INPUTS = ("x", "t")
+BEAT_INPUT = "beat"
 UNET_OUTPUT = "prediction"
 VOCODER_INPUT = "mel"
 VOCODER_OUTPUT = "magnitude"
@@ -44,8 +46,17 @@ def export_unet(model: nn.Module, path: Path, channels: int, n_mels: int, frames
     x = torch.randn(1, channels, n_mels, frames)
     t = torch.full((1,), 500.0)
     axes = {"x": {0: "batch", 3: "frames"}, "t": {0: "batch"}, UNET_OUTPUT: {0: "batch", 3: "frames"}}
-    _export(model, (x, t), path, list(UNET_INPUTS), [UNET_OUTPUT], axes, opset)
+    args, names = (x, t), list(UNET_INPUTS)
+    if beat_features(model):
+        args, names = (x, t, torch.randn(1, beat_features(model), frames)), [*names, BEAT_INPUT]
+        axes[BEAT_INPUT] = {0: "batch", 2: "frames"}
+    _export(model, args, path, names, [UNET_OUTPUT], axes, opset)
     return path
+
+
+def beat_features(model: nn.Module) -> int:
+    """Width of a U-Net's beat-grid input (0: it has none)."""
+    return int(getattr(getattr(model, "cfg", None), "beat_features", 0) or 0)
 
 
 def export_vocoder(model: nn.Module, path: Path, channels: int, n_mels: int, frames: int,
@@ -102,8 +113,12 @@ def unet_parity(model: nn.Module, path: Path, channels: int, n_mels: int, length
     for frames in lengths:
         x = torch.randn(2, channels, n_mels, frames, generator=generator)
         t = torch.rand(2, generator=generator) * 999.0
-        expected = model.eval()(x, t).numpy()
-        got = session.run([UNET_OUTPUT], {"x": x.numpy(), "t": t.numpy()})[0]
+        feeds, inputs = {"x": x.numpy(), "t": t.numpy()}, (x, t)
+        if beat_features(model):
+            beat = torch.randn(2, beat_features(model), frames, generator=generator)
+            feeds[BEAT_INPUT], inputs = beat.numpy(), (x, t, beat)
+        expected = model.eval()(*inputs).numpy()
+        got = session.run([UNET_OUTPUT], feeds)[0]
         errors[str(frames)] = float(np.abs(expected - got).max())
     return {"frames": list(lengths), "max_abs_error": max(errors.values()), "per_length": errors,
             "inputs": "randn x (batch 2), t ~ U[0, 999)"}

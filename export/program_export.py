@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from export.onnx_export import ExportError
+from export.onnx_export import ExportError, beat_features
 
 MAX_BATCH = 64
 MAX_FRAMES = 16384  # twice the engine's longest render: guards only, no cost
@@ -37,6 +37,10 @@ def export_unet_program(model: nn.Module, path: Path, channels: int, n_mels: int
     blocks = torch.export.Dim("blocks", min=2, max=MAX_FRAMES // multiple)
     x = torch.randn(2, channels, n_mels, multiple * 2)
     t = torch.full((2,), 500.0)
+    width = beat_features(model)
+    if width:  # the beat grid [B, width, T] shares x's time axis
+        return _save(model, (x, t, torch.randn(2, width, multiple * 2)),
+                     ({0: batch, 3: multiple * blocks}, {0: batch}, {0: batch, 2: multiple * blocks}), path)
     return _save(model, (x, t), ({0: batch, 3: multiple * blocks}, {0: batch}), path)
 
 

@@ -60,6 +60,12 @@ def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
                             "epsilon (the paper's noise) or v_prediction (velocity; its x0 is well defined near "
                             "pure noise, training.diffusion says why). Default epsilon; a new run only, and with "
                             "--init-from it re-targets the earlier model (fine-tuning)")
+    if kind == "unet":
+        parser.add_argument("--beat-conditioning", action="store_true", default=None, help="also learn to follow "
+                            "a beat grid from the data's <name>.beats.json sidecars (make-corpus writes them), so a "
+                            "render can be given a tempo; a new run only (on --resume the run's setting)")
+        parser.add_argument("--beat-dropout", type=float, metavar="P", help="share of crops shown without their "
+                            "beat grid, so the model also generates with no tempo (default 0.2)")
     parser.add_argument("--scaler", choices=SCALER_MODES, help="how batches are scaled to [-1, 1]: batch "
                         "(Appendix A: each batch's own statistics) or frozen (fitted once on the run's data, then "
                         "fixed, as inference uses them; training.trainer says why). Default: frozen for the small "
@@ -149,6 +155,10 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
             cfg = replace(cfg, diffusion=replace(cfg.diffusion, prediction_type=args.prediction_type))
         if args.scaler:
             cfg = replace(cfg, scaler=args.scaler)
+        if getattr(args, "beat_conditioning", None):
+            cfg = replace(cfg, beat_conditioning=True)
+        if getattr(args, "beat_dropout", None) is not None:
+            cfg = replace(cfg, beat_dropout=args.beat_dropout)
         return cfg
     cfg = TrainConfig.from_dict(checkpoint["train_config"])
     given_type = getattr(args, "prediction_type", None)
@@ -156,9 +166,9 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
         raise UsageError(f"--prediction-type {given_type} differs from the run being resumed "
                          f"({cfg.diffusion.prediction_type}); start a new run with --init-from to re-target a model")
     fixed = {"preset": cfg.preset, "batch_size": cfg.batch_size, "crop_frames": cfg.crop_frames, "seed": cfg.seed,
-             "scaler": cfg.scaler}
+             "scaler": cfg.scaler, "beat_conditioning": cfg.beat_conditioning, "beat_dropout": cfg.beat_dropout}
     for name, value in fixed.items():
-        given = getattr(args, name)
+        given = getattr(args, name, None)
         if given is not None and given != value:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} {given} differs from the run being resumed ({value}); resume keeps it")
@@ -236,8 +246,13 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, held: list, kind_dir: Pat
                                      sample_rate=spectrogram.sample_rate)
     for warning in skipped if say else ():  # one line per skipped file (corrupt, silent) when the rest is usable
         print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
+    if cfg.beat_conditioning and not dataset.files_with_beats:
+        raise UsageError(f"--beat-conditioning: no file in {data_root} has a beat sidecar (<name>.beats.json); "
+                         f"write them with `{PROG} beat-grid CORPUS_DIR` (a make-corpus folder)")
     data_info = {"root": str(Path(data_root).resolve()), "files": len(dataset), "seconds": float(dataset.seconds),
                  "description": dataset.describe()}
+    if cfg.beat_conditioning:
+        data_info["beat_tempo"] = dataset.tempo_summary()
     if say:
         print(f"data: {dataset.describe()} (loaded in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
     if ctx is not None:

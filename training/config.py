@@ -69,8 +69,15 @@ class TrainConfig:
     # kept for inference) or "frozen" (statistics fitted on SCALER_FIT_BATCHES batches at the start, then fixed, so
     # training sees the model space inference uses; training.trainer says why small batches need it).
     scaler: str = "batch"
+    # U-Net only: also learn to follow a beat grid (engine.beat_grid) from the data's beat sidecars
+    # (training.data.beats); with probability beat_dropout a crop is shown without one, so the model also
+    # generates when no tempo is given.
+    beat_conditioning: bool = False
+    beat_dropout: float = 0.2
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.beat_dropout <= 1.0:
+            raise ValueError(f"beat-dropout must be within [0, 1], got {self.beat_dropout}")
         if self.kind not in KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}: use unet or vocoder")
         for name in ("steps", "batch_size", "crop_frames", "checkpoint_every"):

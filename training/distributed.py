@@ -135,9 +135,10 @@ class DistributedTrainer(Trainer):
         self.net = DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda"
                                            else None)
 
-    def compute_loss(self, audio: torch.Tensor, noise_rng: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def compute_loss(self, audio: torch.Tensor, noise_rng: torch.Generator, beat: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, dict[str, float]]:
         if self.cfg.kind == "unet":
-            return super().compute_loss(audio, noise_rng)
+            return super().compute_loss(audio, noise_rng, beat)
         return self._vocoder_loss(audio)
 
     def _vocoder_loss(self, audio: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

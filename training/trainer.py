@@ -21,6 +21,7 @@ autocast (bf16, or fp16 with a GradScaler) only on CUDA.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.beat_grid import BEAT_FEATURES
 from engine.dsp import LearnedScaler, SpectrogramConfig, log_mel, samples_for_frames, stft_magnitude
 from training.config import TrainConfig
 from training.diffusion import noise_batch, train_scheduler, training_target
@@ -76,7 +78,10 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         if cfg.kind == "unet":
-            return UNet(unet_preset(cfg.preset))
+            model_cfg = unet_preset(cfg.preset)
+            if cfg.beat_conditioning:
+                model_cfg = dataclasses.replace(model_cfg, beat_features=BEAT_FEATURES)
+            return UNet(model_cfg)
         return Vocoder(vocoder_preset(cfg.preset))
 
 
@@ -132,10 +137,26 @@ class Trainer:
     # -- one step ---------------------------------------------------------------------------------------------
     def draw_batch(self, step: int) -> tuple[torch.Tensor, torch.Generator]:
         """Audio [B, 2, crop_samples] of step `step` and that step's noise generator."""
+        audio, _, noise_rng = self.draw_conditioned_batch(step)
+        return audio, noise_rng
+
+    def draw_conditioned_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Generator]:
+        """`draw_batch` plus, for a beat-conditioned U-Net, the crops' beat grids [B, BEAT_FEATURES, crop_frames]
+        (zeros for a file without a sidecar and for the crops beat_dropout drops); None otherwise."""
         data_rng, noise_rng = step_generators(self.cfg.seed, step)
-        crops = [self.dataset.sample_crop(data_rng) for _ in range(self.cfg.batch_size)]
-        lo, hi = self.batch_rows or (0, len(crops))  # a rank draws the whole batch and keeps its rows
-        return torch.stack(crops[lo:hi]).to(self.device, torch.float32), noise_rng
+        lo, hi = self.batch_rows or (0, self.cfg.batch_size)  # a rank draws the whole batch and keeps its rows
+        if not getattr(self.model.cfg, "beat_features", 0):
+            crops = [self.dataset.sample_crop(data_rng) for _ in range(self.cfg.batch_size)]
+            return torch.stack(crops[lo:hi]).to(self.device, torch.float32), None, noise_rng
+        drawn = [self.dataset.sample_crop_with_grid(data_rng, self.cfg.crop_frames, self.spectrogram.hop_length)
+                 for _ in range(self.cfg.batch_size)]
+        dropped = data_rng.random(self.cfg.batch_size) < self.cfg.beat_dropout
+        grids = np.zeros((self.cfg.batch_size, BEAT_FEATURES, self.cfg.crop_frames), dtype=np.float32)
+        for row, ((_, features), drop) in enumerate(zip(drawn, dropped)):
+            if features is not None and not drop:
+                grids[row] = features
+        audio = torch.stack([crop for crop, _ in drawn[lo:hi]]).to(self.device, torch.float32)
+        return audio, torch.from_numpy(grids[lo:hi]).to(self.device), noise_rng
 
     def fit_scaler(self, batches: int = SCALER_FIT_BATCHES) -> None:
         """Fit the frozen scaler on `batches` whole batches (every rank draws the same ones) and keep it in eval mode."""
@@ -152,14 +173,15 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def compute_loss(self, audio: torch.Tensor, noise_rng: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def compute_loss(self, audio: torch.Tensor, noise_rng: torch.Generator, beat: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, dict[str, float]]:
         with torch.no_grad():
             mel = log_mel(audio, self.spectrogram)  # [B, 2, n_mels, frames]
         x = self.scaler(mel)  # "batch": this batch's statistics, running ones updated; "frozen": the fitted ones
         if self.cfg.kind == "unet":
             x_t, noise, t = noise_batch(x, self.noise_scheduler, noise_rng, self.batch_rows, self.cfg.batch_size)
             with self._autocast():
-                predicted = self.net(x_t, t.float())
+                predicted = self.net(x_t, t.float()) if beat is None else self.net(x_t, t.float(), beat)
             return diffusion_loss(predicted, training_target(self.noise_scheduler, x, noise, t)), {}
         with torch.no_grad():
             target = stft_magnitude(audio, self.spectrogram)  # [B, 2, n_freqs, frames]
@@ -171,10 +193,10 @@ class Trainer:
         """Run optimiser step number `self.step + 1`; returns loss, lr (the one used) and extras.
         `batch_step` draws the data and noise of that step index instead of the current one (repeating one index
         trains on one fixed batch: the overfitting check)."""
-        audio, noise_rng = self.draw_batch(self.step if batch_step is None else batch_step)
+        audio, beat, noise_rng = self.draw_conditioned_batch(self.step if batch_step is None else batch_step)
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.zero_grad(set_to_none=True)
-        loss, extras = self.compute_loss(audio, noise_rng)
+        loss, extras = self.compute_loss(audio, noise_rng, beat)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {float(loss)} at step {self.step + 1}; lower the learning rate or "
                                      f"check the data")

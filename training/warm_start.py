@@ -54,7 +54,9 @@ def load_initial_weights(model: nn.Module, source: str | Path, kind: str) -> str
     """Copy every parameter and buffer of `model` from `source`; returns a one-line description."""
     tensors, origin = initial_tensors(source, kind)
     state = model.state_dict()
-    missing = [name for name in state if name not in tensors]
+    optional = tuple(getattr(model, "optional_on_warm_start", ()))
+    fresh = [name for name in state if name not in tensors and name.startswith(optional)] if optional else []
+    missing = [name for name in state if name not in tensors and name not in fresh]
     wrong = [f"{name} {tuple(tensors[name].shape)} vs {tuple(t.shape)}" for name, t in state.items()
              if name in tensors and tensors[name].shape != t.shape]
     if missing or wrong:
@@ -62,5 +64,6 @@ def load_initial_weights(model: nn.Module, source: str | Path, kind: str) -> str
                   else f"shapes differ: {wrong[0]}")
         raise WarmStartError(f"--init-from {origin} does not fit this {kind} ({detail}); use a model of the same "
                              f"preset")
-    model.load_state_dict({name: tensors[name].to(t.dtype) for name, t in state.items()})
-    return f"{len(state)} tensors from {origin}"
+    model.load_state_dict({name: tensors[name].to(t.dtype) if name in tensors else t for name, t in state.items()})
+    kept = f" ({len(fresh)} new ones keep their initialisation: {', '.join(fresh)})" if fresh else ""
+    return f"{len(state) - len(fresh)} tensors from {origin}{kept}"

@@ -17,8 +17,11 @@ PRECISIONS = ("fp32", "fp16", "bf16")  # the torch backend's autocast precisions
 class Denoiser(Protocol):
     device: str
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x [B, C, n_mels, T] (model space), t [B] float timesteps -> prediction [B, C, n_mels, T]."""
+    beat_features: int  # width of the U-Net's beat-grid input (0: none; engine.beat_grid)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, beat: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, C, n_mels, T] (model space), t [B] float timesteps, beat [1 | B, beat_features, T] (None: no
+        grid; ignored by a U-Net without one) -> prediction [B, C, n_mels, T]."""
 
 
 class VocoderBackend(Protocol):

@@ -66,16 +66,33 @@ def make_session(path: Path, device: str = "auto", threads: int | None = None) -
 
 
 class OnnxDenoiser:
-    """The U-Net graph: x [B, C, n_mels, T] float32, t [B] float32 -> prediction, same shape as x."""
+    """The U-Net graph: x [B, C, n_mels, T] float32, t [B] float32 (and, for a beat-conditioned one, beat
+    [B, beat_features, T]) -> prediction, same shape as x."""
 
     def __init__(self, path: Path, device: str = "auto", threads: int | None = None) -> None:
         self.session, self.device = make_session(path, device, threads)
         self.path = path
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        self.beat_features = int(inputs["beat"].shape[1]) if "beat" in inputs else 0
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, beat: torch.Tensor | None = None) -> torch.Tensor:
         feeds = {"x": np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32),
                  "t": np.ascontiguousarray(t.detach().cpu().reshape(-1).numpy(), dtype=np.float32)}
+        if self.beat_features:
+            feeds["beat"] = beat_feed(beat, x.shape[0], self.beat_features, x.shape[-1])
         return torch.from_numpy(self.session.run(None, feeds)[0])
+
+
+def beat_feed(beat: torch.Tensor | None, batch: int, features: int, frames: int) -> np.ndarray:
+    """The beat input [batch, features, frames] float32 from a grid [1 | batch, features, frames] (None: zeros,
+    no grid)."""
+    if beat is None:
+        return np.zeros((batch, features, frames), dtype=np.float32)
+    if beat.shape[1:] != (features, frames) or beat.shape[0] not in (1, batch):
+        raise ValueError(f"beat grid of shape {tuple(beat.shape)} does not fit x: expected [1 or {batch}, "
+                         f"{features}, {frames}]")
+    array = beat.detach().cpu().numpy().astype(np.float32, copy=False)
+    return np.array(np.broadcast_to(array, (batch, features, frames)))  # a writable copy
 
 
 class OnnxVocoder:

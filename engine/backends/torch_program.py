@@ -23,7 +23,7 @@ import torch
 from torch.export.passes import move_to_device_pass
 
 from engine.backends import PRECISIONS
-from engine.backends.onnx import BackendError
+from engine.backends.onnx import BackendError, beat_feed
 
 AUTOCAST_DTYPES = dict(zip(PRECISIONS, (None, torch.float16, torch.bfloat16)))  # None: plain fp32
 MAX_GRAPHS = 4  # recorded CUDA graphs kept (one per input shape); each holds its activations' memory
@@ -134,23 +134,37 @@ class _TorchProgram:
                                                     enabled=dtype is not None, cache_enabled=False):
             return self.module(*inputs).float()
 
-    def run(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def run(self, *inputs: torch.Tensor, timed: tuple[int, ...] = (0,)) -> torch.Tensor:
+        """Run the program; `timed`: indices of the inputs whose last axis is time (padded together)."""
         home = inputs[0].device
-        first, *rest = [a.detach().to(self.torch_device, torch.float32) for a in inputs]
-        frames = first.shape[-1]
+        moved = [a.detach().to(self.torch_device, torch.float32) for a in inputs]
+        frames = moved[0].shape[-1]
         if frames < self.min_frames:
             # torch.export cannot trace the U-Net with a one-frame bottleneck (a contiguity guard on its size),
             # so its program starts at two frame blocks: a shorter input runs on a wrap-padded canvas that long
             # (clips under ~1.5 s at paper size; in-distribution noise, unlike zeros) and is cropped back.
-            first = first.repeat(*[1] * (first.ndim - 1), -(-self.min_frames // frames))[..., :self.min_frames]
-        return self._run(first, *rest)[..., :frames].to(home)
+            for i in timed:
+                a = moved[i]
+                moved[i] = a.repeat(*[1] * (a.ndim - 1), -(-self.min_frames // frames))[..., :self.min_frames]
+        return self._run(*moved)[..., :frames].to(home)
 
 
 class TorchDenoiser(_TorchProgram):
-    """The U-Net program: x [B, C, n_mels, T] float32, t [B] float32 -> prediction like x (on x's device)."""
+    """The U-Net program: x [B, C, n_mels, T] float32, t [B] float32 (and, for a beat-conditioned one, beat
+    [B, beat_features, T]) -> prediction like x (on x's device)."""
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.run(x, t.reshape(-1).to(x.device))
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        placeholders = [n for n in self.module.graph.nodes if n.op == "placeholder"]
+        self.beat_features = 0
+        if len(placeholders) >= 3:  # x, t, beat
+            self.beat_features = int(placeholders[2].meta["val"].shape[1])
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, beat: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.beat_features:
+            return self.run(x, t.reshape(-1).to(x.device))
+        grid = torch.from_numpy(beat_feed(beat, x.shape[0], self.beat_features, x.shape[-1])).to(x.device)
+        return self.run(x, t.reshape(-1).to(x.device), grid, timed=(0, 2))
 
 
 class TorchVocoder(_TorchProgram):

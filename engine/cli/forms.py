@@ -43,11 +43,12 @@ def _generate_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phase", choices=PHASE_METHODS, default="fast",
                    help="fast Griffin-Lim with the stereo channels linked (default), the same per channel "
                         "(independent), or torchaudio's (the paper's)")
+    add_tempo(p)  # a beat-conditioned bundle follows it (default: the bundle's tempo); others ignore it
 
 
 def _generate_params(args: argparse.Namespace) -> dict:
     return {"seconds": args.seconds, "phase": args.phase, **sampling_from(args, masked=False),
-            "limits": limits_from(args)}
+            "tempo": tempo_from(args), "limits": limits_from(args)}
 
 
 def _audio2audio_flags(p: argparse.ArgumentParser) -> None:

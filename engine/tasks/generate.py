@@ -16,11 +16,12 @@ from engine.limits import UNBOUNDED, Limits
 from engine.render import PHASE_METHODS, Progress, RenderError, RenderResult, clip_length, max_clip_seconds
 from engine.sampling import make_scheduler, sample, solver_settings
 from engine.tasks.finish import task_info
-from engine.tasks.settings import LIMITS, SAMPLING, resolve_render
+from engine.tasks.settings import LIMITS, SAMPLING, TEMPO, resolve_render
 from engine.tasks.task import REQUIRED, Param, Task
 
 if TYPE_CHECKING:
     from engine.api import Engine
+    from engine.regions import Tempo
 
 # Relative cost of one U-Net call vs one phase iteration, for the progress fraction only.
 _STEP_WEIGHT, _PHASE_WEIGHT = 2.0, 1.0
@@ -29,18 +30,20 @@ _STEP_WEIGHT, _PHASE_WEIGHT = 2.0, 1.0
 def generate(engine: "Engine", seconds: float, seed: int | None = None, steps: int | None = None,
              sampler: str | None = None, gl_iters: int | None = None,
              callback: Callable[[float], None] | None = None, phase: str = "fast", gl_init: str | None = None,
-             progress: bool = False, limits: Limits | None = None) -> RenderResult:
+             progress: bool = False, limits: Limits | None = None, tempo: "Tempo | None" = None) -> RenderResult:
     """Unconditional music of `seconds` (exact: round(seconds * sample_rate) samples). Defaults come from
-    the bundle's manifest. `callback(fraction)` after each sampler step and phase iteration."""
+    the bundle's manifest. `callback(fraction)` after each sampler step and phase iteration. `tempo`: the tempo a
+    beat-conditioned bundle follows (engine.regions.Tempo; None: the bundle's default, 4/4 from the start)."""
     return generate_batch(engine, seconds, [seed], steps=steps, sampler=sampler, gl_iters=gl_iters,
-                          callback=callback, phase=phase, gl_init=gl_init, progress=progress, limits=limits)[0]
+                          callback=callback, phase=phase, gl_init=gl_init, progress=progress, limits=limits,
+                          tempo=tempo)[0]
 
 
 def generate_batch(engine: "Engine", seconds: float, seeds: Sequence[int | None], steps: int | None = None,
                    sampler: str | None = None, gl_iters: int | None = None,
                    callback: Callable[[float], None] | None = None, phase: str = "fast",
-                   gl_init: str | None = None, progress: bool = False, limits: Limits | None = None
-                   ) -> list[RenderResult]:
+                   gl_init: str | None = None, progress: bool = False, limits: Limits | None = None,
+                   tempo: "Tempo | None" = None) -> list[RenderResult]:
     """One clip per seed, all of `seconds` and the same settings: the sampler runs them as one batch (one U-Net call
     per step for all clips), then each clip is decoded on its own. Each clip is the one `generate` gives for its
     seed (noise is drawn per seed; the U-Net treats batch rows independently). `callback(fraction)` covers the
@@ -64,7 +67,8 @@ def generate_batch(engine: "Engine", seconds: float, seeds: Sequence[int | None]
     spacing, order = solver_settings(settings["sampler"], from_noise=True)
     scheduler = make_scheduler(settings["sampler"], **bundle.diffusion.to_dict(), order=order,
                                steps=settings["steps"])
-    x = sample(engine.denoiser, noise * scheduler.init_noise_sigma, scheduler, settings["steps"], spacing=spacing,
+    denoise, bpm = engine.denoiser_with_beat(length.model_frames, tempo)
+    x = sample(denoise, noise * scheduler.init_noise_sigma, scheduler, settings["steps"], spacing=spacing,
                callback=lambda s: tracker.update("sampling", _STEP_WEIGHT * (s["i"] + 1)), disable=not progress,
                generator=drawn[0][1])
     sampling_s = time.perf_counter() - start
@@ -80,7 +84,8 @@ def generate_batch(engine: "Engine", seconds: float, seeds: Sequence[int | None]
         decode_s = time.perf_counter() - start
         tracker.update("phase", done + _PHASE_WEIGHT * settings["gl_iters"])
         results.append(_result(engine, seconds, length, seed, settings, spacing, order, audio, magnitude,
-                               {"sampling_s": sampling_s, "decode_s": decode_s, "batch": count}, begun))
+                               {"sampling_s": sampling_s, "decode_s": decode_s, "batch": count, "bpm": bpm},
+                               begun))
     return results
 
 
@@ -105,6 +110,6 @@ TASK = Task(
             Param("phase", "str", "fast", "fast Griffin-Lim, stereo-linked (default); independent (per channel); "
                   "torchaudio (the paper's)", PHASE_METHODS),
             Param("gl_init", "str", None, "Griffin-Lim's initial phase (default: the bundle's)", GL_INITS),
-            Param("progress", "object", False, "show a progress bar on stderr"), *LIMITS),
+            Param("progress", "object", False, "show a progress bar on stderr"), *TEMPO, *LIMITS),
     description="Generate unconditional music with a bundle's model.",
     batch_function=generate_batch, max_seconds=lambda engine: max_clip_seconds(engine.bundle))

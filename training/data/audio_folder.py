@@ -22,6 +22,8 @@ import soundfile as sf
 import soxr
 import torch
 
+from engine.beat_grid import beat_features, grid_positions
+from training.data.beats import read_sidecar
 from training.data.errors import DataError, DataWarning
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"})
@@ -119,6 +121,7 @@ class AudioFolderDataset:
 
         self.files: list[Path] = []
         self.skipped: list[SkippedFile] = []
+        self._beats: list[tuple[np.ndarray, np.ndarray] | None] = []  # (beat, downbeat seconds) from sidecars
         self._audio: list[np.ndarray] = []  # int16 [channels, samples]
         self._scale: list[float] = []  # multiply int16 by this to get float audio
         for path in candidates:
@@ -135,6 +138,7 @@ class AudioFolderDataset:
             self._audio.append(np.round(audio / scale).astype(np.int16))
             self._scale.append(scale)
             self.files.append(path)
+            self._beats.append(self._read_beats(path))
         if not self.files:
             reasons = "\n  ".join(s.reason for s in self.skipped)
             raise DataError(f"no usable audio in {self.root}; every file was rejected:\n  {reasons}")
@@ -147,6 +151,33 @@ class AudioFolderDataset:
     def _skip(self, path: Path, reason: str) -> None:
         self.skipped.append(SkippedFile(path, reason))
         warnings.warn(f"skipping {reason}", DataWarning, stacklevel=3)
+
+    def _read_beats(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        try:
+            return read_sidecar(path)
+        except DataError as exc:  # the audio is still usable, without a beat grid
+            warnings.warn(f"ignoring {exc}", DataWarning, stacklevel=3)
+            return None
+
+    @property
+    def files_with_beats(self) -> int:
+        """How many files carry a beat sidecar (training.data.beats)."""
+        return sum(b is not None for b in self._beats)
+
+    def tempo_summary(self) -> dict[str, float] | None:
+        """Tempo range of the files with beat grids: {"min", "median", "max"} in BPM (each file's median beat
+        interval; the median weighted by duration), or None when no file has one."""
+        tempos, lengths = [], []
+        for grid, audio in zip(self._beats, self._audio):
+            if grid is not None:
+                tempos.append(60.0 / float(np.median(np.diff(grid[0]))))
+                lengths.append(audio.shape[1])
+        if not tempos:
+            return None
+        order = np.argsort(tempos)
+        cumulative = np.cumsum(np.asarray(lengths, dtype=np.float64)[order])
+        median = float(np.asarray(tempos)[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+        return {"min": round(min(tempos), 2), "median": round(median, 2), "max": round(max(tempos), 2)}
 
     @staticmethod
     def _block_energy_sums(audio: np.ndarray, scale: float) -> np.ndarray:
@@ -200,12 +231,7 @@ class AudioFolderDataset:
         mean_square = (sums[last] - sums[first]) / (last - first) * (stop - start) / self.crop_samples
         return 10.0 * math.log10(mean_square) if mean_square > 0.0 else -math.inf
 
-    def sample_crop(self, rng: np.random.Generator) -> torch.Tensor:
-        """A random non-silent crop, float32 [channels, crop_samples]; deterministic for a given `rng` state.
-
-        Crops below `silence_db` are re-drawn up to `max_draws` times (cheap: levels come from precomputed block
-        energies); if none passes, the loudest candidate is returned.
-        """
+    def _draw_location(self, rng: np.random.Generator) -> tuple[int, int]:
         best, best_db = (0, 0), -math.inf
         for _ in range(self.max_draws):
             index = int(rng.choice(len(self._audio), p=self._weights))
@@ -213,12 +239,32 @@ class AudioFolderDataset:
             start = int(rng.integers(0, spare + 1)) if spare > 0 else 0
             level = self._crop_level_db(index, start)
             if level >= self.silence_db:
-                return self.crop(index, start)
+                return index, start
             if level > best_db or best_db == -math.inf:
                 best, best_db = (index, start), level
-        return self.crop(*best)
+        return best
+
+    def sample_crop(self, rng: np.random.Generator) -> torch.Tensor:
+        """A random non-silent crop, float32 [channels, crop_samples]; deterministic for a given `rng` state.
+
+        Crops below `silence_db` are re-drawn up to `max_draws` times (cheap: levels come from precomputed block
+        energies); if none passes, the loudest candidate is returned.
+        """
+        return self.crop(*self._draw_location(rng))
+
+    def sample_crop_with_grid(self, rng: np.random.Generator, frames: int, hop_length: int
+                              ) -> tuple[torch.Tensor, np.ndarray | None]:
+        """`sample_crop` (the same draws) plus the crop's beat features [BEAT_FEATURES, frames] (engine.beat_grid)
+        for frames `hop_length` samples apart from the crop's start, or None when its file has no beat sidecar."""
+        index, start = self._draw_location(rng)
+        grid = self._beats[index]
+        features = None
+        if grid is not None:
+            times = (start + np.arange(frames) * hop_length) / self.sample_rate
+            features = beat_features(*grid_positions(times, *grid))
+        return self.crop(index, start), features
 
     def describe(self) -> str:
         """One line for logs and checkpoint metadata."""
         return (f"{len(self.files)} files, {self.seconds / 3600:.2f} h at {self.sample_rate} Hz, "
-                f"{self.channels} ch, {len(self.skipped)} skipped, from {self.root}")
+                f"{self.channels} ch, {len(self.skipped)} skipped, {self.files_with_beats} with beat grids, from {self.root}")

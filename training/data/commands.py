@@ -30,7 +30,7 @@ def _positive_int(text: str) -> int:
 
 
 def add_data_subcommands(subparsers: argparse._SubParsersAction) -> None:
-    """Register `render-midi` and `make-corpus` on the `msanii-train` sub-parsers."""
+    """Register `render-midi`, `make-corpus` and `beat-grid` on the `msanii-train` sub-parsers."""
     render = subparsers.add_parser(
         "render-midi", help="render a folder of MIDI files to 44.1 kHz stereo WAV with FluidSynth",
         description="Render every .mid/.midi file below MIDI_DIR to OUT_DIR (same relative paths, .wav, 44.1 kHz "
@@ -67,6 +67,15 @@ def add_data_subcommands(subparsers: argparse._SubParsersAction) -> None:
     corpus.add_argument("--overwrite", action="store_true", help="rebuild over a corpus made with other settings")
     corpus.set_defaults(func=run_make_corpus)
 
+    grid = subparsers.add_parser(
+        "beat-grid", help="write the beat sidecars (<name>.beats.json) of a make-corpus folder from its MIDI",
+        description="Write OUT_DIR/{train,heldout}/<name>.beats.json (beat and downbeat times from each piece's "
+                    "MIDI) for a corpus made before make-corpus wrote them; --beat-conditioning trains on them. "
+                    "Existing sidecars are kept unless --overwrite.")
+    grid.add_argument("corpus_dir", type=Path, metavar="CORPUS_DIR")
+    grid.add_argument("--overwrite", action="store_true", help="rewrite sidecars that already exist")
+    grid.set_defaults(func=run_beat_grid)
+
 
 def run_render_midi(args: argparse.Namespace) -> int:
     from training.data.midi import render_midi_folder
@@ -86,6 +95,18 @@ def run_render_midi(args: argparse.Namespace) -> int:
     if report.failed and not report.rendered and not report.skipped_existing:
         return 2
     return 1 if report.failed else 0
+
+
+def run_beat_grid(args: argparse.Namespace) -> int:
+    from training.data.beats import annotate_corpus
+
+    try:
+        written = annotate_corpus(args.corpus_dir, overwrite=args.overwrite)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{written} beat sidecars written in {args.corpus_dir}")
+    return 0
 
 
 def run_make_corpus(args: argparse.Namespace) -> int:

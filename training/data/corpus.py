@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import soundfile as sf
 
+from training.data.beats import annotate_pieces
 from training.data.errors import DataError
 from training.data.midi import find_fluidsynth, find_soundfont, fluidsynth_version, render_midi
 from training.data.piano_pop import generate_piano_pop_piece
@@ -214,6 +215,8 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
         raise DataError(f"no piece of the corpus could be rendered; first error: {failures[0]['error']}")
 
     entries = [_entry(piece, durations[piece.id]) for piece in plan.pieces if piece.id in durations]
+    # beat and downbeat times from each piece's MIDI (training.data.beats): what --beat-conditioning learns from
+    annotate_pieces(out_dir, entries, overwrite=True)
     splits = _splits(entries)
     total = sum(e["seconds"] for e in entries)
     manifest = {
@@ -229,7 +232,8 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
         "rendered_now": len(todo) - len(failures), "reused": len(kept),
         "soundfont": {"path": str(font), "bytes": font.stat().st_size},
         "fluidsynth": fluidsynth_version(), "music21_version": _music21_version(),
-        "failures": failures, "skipped_music21_works": plan.skipped_works, "pieces": entries,
+        "failures": failures, "skipped_music21_works": plan.skipped_works, "beat_sidecars": len(entries),
+        "pieces": entries,
     }
     _write_bytes_atomically(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode())
     log(f"corpus: {len(entries)} pieces, {total / 3600:.3f} h ({splits['train']['hours']:.3f} h train, "

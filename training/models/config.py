@@ -21,8 +21,13 @@ class UNetConfig:
     attention: tuple[bool, ...] = (False, False, False, False, False, True, True)
     resampling: tuple[bool, ...] = (True, True, True, True, True, True, False)
     blocks_per_level: tuple[int, ...] = (2, 2, 2, 2, 2, 2, 2)
+    # > 0: the U-Net also takes a beat grid [B, beat_features, T] (engine.beat_grid), added to the tokens through
+    # a 1x1 projection that starts at zero (a warm start from an unconditioned model begins as that model).
+    beat_features: int = 0
 
     def __post_init__(self) -> None:
+        if self.beat_features < 0:
+            raise ValueError(f"beat_features must be >= 0, got {self.beat_features}")
         n = len(self.width_multipliers)
         for name in ("dilations", "attention", "resampling", "blocks_per_level"):
             value = tuple(getattr(self, name))

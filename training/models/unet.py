@@ -27,6 +27,10 @@ class UNet(nn.Module):
         widths = [cfg.width * m for m in cfg.width_multipliers]
         pairs = list(zip(widths, widths[1:] + widths[-1:]))  # (in, out) width per level
         self.tokenize = Tokenize(cfg.n_mels, cfg.width)
+        self.beat = nn.Conv1d(cfg.beat_features, cfg.width, kernel_size=1) if cfg.beat_features else None
+        if self.beat is not None:
+            nn.init.zeros_(self.beat.weight)
+            nn.init.zeros_(self.beat.bias)
         self.detokenize = Detokenize(cfg.width, cfg.n_mels)
         self.timestep_embedding = TimestepEmbedding(cfg.timestep_dim, cfg.mlp_factor)
 
@@ -55,9 +59,16 @@ class UNet(nn.Module):
                 d_out = d_in
             self.decoder.extend(reversed(level_blocks))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    # tensors a warm start from an unconditioned model may lack (they keep their zero initialisation)
+    optional_on_warm_start = ("beat.",)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, beat: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, C, n_mels, T], t [B], beat [B, beat_features, T] (a beat-conditioned model; None or zeros: no
+        grid) -> [B, C, n_mels, T]."""
         t_emb = self.timestep_embedding(t)
         h = self.tokenize(x)
+        if self.beat is not None and beat is not None:
+            h = h + self.beat(beat.to(h.dtype))[:, :, None, :]  # the same grid for both audio channels
         skips = []
         for layer in self.encoder:
             if isinstance(layer, Block):

@@ -1,0 +1,105 @@
+"""The beat grid a beat-conditioned U-Net follows: per-frame beat and bar phase features.
+
+A U-Net trained with beat conditioning (training: `--beat-conditioning`) gets, beside the noisy log-mel, a feature
+map [BEAT_FEATURES, frames] built from where each mel frame sits in the music's beat and bar: sin/cos of the beat
+phase, of twice the beat phase (eighth notes) and of the bar phase. Training builds it from the beat times of each
+piece (its MIDI); inference builds it from a tempo (`tempo_grid`), so a render locks to the host's BPM.
+All zeros is "no grid" (the model was also trained that way), what a bundle without conditioning never sees.
+
+Shapes: positions [frames] (float beats / bars since the start), features [BEAT_FEATURES, frames] float32.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+BEAT_FEATURES = 6
+
+
+def beat_features(beat_position: np.ndarray, bar_position: np.ndarray) -> np.ndarray:
+    """Fractional beat and bar counts per frame [frames] -> features [BEAT_FEATURES, frames] (float32)."""
+    beat = 2 * np.pi * np.asarray(beat_position, dtype=np.float64)
+    bar = 2 * np.pi * np.asarray(bar_position, dtype=np.float64)
+    return np.stack([np.sin(beat), np.cos(beat), np.sin(2 * beat), np.cos(2 * beat), np.sin(bar), np.cos(bar)]
+                    ).astype(np.float32)
+
+
+def _count_at(times: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """How many marks (sorted event times, seconds) have passed at `times`, fractional, extrapolated linearly with
+    the first/last interval outside the marks (index 0 at marks[0])."""
+    if marks.size == 0:
+        raise ValueError("a beat grid needs at least one mark")
+    if marks.size == 1:  # one mark: no tempo known; treat as one per second
+        return times - marks[0]
+    index = np.arange(marks.size, dtype=np.float64)
+    count = np.interp(times, marks, index)
+    before, after = times < marks[0], times > marks[-1]
+    count[before] = (times[before] - marks[0]) / (marks[1] - marks[0])
+    count[after] = index[-1] + (times[after] - marks[-1]) / (marks[-1] - marks[-2])
+    return count
+
+
+def grid_positions(frame_times: np.ndarray, beats: np.ndarray, downbeats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(beat, bar) positions at `frame_times` (seconds) from a piece's beat and downbeat times (seconds)."""
+    times = np.asarray(frame_times, dtype=np.float64)
+    beat = _count_at(times, np.asarray(beats, dtype=np.float64))
+    bars = np.asarray(downbeats, dtype=np.float64)
+    bar = _count_at(times, bars) if bars.size >= 2 else beat / 4
+    return beat, bar
+
+
+def counting_unit(numerator: int, denominator: int) -> tuple[float, float]:
+    """(beat length in quarter notes, beats per bar) of a time signature: the denominator's note, except in
+    compound metres (6/8, 9/8, 12/8, ...) where the beat is a dotted quarter."""
+    if denominator == 8 and numerator % 3 == 0 and numerator > 3:
+        return 1.5, numerator / 3
+    return 4.0 / denominator, float(numerator)
+
+
+@dataclass(frozen=True)
+class BeatSettings:
+    """The manifest's "beat" object: the U-Net's beat-grid width and the tempo (4/4) a render uses when a
+    request names none; `trained_bpm` the (min, max) tempo of its training data, where recorded."""
+    features: int
+    default_bpm: float = 100.0
+    trained_bpm: tuple[float, float] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "BeatSettings":
+        """Parse the manifest's beat object (ValueError naming the problem)."""
+        if not isinstance(data, dict):
+            raise ValueError("must be a JSON object with 'features' and 'default_bpm'")
+        unknown = sorted(set(data) - {"features", "default_bpm", "trained_bpm"})
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}")
+        features = data.get("features")
+        if features != BEAT_FEATURES:
+            raise ValueError(f"'features' must be {BEAT_FEATURES} (this engine's beat grid), got {features!r}")
+        bpm = data.get("default_bpm", 100.0)
+        if not isinstance(bpm, (int, float)) or isinstance(bpm, bool) or not 1.0 <= bpm <= 999.0:
+            raise ValueError(f"'default_bpm' must be a number from 1 to 999, got {bpm!r}")
+        trained = data.get("trained_bpm")
+        if trained is not None and not (isinstance(trained, list) and len(trained) == 2
+                                        and all(isinstance(v, (int, float)) for v in trained)):
+            raise ValueError(f"'trained_bpm' must be [min, max], got {trained!r}")
+        return cls(features, float(bpm), tuple(float(v) for v in trained) if trained else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"features": self.features, "default_bpm": self.default_bpm}
+        if self.trained_bpm is not None:
+            data["trained_bpm"] = list(self.trained_bpm)
+        return data
+
+
+def tempo_grid(frames: int, frame_rate: float, bpm: float, numerator: int = 4, denominator: int = 4,
+               origin_s: float = 0.0, offset_s: float = 0.0) -> np.ndarray:
+    """Features [BEAT_FEATURES, frames] of a steady tempo (`bpm` quarter notes per minute, bar 1 beat 1 at
+    `origin_s` in the file) for frames starting `offset_s` into the file."""
+    if not bpm > 0:
+        raise ValueError(f"tempo must be > 0 BPM, got {bpm}")
+    unit, per_bar = counting_unit(numerator, denominator)
+    times = offset_s + np.arange(frames, dtype=np.float64) / frame_rate - origin_s
+    beats = times * bpm / 60.0 / unit
+    return beat_features(beats, beats / per_bar)

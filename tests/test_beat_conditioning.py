@@ -1,0 +1,216 @@
+"""Beat conditioning end to end: MIDI -> beat sidecar -> training features, and tempo -> the same features at
+inference; a tiny beat-conditioned U-Net trained by the real CLI, exported to ONNX (and torch programs) and run by
+the engine with and without a tempo."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import torch
+
+from engine.beat_grid import BEAT_FEATURES, BeatSettings, beat_features, counting_unit, grid_positions, tempo_grid
+from engine.dsp import SpectrogramConfig
+from train_helpers import write_clips
+from training.data.audio_folder import AudioFolderDataset
+from training.data.beats import annotate_pieces, beats_from_midi, read_sidecar, sidecar_path, write_sidecar
+from training.data.errors import DataError, DataWarning
+
+
+def _midi(path: Path, tempos: list[tuple[int, int]], signatures: list[tuple[int, int, int]], end_tick: int,
+          tpb: int = 480) -> Path:
+    """A one-track MIDI file with set_tempo at (tick, bpm), time_signature at (tick, num, den), a note to end_tick."""
+    track = mido.MidiTrack()
+    events = [(t, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(b))) for t, b in tempos]
+    events += [(t, mido.MetaMessage("time_signature", numerator=n, denominator=d)) for t, n, d in signatures]
+    events += [(0, mido.Message("note_on", note=60, velocity=80)), (end_tick, mido.Message("note_off", note=60))]
+    now = 0
+    for tick, msg in sorted(events, key=lambda e: e[0]):
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    midi = mido.MidiFile(ticks_per_beat=tpb)
+    midi.tracks.append(track)
+    midi.save(path)
+    return path
+
+
+def test_beats_follow_tempo_changes_and_metre(tmp_path):
+    # 4 beats of 4/4 at 120 BPM (0.5 s each), then 60 BPM in 3/4 for a bar, then 6/8 (dotted-quarter beats)
+    path = _midi(tmp_path / "a.mid", [(0, 120), (1920, 60)], [(0, 4, 4), (1920, 3, 4), (3360, 6, 8)], 3360 + 1440)
+    beats, downbeats = beats_from_midi(path)
+    np.testing.assert_allclose(beats[:8], [0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0], atol=1e-9)
+    np.testing.assert_allclose(beats[8:], [6.5, 8.0], atol=1e-9)  # 6/8 at 60 quarters/min: 1.5 s per beat
+    np.testing.assert_allclose(downbeats, [0, 2.0, 5.0, 8.0], atol=1e-9)
+    assert counting_unit(6, 8) == (1.5, 2.0) and counting_unit(3, 8) == (0.5, 3.0)
+
+
+def test_training_grid_equals_the_tempo_grid_inference_builds(tmp_path):
+    """The contract: a piece at a steady 120 BPM in 3/4 seen through its sidecar gives the features a render at
+    Tempo(120, 3/4) feeds the U-Net, frame by frame (here for a crop 7.3 s in)."""
+    path = _midi(tmp_path / "b.mid", [(0, 120)], [(0, 3, 4)], 480 * 3 * 12)
+    beats, downbeats = beats_from_midi(path)
+    rate = 44_100 / 512
+    times = 7.3 + np.arange(200) / rate
+    trained = beat_features(*grid_positions(times, beats, downbeats))
+    rendered = tempo_grid(200, rate, 120.0, 3, 4, origin_s=0.0, offset_s=7.3)
+    np.testing.assert_allclose(trained, rendered, atol=1e-4)
+    assert trained.shape == (BEAT_FEATURES, 200)
+    # past the last beat the grid goes on at the last interval
+    late = beat_features(*grid_positions(np.array([30.0]), beats, downbeats))
+    np.testing.assert_allclose(late, tempo_grid(1, rate, 120.0, 3, 4, offset_s=30.0), atol=1e-4)
+
+
+def test_sidecars_round_trip_and_bad_ones_are_named(tmp_path):
+    wav = write_clips(tmp_path / "data", count=2, seconds=1.0) / "clip0.wav"
+    out = write_sidecar(wav, np.array([0.0, 0.5, 1.0]), np.array([0.0]))
+    assert out == sidecar_path(wav) and out.name == "clip0.beats.json"
+    beats, downbeats = read_sidecar(wav)
+    np.testing.assert_allclose(beats, [0.0, 0.5, 1.0])
+    with pytest.raises(FileExistsError):
+        write_sidecar(wav, beats, downbeats)
+    assert not list(out.parent.glob(".*tmp"))  # written through a temporary name
+    bad = sidecar_path(out.parent / "clip1.wav")
+    bad.write_text(json.dumps({"format": "msanii-beats", "beats": [1.0, 0.5]}))
+    with pytest.raises(DataError, match="increasing"):
+        read_sidecar(out.parent / "clip1.wav")
+    with warnings.catch_warnings(record=True) as caught:  # the audio stays usable without its grid
+        warnings.simplefilter("always", DataWarning)
+        dataset = AudioFolderDataset(out.parent, crop_samples=4096)
+    assert len(dataset) == 2 and dataset.files_with_beats == 1
+    assert any("clip1.beats.json" in str(w.message) for w in caught)
+    assert dataset.tempo_summary() == {"min": 120.0, "median": 120.0, "max": 120.0}
+
+
+def test_corpus_pieces_are_annotated_from_their_midi(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "midi").mkdir()
+    write_clips(tmp_path / "train", count=1, seconds=1.0)
+    _midi(tmp_path / "midi" / "clip0.mid", [(0, 90)], [(0, 4, 4)], 480 * 8)
+    pieces = [{"wav": "train/clip0.wav", "midi": "midi/clip0.mid"}, {"wav": "train/gone.wav", "midi": "x.mid"}]
+    assert annotate_pieces(tmp_path, pieces) == 1  # a piece without audio is passed over
+    beats, _ = read_sidecar(tmp_path / "train" / "clip0.wav")
+    np.testing.assert_allclose(np.diff(beats), 60 / 90, atol=1e-6)  # stored to the microsecond
+    assert annotate_pieces(tmp_path, pieces) == 0  # kept unless overwrite
+
+
+def _beat_data(folder: Path, bpm: float = 120.0) -> Path:
+    write_clips(folder, count=2, seconds=3.0)
+    for wav in folder.glob("*.wav"):
+        beats = np.arange(0, 3.5, 60 / bpm)
+        write_sidecar(wav, beats, beats[::4])
+    return folder
+
+
+def test_cli_trains_a_beat_conditioned_unet_and_refuses_data_without_grids(tmp_path, capsys):
+    from training.checkpoint import load_checkpoint
+    from training.cli import main
+
+    data = _beat_data(tmp_path / "data")
+    args = ["unet", "--data", str(data), "--preset", "tiny", "--steps", "3", "--batch-size", "2",
+            "--crop-frames", "16", "--beat-conditioning", "--no-progress", "--threads", "1"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    ckpt = load_checkpoint(tmp_path / "run" / "unet" / "last.pt", "unet")
+    assert ckpt["model_config"]["beat_features"] == BEAT_FEATURES
+    assert ckpt["train_config"]["beat_conditioning"] is True
+    assert ckpt["data"]["beat_tempo"] == {"min": 120.0, "median": 120.0, "max": 120.0}
+    assert float(ckpt["model"]["beat.weight"].abs().sum()) > 0  # the projection learned from zero
+
+    plain = write_clips(tmp_path / "plain", count=2, seconds=3.0)
+    code = main([*args[:2], str(plain), *args[3:], "--out", str(tmp_path / "run2")])
+    assert code == 2 and "beat sidecar" in capsys.readouterr().err
+    code = main([*args, "--out", str(tmp_path / "run"), "--resume", "--beat-dropout", "0.5", "--steps", "4"])
+    assert code == 2 and "beat-dropout" in capsys.readouterr().err
+
+
+def test_warm_start_from_an_unconditioned_model_begins_as_that_model(tmp_path):
+    from training.models import UNet, unet_preset
+    from training.warm_start import load_initial_weights
+
+    torch.manual_seed(0)
+    plain = UNet(unet_preset("tiny"))
+    torch.save({"kind": "unet", "model": plain.state_dict()}, tmp_path / "plain.pt")
+    conditioned = UNet(dataclasses.replace(unet_preset("tiny"), beat_features=BEAT_FEATURES))
+    report = load_initial_weights(conditioned, tmp_path / "plain.pt", "unet")
+    assert "beat.weight" in report
+    x, t = torch.randn(1, 2, 128, 16), torch.tensor([300.0])
+    grid = torch.from_numpy(tempo_grid(16, 86.1, 120.0))[None]
+    with torch.no_grad():
+        torch.testing.assert_close(conditioned.eval()(x, t, grid), plain.eval()(x, t))
+
+
+@pytest.fixture(scope="module")
+def beat_bundle(tmp_path_factory) -> Path:
+    """A tiny beat-conditioned bundle (random weights, a non-zero beat projection), ONNX + torch programs."""
+    from conftest import make_tiny_checkpoint
+    from export.bundle_writer import ExportOptions, write_bundle
+    from training.models import UNet, unet_preset
+
+    ckpt = make_tiny_checkpoint("unet")
+    cfg = dataclasses.replace(unet_preset("tiny"), beat_features=BEAT_FEATURES)
+    torch.manual_seed(0)
+    model = UNet(cfg)
+    torch.nn.init.normal_(model.beat.weight, std=0.5)
+    ckpt.update(model_config=cfg.to_dict(), model=model.state_dict(), ema=None)
+    ckpt["data"]["beat_tempo"] = {"min": 80.0, "median": 96.0, "max": 120.0}
+    out = tmp_path_factory.mktemp("beat") / "beat-bundle"
+    return write_bundle(ckpt, make_tiny_checkpoint("vocoder", 1), out,
+                        ExportOptions(name="beat-test", torch_programs=True))
+
+
+def test_export_records_the_grid_and_the_parity_covers_it(beat_bundle):
+    manifest = json.loads((beat_bundle / "manifest.json").read_text())
+    assert manifest["beat"] == {"features": BEAT_FEATURES, "default_bpm": 96.0, "trained_bpm": [80.0, 120.0]}
+    assert manifest["parity"]["unet"]["max_abs_error"] < 1e-3
+    assert manifest["parity"]["torch"]["unet"]["max_rel_error"] < 1e-4
+    import onnx
+    names = [i.name for i in onnx.load(str(beat_bundle / "unet.onnx")).graph.input]
+    assert names == ["x", "t", "beat"]
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_generate_follows_the_tempo_it_is_given(beat_bundle, backend):
+    from engine.api import Engine, render
+    from engine.regions import Tempo
+
+    engine = Engine.load(beat_bundle, backend=backend)
+    assert engine.denoiser.beat_features == BEAT_FEATURES
+    common = dict(seconds=1.0, seed=0, steps=3, gl_iters=2)
+    default = render(engine, "generate", **common)
+    again = render(engine, "generate", **common, tempo=Tempo(96.0))
+    other = render(engine, "generate", **common, tempo=Tempo(140.0, 3, 4))
+    assert default.info["bpm"] == 96.0 and other.info["bpm"] == 140.0
+    np.testing.assert_array_equal(default.audio, again.audio)  # the default is the manifest's tempo in 4/4
+    assert np.abs(default.audio - other.audio).max() > 1e-3  # the grid reaches the output
+
+
+def test_a_bundle_without_conditioning_ignores_the_tempo(tiny_bundle):
+    from engine.api import Engine, render
+    from engine.regions import Tempo
+
+    engine = Engine.load(tiny_bundle)
+    assert engine.bundle.beat is None and engine.denoiser.beat_features == 0
+    common = dict(seconds=0.5, seed=0, steps=2, gl_iters=1)
+    plain, timed = render(engine, "generate", **common), render(engine, "generate", **common, tempo=Tempo(120.0))
+    np.testing.assert_array_equal(plain.audio, timed.audio)
+    assert timed.info["bpm"] is None
+
+
+def test_manifest_beat_section_is_checked(beat_bundle, tmp_path):
+    import shutil
+
+    from engine.bundle import BundleError, load_bundle
+
+    for bad, message in (({"features": 5, "default_bpm": 96.0}, "features"),
+                         ({"features": 6, "default_bpm": 0}, "default_bpm"),
+                         ({"features": 6, "tempo": 1}, "unknown"), (None, "no 'beat' field")):
+        copy = Path(shutil.copytree(beat_bundle, tmp_path / f"b{len(list(tmp_path.iterdir()))}"))
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["beat"] = bad
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(BundleError, match=message):
+            load_bundle(copy)
+    assert BeatSettings.from_dict({"features": 6}).default_bpm == 100.0
