@@ -142,23 +142,28 @@ class Engine:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         return seed, torch.Generator().manual_seed(seed)
 
-    def denoiser_with_beat(self, frames: int, tempo: "Tempo | None", offset_s: float = 0.0,
-                           default: bool = True):
-        """(denoise(x, t), BPM it follows or None): for a beat-conditioned bundle, the denoiser following the beat
-        grid of `tempo` over `frames` model frames that start `offset_s` into the file (tempo None: the bundle's
-        default tempo in 4/4 from the start when `default`, else no grid); otherwise the plain denoiser."""
+    def denoiser_with_beat(self, tempo: "Tempo | None", offset_s: float = 0.0, default: bool = True):
+        """(denoise(x, t), BPM it follows or None). For a beat-conditioned bundle: the denoiser following the beat
+        grid of `tempo` (bar 1 at tempo.origin_s of the file) for frames that start `offset_s` into the file;
+        tempo None: the bundle's default tempo in 4/4 from the start when `default` (generation), else no grid
+        (an edit of audio whose tempo is not known). Any other bundle: its plain denoiser."""
         beat = self.bundle.beat
         if beat is None or (tempo is None and not default):
             return self.denoiser, None
         spec = self.bundle.spectrogram
         rate = spec.sample_rate / spec.hop_length
-        if tempo is None:
-            features, bpm = tempo_grid(frames, rate, beat.default_bpm, offset_s=offset_s), beat.default_bpm
-        else:
-            features, bpm = tempo_grid(frames, rate, tempo.bpm, tempo.numerator, tempo.denominator,
-                                       tempo.origin_s, offset_s), tempo.bpm
-        grid = torch.from_numpy(features)[None].to(self.tensor_device)
-        return (lambda x, t: self.denoiser(x, t, beat=grid)), float(bpm)
+        timing = (beat.default_bpm, 4, 4, 0.0) if tempo is None else (
+            tempo.bpm, tempo.numerator, tempo.denominator, tempo.origin_s)
+        grids: dict[int, torch.Tensor] = {}  # per canvas length (a circular sampler pads it)
+
+        def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            frames = x.shape[-1]
+            if frames not in grids:
+                grids[frames] = torch.from_numpy(tempo_grid(frames, rate, *timing, offset_s=offset_s))[None].to(
+                    self.tensor_device)
+            return self.denoiser(x, t, beat=grids[frames])
+
+        return denoise, float(timing[0])
 
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
         """Audio [C, samples] at the model rate -> U-Net model space [C, n_mels, frames]."""

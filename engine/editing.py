@@ -31,6 +31,7 @@ from engine.render import MAX_FRAMES, Progress, RenderError, vocode
 
 if TYPE_CHECKING:
     from engine.api import Engine
+    from engine.regions import Tempo
 
 FADE_SECONDS = 0.010  # crossfade inside each region edge: long enough to hide any step, short enough to keep timing
 CONTEXT_SECONDS = 12.0  # original audio each side of a region the model sees (the paper's clips are ~11 s)
@@ -103,12 +104,15 @@ class SpanRender:
 def render_spans(engine: "Engine", audio: torch.Tensor, spans: Sequence[tuple[int, int]], config: MaskedConfig,
                  generator: torch.Generator, gl_iters: int, on_call: Callable[[float], None] | None = None,
                  on_phase: Callable[[int], None] | None = None, phase_init: str = "context",
-                 report: SpanRender | None = None) -> torch.Tensor:
+                 report: SpanRender | None = None, tempo: "Tempo | None" = None, offset_s: float = 0.0
+                 ) -> torch.Tensor:
     """New audio [C, n] for model-rate `audio` [C, n] where the sample spans [(s, e), ...] are regenerated; samples
     outside the spans are returned unchanged. phase_init "context": original phase in known frames, propagated into
     the spans; "original": the original's phase everywhere (audio-to-audio, where the content is related); both
     hold the original samples fixed (anchored Griffin-Lim). "free": the paper's decoding as a baseline - vocoder
-    magnitude everywhere, random initial phase, nothing held - for measuring what anchoring buys."""
+    magnitude everywhere, random initial phase, nothing held - for measuring what anchoring buys.
+    `tempo`: the file's tempo, which a beat-conditioned bundle follows (None: no beat grid); `offset_s`: where
+    `audio` starts in the file, in seconds."""
     bundle = engine.bundle
     cfg = bundle.spectrogram
     length = audio.shape[-1]
@@ -131,9 +135,11 @@ def render_spans(engine: "Engine", audio: torch.Tensor, spans: Sequence[tuple[in
     start = time.perf_counter()
     counter = {"calls": 0}
 
+    beat_denoise, _ = engine.denoiser_with_beat(tempo, offset_s, default=False)
+
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         counter["calls"] += 1
-        return engine.denoiser(x, t)
+        return beat_denoise(x, t)
 
     # sampled where the engine keeps its tensors (the GPU for the torch backend: no copies per step)
     x0_model = x0[None].to(engine.tensor_device)
@@ -208,8 +214,10 @@ def context_windows(regions: Sequence[SampleRegion], total: int, rate: int, cont
 def edit_regions(engine: "Engine", source: NativeAudio, regions: Sequence[SampleRegion], config: MaskedConfig,
                  generator: torch.Generator, gl_iters: int, callback: Callable[[float], None] | None,
                  fade_s: float = FADE_SECONDS, context_s: float = CONTEXT_SECONDS, phase_init: str = "context",
-                 output_format: str | None = None, output_subtype: str | None = None) -> tuple[np.ndarray, dict]:
-    """Native samples of `source` with every region regenerated, plus info (calls, timings, boundary measure)."""
+                 output_format: str | None = None, output_subtype: str | None = None,
+                 tempo: "Tempo | None" = None) -> tuple[np.ndarray, dict]:
+    """Native samples of `source` with every region regenerated, plus info (calls, timings, boundary measure).
+    `tempo`: the source's, for a beat-conditioned bundle to follow (render_spans)."""
     fmt, subtype = output_layout(source, output_format, output_subtype)
     rate = source.sample_rate
     windows = context_windows(regions, source.frames, rate, context_s, engine.max_seconds)
@@ -230,7 +238,7 @@ def edit_regions(engine: "Engine", source: NativeAudio, regions: Sequence[Sample
             engine, audio_m, spans, config, generator, gl_iters,
             on_call=lambda f, w=w: tracker.update("sampling", 2.0 * calls_each * (w + f)),
             on_phase=lambda i, w=w: tracker.update("phase", float(gl_iters * w + i + 1)),
-            phase_init=phase_init, report=report)
+            phase_init=phase_init, report=report, tempo=tempo, offset_s=a / rate)
         new = from_model(new_m, engine, rate, source.channels, b - a)
         for r in regs:
             seg = slice(r.start - a, r.end - a)

@@ -214,3 +214,24 @@ def test_manifest_beat_section_is_checked(beat_bundle, tmp_path):
         with pytest.raises(BundleError, match=message):
             load_bundle(copy)
     assert BeatSettings.from_dict({"features": 6}).default_bpm == 100.0
+
+
+def test_edits_follow_the_files_tempo_only_when_given(beat_bundle, tmp_path):
+    """Inpaint and loop: no tempo, no grid (the audio's tempo is unknown); a tempo is followed, from where the
+    edited window sits in the file."""
+    import soundfile as sf
+
+    from engine.api import Engine, render
+    from engine.regions import BarsLength, Tempo
+
+    engine = Engine.load(beat_bundle)
+    path = tmp_path / "in.wav"
+    sf.write(path, np.random.default_rng(0).normal(0, 0.05, (44_100 * 2, 2)).astype(np.float32), 44_100)
+    common = dict(source=path, regions=[(0.8, 1.2)], seed=0, steps=3, gl_iters=2)
+    plain = render(engine, "inpaint", **common)
+    timed = render(engine, "inpaint", **common, tempo=Tempo(120.0))
+    assert np.abs(plain.samples.astype(np.float64) - timed.samples).max() > 0
+    loop = render(engine, "loop", length=BarsLength(1), tempo=Tempo(120.0), seed=0, steps=3, gl_iters=2)
+    assert loop.info["bpm"] == 120.0 and loop.audio.shape[-1] == 88_200
+    free = render(engine, "loop", length=2.0, seed=0, steps=3, gl_iters=2)
+    assert free.info["bpm"] is None

@@ -69,11 +69,11 @@ def audio2audio(engine: "Engine", source: str | Path | NativeAudio, strength: fl
         chunk = min(chunk_seconds or CHUNK_SECONDS, engine.max_seconds - CHUNK_CONTEXT_SECONDS - 1.0)
         if chunk <= 0.5:
             raise RegionError(f"chunk_seconds must be more than 0.5 s, got {chunk_seconds}")
-        samples, info = _chunked(engine, src, config, generator, iters, callback, chunk, subtype)
+        samples, info = _chunked(engine, src, config, generator, iters, callback, chunk, subtype, tempo)
     else:
         samples, info = edit_regions(engine, src, resolved, config, generator, iters, callback,
                                      fade_s=fade_ms / 1000, context_s=CONTEXT_SECONDS, phase_init="original",
-                                     output_format=fmt, output_subtype=subtype)
+                                     output_format=fmt, output_subtype=subtype, tempo=tempo)
     info.update({"strength": strength, **masked_settings(config, iters), "seconds": src.seconds,
                  "whole_file": not regions, "input": str(src.path) if src.path else None, "format": fmt,
                  "input_sample_rate": src.sample_rate})
@@ -82,7 +82,8 @@ def audio2audio(engine: "Engine", source: str | Path | NativeAudio, strength: fl
 
 
 def _chunked(engine: "Engine", src: NativeAudio, config, generator, iters: int,
-             callback: Callable[[float], None] | None, chunk_s: float, subtype: str) -> tuple[np.ndarray, dict]:
+             callback: Callable[[float], None] | None, chunk_s: float, subtype: str,
+             tempo: "Tempo | None" = None) -> tuple[np.ndarray, dict]:
     """Whole-file audio-to-audio in chunks at the model rate; returns native samples and info."""
     model_rate = engine.sample_rate
     original = to_model(src.to_float(), src.sample_rate, engine)
@@ -102,7 +103,7 @@ def _chunked(engine: "Engine", src: NativeAudio, config, generator, iters: int,
         new = render_spans(engine, window, [(s - a, e - a)], config, generator, iters,
                            on_call=lambda f, k=k: tracker.update("sampling", 2.0 * calls * (k + f)),
                            on_phase=lambda i, k=k: tracker.update("phase", float(iters * k + i + 1)),
-                           phase_init="original", report=report)
+                           phase_init="original", report=report, tempo=tempo, offset_s=a / model_rate)
         out[:, s:e] = new[:, s - a:]
     tracker.update("phase", float(iters * len(starts)))
     audio = from_model(out, engine, src.sample_rate, src.channels, src.frames)

@@ -67,7 +67,7 @@ def generate_batch(engine: "Engine", seconds: float, seeds: Sequence[int | None]
     spacing, order = solver_settings(settings["sampler"], from_noise=True)
     scheduler = make_scheduler(settings["sampler"], **bundle.diffusion.to_dict(), order=order,
                                steps=settings["steps"])
-    denoise, bpm = engine.denoiser_with_beat(length.model_frames, tempo)
+    denoise, bpm = engine.denoiser_with_beat(tempo)
     x = sample(denoise, noise * scheduler.init_noise_sigma, scheduler, settings["steps"], spacing=spacing,
                callback=lambda s: tracker.update("sampling", _STEP_WEIGHT * (s["i"] + 1)), disable=not progress,
                generator=drawn[0][1])

@@ -51,7 +51,7 @@ def inpaint(engine: "Engine", source: str | Path | NativeAudio, regions: Sequenc
     start = time.perf_counter()
     samples, info = edit_regions(engine, src, resolved, config, generator, iters, callback, fade_s=fade_ms / 1000,
                                  context_s=context_seconds, phase_init=PHASES[phase], output_format=fmt,
-                                 output_subtype=subtype)
+                                 output_subtype=subtype, tempo=tempo)
     info.update({"method": method, "phase": phase, **masked_settings(config, iters), "seconds": src.seconds,
                  "input": str(src.path) if src.path else None, "input_sample_rate": src.sample_rate})
     return finish_edit(engine, "inpaint", seed, start, samples, src.sample_rate, fmt, subtype, info, output,

@@ -84,7 +84,9 @@ def loop(engine: "Engine", length: Length, *, tempo: Tempo | None = None, seed: 
     else:
         x0 = torch.zeros(engine.channels, cfg.n_mels, frames)
     x0 = x0.to(engine.tensor_device)  # sampled where the engine keeps its tensors (no copies per step on a GPU)
-    x = masked_sample(engine.denoiser, x0[None], torch.zeros(1), bundle.diffusion, config, generator,
+    # a tempo (the loop's bars) is what a beat-conditioned bundle follows; without one the loop runs free
+    denoise, bpm = engine.denoiser_with_beat(tempo, default=False)
+    x = masked_sample(denoise, x0[None], torch.zeros(1), bundle.diffusion, config, generator,
                       lambda f: tracker.update("sampling", 2.0 * count_unet_calls(config) * f), init=x0[None],
                       frame_multiple=bundle.frame_multiple)
     sampling_s = time.perf_counter() - start
@@ -119,7 +121,7 @@ def loop(engine: "Engine", length: Length, *, tempo: Tempo | None = None, seed: 
         "gl_iters": iters, "unet_calls": count_unet_calls(config), "sampling_s": sampling_s, "phase_s": phase_s,
         "peak": float(np.abs(final).max(initial=0.0)),
         "source": str(src.path) if src is not None and src.path else None,
-        "strength": strength if src is not None else None, "boundary": boundary})
+        "strength": strength if src is not None else None, "boundary": boundary, "bpm": bpm})
     return RenderResult(audio=np.ascontiguousarray(final, dtype=np.float32), sample_rate=rate, info=info)
 
 
