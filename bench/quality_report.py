@@ -178,6 +178,17 @@ def region_section(bundles: dict[str, Path], heldout: Path, clips: int) -> dict[
     return tables
 
 
+def tempo_section(engine: Engine, heldout: Path, seconds: float, clips: int) -> dict[str, str]:
+    """bench.tempo_follow's tables for a beat-conditioned bundle ({} for any other)."""
+    if engine.bundle.beat is None:
+        return {}
+    from bench import tempo_follow
+
+    generated = tempo_follow.generated_rows(engine, [80.0, 100.0, 120.0], [0, 1], seconds)
+    real = tempo_follow.real_rows(heldout, engine.bundle.spectrogram, seconds, clips)
+    return {"generated": tempo_follow.table(generated, "generated"), "real": tempo_follow.table(real, "held-out")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, required=True)
@@ -200,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = {"musicality": musicality_section(engines, heldout, args.seeds, args.seconds, out_dir, args.keep_wavs),
                 "vocoder": vocoder_section(engines, heldout, args.gl_iters, out_dir / "vocoder.png"),
                 "training": training_section(args.run),
-                "regions": region_section(bundles, args.heldout, args.region_clips) if args.region_clips else {}}
+                "regions": region_section(bundles, args.heldout, args.region_clips) if args.region_clips else {},
+                "tempo": tempo_section(engines["new"], args.heldout, args.seconds, args.clips)}
     from bench.report_markdown import render_markdown
 
     text = render_markdown(engines, args, len(heldout), sections)

@@ -90,8 +90,14 @@ def render_markdown(engines: dict, args, n_heldout: int, s: dict) -> str:
               "measure outside the held-out half-vs-half spread.", "", musical["table"], "",
               "Render time per 10 s clip on this machine (same run): "
               + ", ".join(f"{name} {sec:.1f} s" for name, sec in speed.items()) + ".", "",
-              "![held-out vs generated](generated.png)", "",
-              "## Vocoder on held-out audio", "",
+              "![held-out vs generated](generated.png)", ""]
+    if s.get("tempo"):
+        lines += ["## Tempo following (`python -m bench.tempo_follow`)", "",
+                  "This bundle follows a beat grid (manifest `beat`; generated clips above use its default tempo, "
+                  f"{new.bundle.beat.default_bpm:g} BPM). Here it is asked for other tempos; the held-out pieces are "
+                  "measured on their own grids (their MIDI's beats).", "", s["tempo"]["generated"], "",
+                  s["tempo"]["real"], ""]
+    lines += ["## Vocoder on held-out audio", "",
               f"Griffin-Lim for all: fast variant, {args.gl_iters} iterations. SC and L1: lower is better. Band "
               "columns: the predicted magnitude's energy in each octave against the true magnitude's (dB; 0 = "
               "right level).", ""]

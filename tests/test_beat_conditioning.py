@@ -235,3 +235,39 @@ def test_edits_follow_the_files_tempo_only_when_given(beat_bundle, tmp_path):
     assert loop.info["bpm"] == 120.0 and loop.audio.shape[-1] == 88_200
     free = render(engine, "loop", length=2.0, seed=0, steps=3, gl_iters=2)
     assert free.info["bpm"] is None
+
+
+def test_a_window_cut_off_the_beat_gets_its_grid_from_the_notes(tmp_path):
+    """A music21 window starts wherever the cut fell: tick 0 is no beat. Notes every beat from tick 240 (120 BPM,
+    tpb 480: 0.25 s in), loud every fourth from the third: beats from 0.25 s, bars from 1.25 s."""
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(120))])
+    now = 0
+    for k in range(16):
+        tick = 240 + 480 * k
+        track.append(mido.Message("note_on", note=60, velocity=110 if k % 4 == 2 else 50, time=tick - now))
+        track.append(mido.Message("note_off", note=60, time=100))
+        now = tick + 100
+    midi = mido.MidiFile(ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(tmp_path / "w1.mid")
+    exact, _ = beats_from_midi(tmp_path / "w1.mid")
+    beats, downbeats = beats_from_midi(tmp_path / "w1.mid", align_to_notes=True)
+    assert exact[0] == 0.0
+    np.testing.assert_allclose(beats[:3], [0.25, 0.75, 1.25], atol=1e-9)
+    np.testing.assert_allclose(downbeats[:2], [1.25, 3.25], atol=1e-9)
+
+
+def test_tempo_follow_measures_a_click_track():
+    from bench.tempo_follow import clip_row
+
+    cfg = SpectrogramConfig()
+    rate, seconds, bpm = cfg.sample_rate, 8.0, 120.0
+    audio = np.zeros((2, int(rate * seconds)), dtype=np.float32)
+    clicks = np.arange(0.0, seconds, 60 / bpm / 2)  # eighth notes
+    burst = np.random.default_rng(0).normal(0, 0.3, 400) * np.exp(-np.arange(400) / 80)
+    for c in clicks:
+        audio[:, int(c * rate):int(c * rate) + 400] += burst.astype(np.float32)
+    on_grid = clip_row(audio, cfg, np.arange(0.0, seconds, 60 / bpm), bpm)
+    assert abs(on_grid["tempo"] - bpm) < 3 and on_grid["ratio"] > 3 and on_grid["clarity"] > 0.5
+    shifted = clip_row(audio, cfg, np.arange(0.0, seconds, 60 / bpm) + 60 / bpm / 4, bpm)
+    assert shifted["ratio"] < 0.5  # the same clicks a sixteenth off the grid asked for

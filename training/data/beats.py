@@ -55,8 +55,36 @@ def _to_seconds(ticks: np.ndarray, tempos: list[tuple[int, int]], ticks_per_beat
     return offsets[segment] + (ticks - starts[segment]) * rates[segment]
 
 
-def beats_from_midi(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(beat times, downbeat times) in seconds of the MIDI file at `path`, up to and including its last tick."""
+def _note_ticks(midi: mido.MidiFile) -> tuple[np.ndarray, np.ndarray]:
+    """(tick, velocity) of every note-on of all tracks."""
+    ticks, velocities = [], []
+    for track in midi.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "note_on" and msg.velocity > 0:
+                ticks.append(tick)
+                velocities.append(msg.velocity)
+    return np.asarray(ticks, dtype=np.float64), np.asarray(velocities, dtype=np.float64)
+
+
+def _onset_phase(ticks: np.ndarray, weights: np.ndarray, period: float, candidates: np.ndarray) -> float:
+    """The candidate offset (ticks) on whose grid of `period` the most note weight lands (each note counted by its
+    closeness, falling to 0 at 1/24 period off the grid)."""
+    if ticks.size == 0:
+        return float(candidates[0])
+    distance = np.abs((ticks[None, :] - candidates[:, None] + period / 2) % period - period / 2)
+    closeness = np.clip(1 - distance / (period / 24), 0, None)
+    return float(candidates[int(np.argmax((closeness * weights[None, :]).sum(1)))])
+
+
+def beats_from_midi(path: str | Path, align_to_notes: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(beat times, downbeat times) in seconds of the MIDI file at `path`, up to and including its last tick.
+
+    `align_to_notes`: the file is a window cut from a longer work at a time that need not be a bar line (a music21
+    window), so tick 0 is not a beat: up to its first time-signature change the beat phase is the one the notes'
+    onsets agree on (the grid offset with the most onsets on it) and the bar phase the beat of the bar whose
+    onsets weigh most (velocity), as a score's strong beat does."""
     try:
         midi = mido.MidiFile(str(path))
     except (OSError, ValueError, EOFError) as exc:
@@ -64,12 +92,20 @@ def beats_from_midi(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     tempos, signatures, end = _tick_seconds(midi)
     tpb = midi.ticks_per_beat
     beat_ticks, bar_ticks = [], []
+    notes = _note_ticks(midi) if align_to_notes else None
     for i, (start, num, den) in enumerate(signatures):
         stop = signatures[i + 1][0] if i + 1 < len(signatures) else end + 1
-        quarters, _ = counting_unit(num, den)
+        quarters, per_bar = counting_unit(num, den)
         unit, bar = tpb * quarters, tpb * 4 / den * num
-        beat_ticks.extend(np.arange(start, stop, unit))
-        bar_ticks.extend(np.arange(start, stop, bar))
+        beat_start = bar_start = start
+        if notes is not None and i == 0:
+            inside = notes[0] < stop
+            ticks, weights = notes[0][inside], notes[1][inside]
+            beat_start = _onset_phase(ticks, np.ones_like(ticks), unit, np.arange(0, unit, unit / 48))
+            bar_start = _onset_phase(ticks, weights, bar, beat_start + unit * np.arange(int(round(per_bar))))
+            bar_start %= bar
+        beat_ticks.extend(np.arange(beat_start, stop, unit))
+        bar_ticks.extend(np.arange(bar_start, stop, bar))
     beats = _to_seconds(np.array(beat_ticks, dtype=np.float64), tempos, tpb)
     downbeats = _to_seconds(np.array(bar_ticks, dtype=np.float64), tempos, tpb)
     return beats, downbeats
@@ -112,7 +148,8 @@ def annotate_pieces(root: Path, pieces: list[dict], overwrite: bool = False) -> 
         wav = root / piece["wav"]
         if not wav.is_file() or (sidecar_path(wav).exists() and not overwrite):
             continue
-        write_sidecar(wav, *beats_from_midi(root / piece["midi"]), overwrite=overwrite)
+        window = (piece.get("info") or {}).get("start_seconds", 0) > 0  # cut from a longer work (music21_source)
+        write_sidecar(wav, *beats_from_midi(root / piece["midi"], align_to_notes=window), overwrite=overwrite)
         written += 1
     return written
 
