@@ -178,13 +178,14 @@ def region_section(bundles: dict[str, Path], heldout: Path, clips: int) -> dict[
     return tables
 
 
-def tempo_section(engine: Engine, heldout: Path, seconds: float, clips: int) -> dict[str, str]:
+def tempo_section(engine: Engine, heldout: Path, seconds: float, clips: int, tempos=(80.0, 100.0, 120.0),
+                  seeds=(0, 1)) -> dict[str, str]:
     """bench.tempo_follow's tables for a beat-conditioned bundle ({} for any other)."""
     if engine.bundle.beat is None:
         return {}
     from bench import tempo_follow
 
-    generated = tempo_follow.generated_rows(engine, [80.0, 100.0, 120.0], [0, 1], seconds)
+    generated = tempo_follow.generated_rows(engine, list(tempos), list(seeds), seconds)
     real = tempo_follow.real_rows(heldout, engine.bundle.spectrogram, seconds, clips)
     return {"generated": tempo_follow.table(generated, "generated"), "real": tempo_follow.table(real, "held-out")}
 

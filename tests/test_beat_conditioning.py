@@ -271,3 +271,14 @@ def test_tempo_follow_measures_a_click_track():
     assert abs(on_grid["tempo"] - bpm) < 3 and on_grid["ratio"] > 3 and on_grid["clarity"] > 0.5
     shifted = clip_row(audio, cfg, np.arange(0.0, seconds, 60 / bpm) + 60 / bpm / 4, bpm)
     assert shifted["ratio"] < 0.5  # the same clicks a sixteenth off the grid asked for
+
+
+def test_quality_report_tempo_section(beat_bundle, tiny_bundle, tmp_path):
+    from bench.quality_report import tempo_section
+    from engine.api import Engine
+
+    heldout = _beat_data(tmp_path / "heldout", bpm=90.0)
+    section = tempo_section(Engine.load(beat_bundle), heldout, seconds=1.0, clips=2, tempos=(80.0,), seeds=(0,))
+    assert "| generated | requested BPM |" in section["generated"] and "| seed 0 | 80.0 |" in section["generated"]
+    assert section["real"].count("| clip") == 2 and "| 90.0 |" in section["real"]
+    assert tempo_section(Engine.load(tiny_bundle), heldout, 2.0, 2) == {}  # a bundle that follows no tempo
