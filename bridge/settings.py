@@ -4,7 +4,8 @@ Keys (value types as OSC sends them):
     steps <int 1..1000>          sampler steps (default: the bundle's)
     sampler <ddim|dpmpp>         sampler (default: the bundle's)
     gl_iters <int 0..1000>       Griffin-Lim iterations (default: the bundle's)
-    bpm <float 20..400>          tempo for bar/beat lengths (loop bars)
+    bpm <float 20..400>          tempo for bar/beat lengths (loop bars), and, once set, the beat a tempo-following
+                                 bundle plays to (generate, loop, inpaint, audio2audio; docs/architecture.md)
     time_signature <n> <d>       e.g. 3 4 (n 1..32, d one of 1 2 4 8 16 32)
     format <wav|flac>            output container (default: WAV for new clips, the input's own for edits)
     bit_depth <16|24|32>         16/24-bit integer or 32-bit float (FLAC: 16 or 24); default 24-bit for new
@@ -36,6 +37,7 @@ class RenderSettings:
     sampler: str | None = None
     gl_iters: int | None = None
     bpm: float = 120.0
+    bpm_set: bool = False  # the client chose a tempo (else 120 is only the bar length's default: no beat grid)
     beats_per_bar: int = 4
     beat_unit: int = 4
     format: str | None = None
@@ -46,6 +48,11 @@ class RenderSettings:
         """The tempo for bar/beat lengths: beats_per_bar beats of 1/beat_unit notes, the BPM counting quarter notes
         (engine.regions.Tempo: the one bars -> seconds conversion)."""
         return Tempo(self.bpm, self.beats_per_bar, self.beat_unit)
+
+    def chosen_tempo(self) -> Tempo | None:
+        """The tempo when the client set one with /msanii/set bpm, else None (a task then uses no beat grid, or for
+        generation its bundle's own tempo: the audio's tempo is not known)."""
+        return self.tempo() if self.bpm_set else None
 
     def seconds_per_bar(self) -> float:
         return self.tempo().bar_seconds
@@ -71,7 +78,7 @@ def apply_setting(settings: RenderSettings, key: str, values: Sequence[Any]) -> 
     if key in ("bpm", "tempo"):
         need(1, "<float>")
         v = p.number(values[0], "bpm", 20.0, 400.0)
-        return dataclasses.replace(settings, bpm=v), [v]
+        return dataclasses.replace(settings, bpm=v, bpm_set=True), [v]
     if key == "time_signature":
         need(2, "<beats> <unit>")
         n = p.integer(values[0], "beats per bar", 1, 32)

@@ -202,6 +202,6 @@ def settings_params(info: Any, settings: RenderSettings, limits: Limits) -> dict
     given = {"steps": settings.steps, "sampler": settings.sampler, "gl_iters": settings.gl_iters,
              "format": settings.format, "bit_depth": settings.bit_depth, "limits": limits}
     params = {name: value for name, value in given.items() if name in names}
-    if "tempo" in names:
-        params["tempo"] = settings.tempo()
+    if "tempo" in names:  # bar lengths were converted while parsing; what is left is the beat to follow
+        params["tempo"] = settings.chosen_tempo()
     return params

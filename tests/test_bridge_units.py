@@ -128,3 +128,18 @@ def test_reply_routing():
     with pytest.raises(p.RequestError, match="server's own port"):
         router.register(("127.0.0.1", 50000), "127.0.0.2", 9000)
     assert ReplyRouter(lambda: ("127.0.0.1", 9000), None).address_for(("127.0.0.1", 5)) == ("127.0.0.1", 5)
+
+
+def test_a_task_follows_the_tempo_only_once_the_client_set_one():
+    """The server's 120 BPM is only the bar length's default: generate and edits get no tempo (no beat grid, or
+    the bundle's own tempo) until /msanii/set bpm, then the one chosen, with the time signature."""
+    from bridge.tasks import settings_params
+    from engine.tasks import get_task
+    from engine.limits import UNBOUNDED
+
+    info = get_task("generate")
+    assert settings_params(info, RenderSettings(), UNBOUNDED)["tempo"] is None
+    s, _ = apply_setting(RenderSettings(), "bpm", [96.0])
+    s, _ = apply_setting(s, "time_signature", [3, 4])
+    tempo = settings_params(info, s, UNBOUNDED)["tempo"]
+    assert (tempo.bpm, tempo.numerator, tempo.denominator) == (96.0, 3, 4)
