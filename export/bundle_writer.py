@@ -20,6 +20,7 @@ import torch
 
 from engine.bundle import (FORMAT, MANIFEST, PROGRAM_FILES, UNET_FILE, VERSION, VOCODER_FILE, RenderDefaults,
                            file_entry, load_bundle)
+from engine.beat_grid import BeatSettings
 from engine.dsp.config import SpectrogramConfig
 from engine.dsp.scaler import ScalerStats
 from engine.prior import DataPrior
@@ -41,7 +42,6 @@ COMPACT_PARITY_TOL = {"unet_abs": 5e-2, "vocoder_rel": 2e-2}
 # log-SNR-spaced steps: the report's statistics, loudness and phase SC equal DDIM 200's from the same noise,
 # bench/sweep_steps.py); fast Griffin-Lim from the peak-locked phase reaches the paper's GL-200 spectral
 # convergence on real music in 80 iterations.
-DEFAULT_BPM = 100.0  # a beat-conditioned U-Net's default tempo when neither the user nor its data gives one
 DEFAULTS = RenderDefaults(sampler=DEFAULT_SAMPLER, steps=15, gl_iters=80, gl_init="peaks")
 
 
@@ -144,15 +144,18 @@ def _provenance(unet_ckpt: dict, vocoder_ckpt: dict, unet_ema: bool, vocoder_ema
 
 
 def _beat_section(unet: torch.nn.Module, ckpt: dict, default_bpm: float | None) -> dict[str, Any]:
-    """The manifest's "beat" object of a beat-conditioned U-Net (engine.bundle.BeatSettings reads it)."""
+    """The manifest's "beat" object of a beat-conditioned U-Net, checked by the engine's own reader."""
     tempo = (ckpt.get("data") or {}).get("beat_tempo") or {}
-    bpm = default_bpm if default_bpm is not None else tempo.get("median", DEFAULT_BPM)
-    if not bpm > 0:
-        raise ExportError(f"default tempo must be > 0 BPM, got {bpm}")
-    section = {"features": beat_features(unet), "default_bpm": round(float(bpm), 3)}
+    section: dict[str, Any] = {"features": beat_features(unet)}
+    bpm = default_bpm if default_bpm is not None else tempo.get("median")
+    if bpm is not None:  # else BeatSettings' default
+        section["default_bpm"] = round(float(bpm), 3)
     if "min" in tempo and "max" in tempo:
         section["trained_bpm"] = [tempo["min"], tempo["max"]]
-    return section
+    try:
+        return BeatSettings.from_dict(section).to_dict()
+    except ValueError as exc:
+        raise ExportError(f"beat settings: {exc}") from None
 
 
 def _export_programs(unet: torch.nn.Module, vocoder: torch.nn.Module, folder: Path, channels: int, n_mels: int,

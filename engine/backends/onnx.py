@@ -79,20 +79,20 @@ class OnnxDenoiser:
         feeds = {"x": np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32),
                  "t": np.ascontiguousarray(t.detach().cpu().reshape(-1).numpy(), dtype=np.float32)}
         if self.beat_features:
-            feeds["beat"] = beat_feed(beat, x.shape[0], self.beat_features, x.shape[-1])
+            feeds["beat"] = np.ascontiguousarray(
+                beat_feed(beat, x.shape[0], self.beat_features, x.shape[-1]).cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
 
-def beat_feed(beat: torch.Tensor | None, batch: int, features: int, frames: int) -> np.ndarray:
-    """The beat input [batch, features, frames] float32 from a grid [1 | batch, features, frames] (None: zeros,
-    no grid)."""
+def beat_feed(beat: torch.Tensor | None, batch: int, features: int, frames: int) -> torch.Tensor:
+    """The beat input [batch, features, frames] from a grid [1 | batch, features, frames] (None: zeros, no grid),
+    on the grid's device (an expanded view: no copy)."""
     if beat is None:
-        return np.zeros((batch, features, frames), dtype=np.float32)
-    if beat.shape[1:] != (features, frames) or beat.shape[0] not in (1, batch):
+        return torch.zeros(batch, features, frames)
+    if tuple(beat.shape[1:]) != (features, frames) or beat.shape[0] not in (1, batch):
         raise ValueError(f"beat grid of shape {tuple(beat.shape)} does not fit x: expected [1 or {batch}, "
                          f"{features}, {frames}]")
-    array = beat.detach().cpu().numpy().astype(np.float32, copy=False)
-    return np.array(np.broadcast_to(array, (batch, features, frames)))  # a writable copy
+    return beat.detach().expand(batch, features, frames)
 
 
 class OnnxVocoder:

@@ -163,7 +163,7 @@ class TorchDenoiser(_TorchProgram):
     def __call__(self, x: torch.Tensor, t: torch.Tensor, beat: torch.Tensor | None = None) -> torch.Tensor:
         if not self.beat_features:
             return self.run(x, t.reshape(-1).to(x.device))
-        grid = torch.from_numpy(beat_feed(beat, x.shape[0], self.beat_features, x.shape[-1])).to(x.device)
+        grid = beat_feed(beat, x.shape[0], self.beat_features, x.shape[-1]).to(x.device)  # no copy when there
         return self.run(x, t.reshape(-1).to(x.device), grid, timed=(0, 2))
 
 
