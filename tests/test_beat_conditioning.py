@@ -237,6 +237,37 @@ def test_edits_follow_the_files_tempo_only_when_given(beat_bundle, tmp_path):
     assert free.info["bpm"] is None
 
 
+def test_outpaint_follows_the_inputs_tempo_into_both_extensions(beat_bundle, tmp_path):
+    """Each outpaint window gets the grid of the file time it covers: the right extension continues the input's
+    bars, the left one counts back from its start (negative times); no tempo, no grid."""
+    import soundfile as sf
+
+    from engine.api import Engine, render
+    from engine.regions import Tempo
+
+    engine = Engine.load(beat_bundle)
+    path = tmp_path / "in.wav"
+    sf.write(path, np.random.default_rng(1).normal(0, 0.05, (44_100 * 2, 2)).astype(np.float32), 44_100)
+    asked = []
+    with_beat = engine.denoiser_with_beat
+    engine.denoiser_with_beat = lambda tempo, offset_s=0.0, default=True: (
+        asked.append((tempo, round(offset_s, 4))) or with_beat(tempo, offset_s, default))
+    common = dict(source=path, left=1.5, right=2.5, seed=0, steps=2, gl_iters=1, context_seconds=1.0,
+                  chunk_seconds=1.0)
+    timed = render(engine, "outpaint", **common, tempo=Tempo(120.0, origin_s=0.25))
+    assert timed.info["bpm"] == 120.0
+    # left: windows of a chunk (1 s, then the 0.5 s rest and the resampler's spare) + 0.5 s of look-ahead, ending
+    # where the known audio begins; right: 1 s of the input's end as context, then the previous window's new audio
+    assert [o for _, o in asked] == [-1.5, round(-1.0 - (0.5 + 64 / 44_100) - 0.5, 4), 1.0, 2.0, 3.0]
+    assert all(t == Tempo(120.0, origin_s=0.25) for t, _ in asked)
+    asked.clear()
+    plain = render(engine, "outpaint", **common)
+    assert plain.info["bpm"] is None and all(t is None for t, _ in asked)
+    assert np.abs(plain.samples.astype(np.float64) - timed.samples).max() > 0
+    n_left = 66_150  # the input's samples stay bit-identical between the extensions, with or without a grid
+    np.testing.assert_array_equal(timed.samples[n_left:n_left + 88_200], plain.samples[n_left:n_left + 88_200])
+
+
 def test_a_window_cut_off_the_beat_gets_its_grid_from_the_notes(tmp_path):
     """A music21 window starts wherever the cut fell: tick 0 is no beat. Notes every beat from tick 240 (120 BPM,
     tpb 480: 0.25 s in), loud every fourth from the third: beats from 0.25 s, bars from 1.25 s."""

@@ -48,12 +48,17 @@ def _aligned_context(rate: int, model_rate: int, seconds: float, available: int)
 
 def extend(engine: "Engine", context: torch.Tensor, new_samples: int, side: str, config: MaskedConfig,
            generator: torch.Generator, gl_iters: int, context_samples: int, chunk_samples: int,
-           on_window: Callable[[int, str, float], None], report: SpanRender) -> torch.Tensor:
+           on_window: Callable[[int, str, float], None], report: SpanRender, tempo: Tempo | None = None,
+           context_start_s: float = 0.0) -> torch.Tensor:
     """Model-rate audio [C, new_samples] continuing `context` [C, n] to the right (side "right") or leading into
-    it from the left ("left"), window by window."""
+    it from the left ("left"), window by window. `tempo`: the input's, which a beat-conditioned bundle follows
+    into the new audio; `context_start_s`: where `context` starts in the input (the grid's file time; audio
+    before the input's start has negative times)."""
     pieces: list[torch.Tensor] = []
     done, window = 0, 0
     known = context
+    known_start_s = context_start_s  # file time of known's first sample
+    rate = engine.sample_rate
     lookahead = int(LOOKAHEAD_SECONDS * engine.sample_rate)
     while done < new_samples:
         chunk = min(chunk_samples, new_samples - done)
@@ -64,14 +69,20 @@ def extend(engine: "Engine", context: torch.Tensor, new_samples: int, side: str,
         zeros = torch.zeros(ctx.shape[0], chunk + lookahead)
         if side == "right":
             audio, spans = torch.cat([ctx, zeros], -1), [(ctx.shape[-1], ctx.shape[-1] + chunk + lookahead)]
+            window_start_s = known_start_s + (known.shape[-1] - ctx.shape[-1]) / rate
         else:
             audio, spans = torch.cat([zeros, ctx], -1), [(0, chunk + lookahead)]
+            window_start_s = known_start_s - (chunk + lookahead) / rate
         out = render_spans(engine, audio, spans, config, generator, gl_iters,
                            on_call=lambda f, w=window: on_window(w, "sampling", f),
-                           on_phase=lambda i, w=window: on_window(w, "phase", i + 1), report=report)
+                           on_phase=lambda i, w=window: on_window(w, "phase", i + 1), report=report,
+                           tempo=tempo, offset_s=window_start_s)
         new = out[:, spans[0][0]:spans[0][0] + chunk] if side == "right" else out[:, lookahead:lookahead + chunk]
         pieces.append(new)
-        known = torch.cat([known, new], -1) if side == "right" else torch.cat([new, known], -1)
+        if side == "right":
+            known = torch.cat([known, new], -1)
+        else:
+            known, known_start_s = torch.cat([new, known], -1), known_start_s - new.shape[-1] / rate
         done += chunk
         window += 1
     if side == "right":
@@ -107,6 +118,7 @@ class _Plan:
     context_seconds: float
     fade: int  # input-rate samples of the seam-step fade
     windows: dict  # side -> windows it is rendered in
+    tempo: Tempo | None  # the input's (bar 1 at tempo.origin_s of the input), followed into the new audio
 
 
 def outpaint(engine: "Engine", source: str | Path | NativeAudio, left: Length = 0.0, right: Length = 0.0, *,
@@ -118,7 +130,8 @@ def outpaint(engine: "Engine", source: str | Path | NativeAudio, left: Length = 
              overwrite: bool = False, format: str | None = None, bit_depth: int | str | None = None,
              limits: Limits | None = None) -> EditResult:
     """Extend `source` by `left` and `right` (seconds, or BarsLength with a tempo). The input's samples appear
-    unchanged between the extensions; the new audio is at the input's rate and bit depth."""
+    unchanged between the extensions; the new audio is at the input's rate and bit depth. A beat-conditioned
+    bundle follows `tempo` (bar 1 at its origin_s of the input) into both extensions; without one, no grid."""
     left_s, right_s = length_seconds(left, tempo), length_seconds(right, tempo)
     if left_s <= 0 and right_s <= 0:
         raise RegionError("nothing to outpaint: both the left and the right extension are 0")
@@ -139,7 +152,8 @@ def outpaint(engine: "Engine", source: str | Path | NativeAudio, left: Length = 
     chunk_m = int(chunk_seconds * model_rate)
     plan = _Plan(config, iters, generator, rate, model_rate, new_samples, chunk_m, context_seconds,
                  int(round(edge_fade_ms / 1000 * rate)),
-                 {side: -(-math.ceil(n * model_rate / rate) // chunk_m) if n else 0 for side, n in new_samples.items()})
+                 {side: -(-math.ceil(n * model_rate / rate) // chunk_m) if n else 0 for side, n in new_samples.items()},
+                 tempo)
 
     start = time.perf_counter()
     report = SpanRender()
@@ -153,6 +167,7 @@ def outpaint(engine: "Engine", source: str | Path | NativeAudio, left: Length = 
     info = {"left_s": ext["left"] / rate, "right_s": ext["right"] / rate,
             "input_seconds": src.seconds, "seconds": samples.shape[0] / rate, "windows": sum(plan.windows.values()),
             "context_s": context_seconds, "chunk_s": chunk_seconds, "unet_calls": report.unet_calls,
+            "bpm": tempo.bpm if tempo is not None and engine.bundle.beat is not None else None,
             "sampling_s": report.sampling_s, "phase_s": report.phase_s, "method": method,
             **masked_settings(config, iters), "format": fmt, "subtype": subtype,
             "input": str(src.path) if src.path else None, "input_sample_rate": rate,
@@ -199,7 +214,8 @@ def _extend_side(engine: "Engine", src: NativeAudio, plan: _Plan, side: str,
     new_m_len = -(-(math.ceil(wanted * model_rate / rate) + 64) // unit_m) * unit_m
     new_i_len = new_m_len // unit_m * unit_i
     new_m = extend(engine, ctx_m, new_m_len, side, plan.config, plan.generator, plan.gl_iters, ctx_m.shape[-1],
-                   plan.chunk_model_samples, on_window, report)
+                   plan.chunk_model_samples, on_window, report, plan.tempo,
+                   (src.frames - n_ctx) / rate if side == "right" else 0.0)
     both = torch.cat([ctx_m, new_m], -1) if side == "right" else torch.cat([new_m, ctx_m], -1)
     both_i = from_model(both, engine, rate, src.channels, n_ctx + new_i_len)
     if side == "right":
