@@ -2,8 +2,11 @@
 
 Each checkpoint (RUN/unet/step-*.pt and last.pt) is scored on the same fixed set: `--crops` crops of held-out audio,
 each noised at `--timesteps` evenly spaced timesteps with fixed noise, normalised by that checkpoint's own scaler (as
-an export would), for the raw and the EMA weights. Prints and writes a CSV (step, raw, ema). The loss is the eps MSE
-for every model: a v-prediction model's output is turned into the eps it implies, so runs of either kind compare.
+an export would), for the raw and the EMA weights. Prints and writes a CSV (step, raw, ema, ema_grid). The loss is the
+eps MSE for every model: a v-prediction model's output is turned into the eps it implies, so runs of either kind
+compare. Every model is scored without a beat grid (as an unconditioned one runs); a beat-conditioned one's EMA is
+scored again with each crop's own grid from the held-out beat sidecars (`ema_grid`, what generation at a tempo
+feeds it; NaN for other models or held-out audio without sidecars).
 
     python -m bench.heldout_loss --run runs/piano --heldout data/piano/heldout [--csv runs/piano/heldout.csv]
 """
@@ -27,20 +30,27 @@ from training.models import UNet, UNetConfig
 
 
 def fixed_set(heldout: Path, frames: int, crops: int, timesteps: int, spectrogram: SpectrogramConfig, seed: int = 0):
-    """(log-mel [crops * timesteps, C, n_mels, frames], noise like it, t [crops * timesteps])."""
+    """(log-mel [crops * timesteps, C, n_mels, frames], noise like it, t [crops * timesteps], beat grids
+    [crops * timesteps, BEAT_FEATURES, frames] or None when a crop's file has no sidecar)."""
     dataset = AudioFolderDataset(heldout, samples_for_frames(frames, spectrogram), sample_rate=spectrogram.sample_rate)
     rng = np.random.default_rng(seed)
-    audio = torch.stack([dataset.sample_crop(rng) for _ in range(crops)]).float()
+    drawn = [dataset.sample_crop_with_grid(rng, frames, spectrogram.hop_length) for _ in range(crops)]
+    audio = torch.stack([crop for crop, _ in drawn]).float()
     mel = log_mel(audio, spectrogram).repeat_interleave(timesteps, 0)
     t = torch.linspace(20, 980, timesteps).round().long().repeat(crops)
     noise = torch.randn(mel.shape, generator=torch.Generator().manual_seed(seed))
-    return mel, noise, t
+    grids = None
+    if all(g is not None for _, g in drawn):
+        grids = torch.from_numpy(np.stack([g for _, g in drawn])).float()[..., :mel.shape[-1]]
+        grids = grids.repeat_interleave(timesteps, 0)
+    return mel, noise, t, grids
 
 
 @torch.no_grad()
 def score(weights: dict, model_cfg: UNetConfig, scaler_state: dict, sets, diffusion: DiffusionConfig,
-          batch: int = 4) -> float:
-    mel, noise, t = sets
+          batch: int = 4, with_grid: bool = False) -> float:
+    """Mean eps MSE over the fixed set; `with_grid`: a beat-conditioned model sees each crop's beat grid."""
+    mel, noise, t, grids = sets
     model = UNet(model_cfg).eval()
     model.load_state_dict(weights)
     scaler = LearnedScaler()
@@ -51,7 +61,8 @@ def score(weights: dict, model_cfg: UNetConfig, scaler_state: dict, sets, diffus
     for lo in range(0, mel.shape[0], batch):
         x0 = scaler(mel[lo:lo + batch])
         x_t = scheduler.add_noise(x0, noise[lo:lo + batch], t[lo:lo + batch])
-        predicted = model(x_t, t[lo:lo + batch].float())
+        beat = grids[lo:lo + batch] if with_grid else None
+        predicted = model(x_t, t[lo:lo + batch].float()) if beat is None else model(x_t, t[lo:lo + batch].float(), beat)
         abar = scheduler.alphas_cumprod[t[lo:lo + batch]].reshape(-1, 1, 1, 1)
         predicted = eps_from_prediction(predicted, x_t, abar, diffusion.prediction_type)  # all models scored as eps
         losses.append(((predicted - noise[lo:lo + batch]) ** 2).mean(dim=(1, 2, 3)))
@@ -84,13 +95,16 @@ def main(argv: list[str] | None = None) -> int:
         diffusion = DiffusionConfig(**data["diffusion"])
         raw = score(data["model"], cfg, data["scaler"], sets, diffusion)
         ema = score(data["ema"], cfg, data["scaler"], sets, diffusion) if data.get("ema") else float("nan")
-        rows.append((int(data["step"]), raw, ema))
-        print(f"step {data['step']:>7}: held-out MSE raw {raw:.4f}  ema {ema:.4f}  "
+        gridded = float("nan")
+        if data.get("ema") and getattr(cfg, "beat_features", 0) and sets[3] is not None:
+            gridded = score(data["ema"], cfg, data["scaler"], sets, diffusion, with_grid=True)
+        rows.append((int(data["step"]), raw, ema, gridded))
+        print(f"step {data['step']:>7}: held-out MSE raw {raw:.4f}  ema {ema:.4f}  ema with grid {gridded:.4f}  "
               f"({time.perf_counter() - started:.1f} s)", flush=True)
     if args.csv:
         with args.csv.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(("step", "heldout_mse_raw", "heldout_mse_ema"))
+            writer.writerow(("step", "heldout_mse_raw", "heldout_mse_ema", "heldout_mse_ema_grid"))
             writer.writerows(rows)
     return 0
 

@@ -160,8 +160,8 @@ def training_section(run: Path | None) -> dict:
     curve = run / "heldout.csv"
     if curve.is_file():
         with curve.open(newline="") as handle:
-            out["heldout_curve"] = [(int(r["step"]), float(r["heldout_mse_raw"]), float(r["heldout_mse_ema"]))
-                                    for r in csv.DictReader(handle)]
+            out["heldout_curve"] = [(int(r["step"]), float(r["heldout_mse_raw"]), float(r["heldout_mse_ema"]),
+                                     float(r.get("heldout_mse_ema_grid") or "nan")) for r in csv.DictReader(handle)]
     return out
 
 

@@ -54,9 +54,13 @@ def training_lines(training: dict) -> list[str]:
                          "work)")
     curve = training.get("heldout_curve")
     if curve:
+        gridded = any(len(row) > 3 and row[3] == row[3] for row in curve)  # a beat model scored on its grids
         lines += ["", "Held-out denoising loss (MSE on the noise, fixed crops, noise and timesteps: "
-                  "`python -m bench.heldout_loss`):", "", "| step | raw weights | EMA weights |", "|---|---|---|"]
-        lines += [f"| {step} | {raw:.4f} | {ema:.4f} |" for step, raw, ema in curve]
+                  "`python -m bench.heldout_loss`):", "",
+                  "| step | raw weights | EMA weights |" + (" EMA, crops' own beat grids |" if gridded else ""),
+                  "|---|---|---|" + ("---|" if gridded else "")]
+        lines += [f"| {row[0]} | {row[1]:.4f} | {row[2]:.4f} |" + (f" {row[3]:.4f} |" if gridded else "")
+                  for row in curve]
     return lines
 
 

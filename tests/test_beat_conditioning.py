@@ -268,6 +268,39 @@ def test_outpaint_follows_the_inputs_tempo_into_both_extensions(beat_bundle, tmp
     np.testing.assert_array_equal(timed.samples[n_left:n_left + 88_200], plain.samples[n_left:n_left + 88_200])
 
 
+def test_heldout_loss_scores_a_beat_model_with_the_crops_own_grids(tmp_path):
+    """bench.heldout_loss: a beat-conditioned EMA is scored without a grid and with each crop's sidecar grid."""
+    import csv
+
+    import soundfile as sf
+
+    from bench import heldout_loss
+    from conftest import make_tiny_checkpoint
+    from training.checkpoint import save_checkpoint
+    from training.models import UNet, unet_preset
+
+    ckpt = make_tiny_checkpoint("unet")
+    cfg = dataclasses.replace(unet_preset("tiny"), beat_features=BEAT_FEATURES)
+    torch.manual_seed(0)
+    model = UNet(cfg)
+    torch.nn.init.normal_(model.beat.weight, std=0.5)
+    ckpt.update(model_config=cfg.to_dict(), model=model.state_dict(), ema=model.state_dict(), step=500)
+    (tmp_path / "run" / "unet").mkdir(parents=True)
+    save_checkpoint(ckpt, tmp_path / "run" / "unet" / "step-0000500.pt")
+    heldout = tmp_path / "heldout"
+    heldout.mkdir()
+    t = np.arange(3 * 44_100) / 44_100
+    tone = 0.2 * np.sin(2 * np.pi * 220 * t) * np.exp(-3 * (t % 0.5))
+    sf.write(heldout / "clip.wav", np.stack([tone, 0.5 * tone], 1), 44_100)
+    write_sidecar(heldout / "clip.wav", np.arange(0, 3, 0.5), np.arange(0, 3, 2.0))
+    out = tmp_path / "heldout.csv"
+    assert heldout_loss.main(["--run", str(tmp_path / "run"), "--heldout", str(heldout), "--frames", "16",
+                              "--crops", "2", "--timesteps", "2", "--csv", str(out)]) == 0
+    (step, raw, ema, gridded), = list(csv.reader(out.open()))[1:]
+    assert float(raw) == float(ema)  # the same weights, no grid
+    assert np.isfinite(float(gridded)) and float(gridded) != float(ema)  # the grid reaches the score
+
+
 def test_a_window_cut_off_the_beat_gets_its_grid_from_the_notes(tmp_path):
     """A music21 window starts wherever the cut fell: tick 0 is no beat. Notes every beat from tick 240 (120 BPM,
     tpb 480: 0.25 s in), loud every fourth from the third: beats from 0.25 s, bars from 1.25 s."""

@@ -153,4 +153,5 @@ def test_heldout_loss_scores_the_newest_checkpoint_too(tmp_path, capsys):
                               "--frames", "16", "--crops", "2", "--timesteps", "2", "--csv", str(out)]) == 0
     rows = list(csv.reader(out.open()))[1:]
     assert [int(r[0]) for r in rows] == [500, 1500, 2000]
-    assert all(np.isfinite(float(v)) and float(v) > 0 for r in rows for v in r[1:])
+    assert all(np.isfinite(float(v)) and float(v) > 0 for r in rows for v in r[1:3])
+    assert all(np.isnan(float(r[3])) for r in rows)  # no beat conditioning: no gridded score
