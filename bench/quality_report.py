@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
-    parser.add_argument("--gl-iters", type=int, default=64)
+    parser.add_argument("--gl-iters", type=int, default=None,
+                        help="Griffin-Lim iterations of the vocoder table (default: the new bundle's, as it renders)")
     parser.add_argument("--keep-wavs", type=int, default=2)
     parser.add_argument("--region-clips", type=int, default=4, help="held-out clips for the region tasks (0: skip)")
     args = parser.parse_args(argv)
@@ -208,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     bundles = {"new": args.bundle, **({"previous": args.previous} if args.previous else {})}
     engines = {name: Engine.load(path) for name, path in bundles.items()}
+    if args.gl_iters is None:
+        args.gl_iters = engines["new"].bundle.defaults.gl_iters
     heldout = load_clips(args.heldout, args.seconds, args.clips, engines["new"].sample_rate)
     sections = {"musicality": musicality_section(engines, heldout, args.seeds, args.seconds, out_dir, args.keep_wavs),
                 "vocoder": vocoder_section(engines, heldout, args.gl_iters, out_dir / "vocoder.png"),
