@@ -146,3 +146,21 @@ def test_corrupt_file_among_good_ones_is_skipped_with_a_warning(tmp_path, capsys
     warnings = [line for line in err.splitlines() if line.startswith("msanii-train: warning:")]
     assert len(warnings) == 1 and "broken.wav" in warnings[0], err
     assert load_checkpoint(tmp_path / "run" / "vocoder" / "last.pt")["data"]["files"] == 1
+
+
+def test_ema_start_0_averages_from_the_first_step_and_is_fixed_on_resume(tmp_path, capsys, data_dir):
+    import torch
+
+    run = tmp_path / "run"
+    base = ["unet", "--data", str(data_dir), "--preset", "tiny", "--out", str(run), "--no-progress"]
+    assert main([*base, "--steps", "10", "--ema-start", "0"]) == 0
+    ckpt = load_checkpoint(run / "unet" / "last.pt", kind="unet")
+    assert ckpt["train_config"]["ema"]["start_step"] == 0
+    # with the paper's default the EMA is still a plain copy at step 10; averaged from step 0 it lags the weights
+    lagging = [name for name, w in ckpt["model"].items()
+               if w.is_floating_point() and not torch.equal(w, ckpt["ema"][name])]
+    assert lagging
+    assert main([*base, "--steps", "12", "--resume", "--ema-start", "5"]) == 2
+    assert "--ema-start 5 differs" in error_line(capsys)
+    assert main([*base, "--steps", "1", "--ema-start", "-1", "--out", str(tmp_path / "r2")]) == 2
+    assert "--ema-start must be >= 0" in error_line(capsys)

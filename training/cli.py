@@ -66,6 +66,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
                             "render can be given a tempo; a new run only (on --resume the run's setting)")
         parser.add_argument("--beat-dropout", type=float, metavar="P", help="share of crops shown without their "
                             "beat grid, so the model also generates with no tempo (default 0.2)")
+        parser.add_argument("--ema-start", type=int, metavar="STEP", help="step up to which the EMA copies the "
+                            "weights, averaging after it (default 2000, the paper's); a fine-tune from a trained "
+                            "model may average from the start (0); a new run only")
     parser.add_argument("--scaler", choices=SCALER_MODES, help="how batches are scaled to [-1, 1]: batch "
                         "(Appendix A: each batch's own statistics) or frozen (fitted once on the run's data, then "
                         "fixed, as inference uses them; training.trainer says why). Default: frozen for the small "
@@ -159,6 +162,10 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
             cfg = replace(cfg, beat_conditioning=True)
         if getattr(args, "beat_dropout", None) is not None:
             cfg = replace(cfg, beat_dropout=args.beat_dropout)
+        if getattr(args, "ema_start", None) is not None:
+            if args.ema_start < 0:
+                raise UsageError(f"--ema-start must be >= 0, got {args.ema_start}")
+            cfg = replace(cfg, ema=replace(cfg.ema, start_step=args.ema_start))
         return cfg
     cfg = TrainConfig.from_dict(checkpoint["train_config"])
     given_type = getattr(args, "prediction_type", None)
@@ -166,7 +173,8 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
         raise UsageError(f"--prediction-type {given_type} differs from the run being resumed "
                          f"({cfg.diffusion.prediction_type}); start a new run with --init-from to re-target a model")
     fixed = {"preset": cfg.preset, "batch_size": cfg.batch_size, "crop_frames": cfg.crop_frames, "seed": cfg.seed,
-             "scaler": cfg.scaler, "beat_conditioning": cfg.beat_conditioning, "beat_dropout": cfg.beat_dropout}
+             "scaler": cfg.scaler, "beat_conditioning": cfg.beat_conditioning, "beat_dropout": cfg.beat_dropout,
+             "ema_start": cfg.ema.start_step if cfg.ema is not None else None}
     for name, value in fixed.items():
         given = getattr(args, name, None)
         if given is not None and given != value:
