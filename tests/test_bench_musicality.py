@@ -48,13 +48,35 @@ def test_measures_tell_notes_on_a_beat_from_bursts_and_noise():
 def test_compare_uses_the_real_halves_as_tolerance_and_frechet_orders_sets():
     real = [plucks(seed=s) for s in range(4)]
     summary = musicality.set_summary(real, CFG)
-    a, b = musicality.set_summary(real[:2], CFG), musicality.set_summary(real[2:], CFG)
-    same = musicality.compare(summary, a, b, musicality.set_summary([plucks(seed=9)], CFG))
-    other = musicality.compare(summary, a, b, musicality.set_summary([bursts(seed=s) for s in range(2)], CFG))
+    spread = musicality.half_spread(summary)
+    same = musicality.compare(summary, spread, musicality.set_summary([plucks(seed=9)], CFG))
+    other = musicality.compare(summary, spread, musicality.set_summary([bursts(seed=s) for s in range(2)], CFG))
     assert same["pass"]["beat_clarity"] and not other["pass"]["beat_clarity"]
     assert not other["pass"]["flatness_gate"]
     assert same["frechet"] < other["frechet"]
     assert musicality.frechet_distance(summary["features"], summary["features"]) < 1e-6
+
+
+def _fake_summary(values: list[float]) -> dict:
+    clips = [{**{key: v for key in musicality.SCALAR_MEASURES}, "bands_db": np.full(len(musicality.BAND_NAMES), v)}
+             for v in values]
+    return {"clips": clips}
+
+
+def test_half_spread_is_the_mean_gap_over_every_balanced_split():
+    # clips 0, 0, 1, 1: splits {01|23} differ by 1, {02|13} and {03|12} by 0 -> 1/3; the first-vs-second-half split
+    # alone would say 1, and for 0, 1, 0, 1 it would say 0
+    spread = musicality.half_spread(_fake_summary([0.0, 0.0, 1.0, 1.0]))
+    assert spread["onset_rate"] == pytest.approx(1 / 3)
+    assert spread["bands_db"] == pytest.approx(np.full(len(musicality.BAND_NAMES), 1 / 3))
+    assert musicality.half_spread(_fake_summary([0.0, 1.0, 0.0, 1.0]))["onset_rate"] == pytest.approx(1 / 3)
+    masks = musicality.balanced_splits(10)
+    assert len(masks) == 126 and all(m.sum() == 5 and m[0] for m in masks)
+    assert len({tuple(m) for m in masks}) == 126
+    drawn = musicality.balanced_splits(30, most=50)
+    assert len(drawn) == 50 and all(m.sum() == 15 for m in drawn)
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        musicality.balanced_splits(1)
 
 
 def test_level_is_the_clips_rms_in_dbfs():
