@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.quality_report import load_clips
     from engine.api import Engine
     from engine.prior import PriorWeightedDenoiser
+    from engine.regions import Tempo
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, required=True, help="folder of held-out audio")
@@ -260,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                         "bundle with a data prior at these error variances (the sweep behind DEFAULT_PRIOR_ERROR)")
     parser.add_argument("--sampling", nargs="+", default=[], metavar="SAMPLER:STEPS", type=_sampling,
                         help="also render each bundle with these samplers and step counts, e.g. ddim:50 dpmpp:30")
+    parser.add_argument("--beat-guidance", type=float, nargs="+", default=[], metavar="W", help="also render each "
+                        "beat-conditioned bundle at its default tempo with these beat-guidance scales")
     args = parser.parse_args(argv)
     cfg = SpectrogramConfig()
     clips = load_clips(args.real, args.seconds, args.clips, cfg.sample_rate)
@@ -271,6 +274,11 @@ def main(argv: list[str] | None = None) -> int:
         for sampler, steps in args.sampling:
             sets[f"{bundle.name} {sampler} {steps}"] = [
                 generate(engine, args.seconds, seed=s, sampler=sampler, steps=steps).audio for s in args.seeds]
+        if engine.bundle.beat is not None:
+            for w in args.beat_guidance:
+                tempo = Tempo(engine.bundle.beat.default_bpm, guidance=w)
+                sets[f"{bundle.name} beat guidance {w:g}"] = [
+                    generate(engine, args.seconds, seed=s, tempo=tempo).audio for s in args.seeds]
         if engine.bundle.diffusion.prior is None:
             continue
         variants = [("bare", None)] if args.bare else []

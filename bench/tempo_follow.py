@@ -2,6 +2,9 @@
 held-out audio on its own beat grid (the pieces' `.beats.json` sidecars).
 
     python -m bench.tempo_follow --bundle B [--heldout data/piano/heldout] [--tempos 80 100 120] [--seeds 0 1]
+                                 [--guidance 1 2 3]
+
+`--guidance`: one table per beat-guidance scale (engine.regions.Tempo.guidance; default: the bundle's own).
 
 Per clip, from the onset envelope (bench.musicality.onset_envelope):
 - "on/off-grid onsets": mean onset strength within a frame of the eighth-note grid it should follow (beats and
@@ -79,7 +82,8 @@ def real_rows(heldout: Path, cfg: SpectrogramConfig, seconds: float, count: int)
     return rows
 
 
-def generated_rows(engine, tempos: list[float], seeds: list[int], seconds: float) -> list[dict]:
+def generated_rows(engine, tempos: list[float], seeds: list[int], seconds: float,
+                   guidance: float | None = None) -> list[dict]:
     from engine.regions import Tempo
     from engine.tasks.generate import generate
 
@@ -88,7 +92,7 @@ def generated_rows(engine, tempos: list[float], seeds: list[int], seconds: float
     for bpm in tempos:
         beats = np.arange(0.0, seconds, 60.0 / bpm)
         for seed in seeds:
-            audio = generate(engine, seconds, seed=seed, tempo=Tempo(float(bpm))).audio
+            audio = generate(engine, seconds, seed=seed, tempo=Tempo(float(bpm), guidance=guidance)).audio
             rows.append({"name": f"seed {seed}", "bpm": float(bpm), **clip_row(audio, cfg, beats, bpm)})
     return rows
 
@@ -115,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clips", type=int, default=10, help="held-out pieces read")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[None], metavar="W",
+                        help="beat-guidance scales to render with, a table each (default: the bundle's)")
     args = parser.parse_args(argv)
     try:
         engine = Engine.load(args.bundle)
@@ -122,9 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if engine.bundle.beat is None:
         parser.error(f"{args.bundle} has no beat conditioning (manifest 'beat'): it follows no tempo")
-    print(table(generated_rows(engine, args.tempos, args.seeds, args.seconds), f"{engine.name} generated"))
-    if args.heldout:
+    for w in args.guidance:
+        label = f"{engine.name} generated" + ("" if w is None else f", beat guidance {w:g}")
+        try:
+            print(table(generated_rows(engine, args.tempos, args.seeds, args.seconds, w), label))
+        except ValueError as exc:  # RegionError: a scale out of range, a tempo out of range
+            parser.error(str(exc))
         print()
+    if args.heldout:
         print(table(real_rows(args.heldout, engine.bundle.spectrogram, args.seconds, args.clips), "held-out (real)"))
     return 0
 

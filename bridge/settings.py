@@ -7,6 +7,8 @@ Keys (value types as OSC sends them):
     bpm <float 20..400>          tempo for bar/beat lengths (loop bars), and, once set, the beat a tempo-following
                                  bundle plays to (generate, loop, inpaint, audio2audio; docs/architecture.md)
     time_signature <n> <d>       e.g. 3 4 (n 1..32, d one of 1 2 4 8 16 32)
+    beat_guidance <float 0..20>  how strictly a tempo-following bundle holds the set bpm (1 plain, 2-4 tighter,
+                                 at twice the model time; default: the bundle's); applies once bpm is set
     format <wav|flac>            output container (default: WAV for new clips, the input's own for edits)
     bit_depth <16|24|32>         16/24-bit integer or 32-bit float (FLAC: 16 or 24); default 24-bit for new
                                  clips, the input's own for edits
@@ -23,6 +25,7 @@ from typing import Any, Sequence
 from bridge import protocol as p
 from engine.audio_io import BIT_DEPTHS as AUDIO_BIT_DEPTHS
 from engine.audio_io import FORMATS as AUDIO_FORMATS
+from engine.beat_grid import MAX_GUIDANCE
 from engine.regions import Tempo
 from engine.samplers import SAMPLER_NAMES
 
@@ -40,6 +43,7 @@ class RenderSettings:
     bpm_set: bool = False  # the client chose a tempo (else 120 is only the bar length's default: no beat grid)
     beats_per_bar: int = 4
     beat_unit: int = 4
+    beat_guidance: float | None = None
     format: str | None = None
     bit_depth: int | None = None
     progress_hz: float = 20.0
@@ -47,7 +51,7 @@ class RenderSettings:
     def tempo(self) -> Tempo:
         """The tempo for bar/beat lengths: beats_per_bar beats of 1/beat_unit notes, the BPM counting quarter notes
         (engine.regions.Tempo: the one bars -> seconds conversion)."""
-        return Tempo(self.bpm, self.beats_per_bar, self.beat_unit)
+        return Tempo(self.bpm, self.beats_per_bar, self.beat_unit, guidance=self.beat_guidance)
 
     def chosen_tempo(self) -> Tempo | None:
         """The tempo when the client set one with /msanii/set bpm, else None (a task then uses no beat grid, or for
@@ -86,6 +90,10 @@ def apply_setting(settings: RenderSettings, key: str, values: Sequence[Any]) -> 
         if d not in (1, 2, 4, 8, 16, 32):
             raise p.RequestError(f"beat unit must be 1, 2, 4, 8, 16 or 32, got {d}")
         return dataclasses.replace(settings, beats_per_bar=n, beat_unit=d), [n, d]
+    if key == "beat_guidance":
+        need(1, "<float>")
+        v = p.number(values[0], "beat_guidance", 0.0, MAX_GUIDANCE)
+        return dataclasses.replace(settings, beat_guidance=v), [v]
     if key == "format":
         need(1, "<wav|flac>")
         v = p.choice(values[0], "format", FORMATS)
@@ -106,5 +114,6 @@ def apply_setting(settings: RenderSettings, key: str, values: Sequence[Any]) -> 
         v = p.number(values[0], "progress_hz", 1.0, 50.0)
         return dataclasses.replace(settings, progress_hz=v), [v]
     raise p.RequestError(
-        f"unknown setting {key!r}; known: steps, sampler, gl_iters, bpm, time_signature, format, bit_depth, "
+        f"unknown setting {key!r}; known: steps, sampler, gl_iters, bpm, time_signature, beat_guidance, format, "
+        "bit_depth, "
         "output_dir, progress_hz")

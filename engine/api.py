@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from engine.backends import BACKENDS
-from engine.beat_grid import tempo_grid
+from engine.beat_grid import check_guidance, tempo_grid
 from engine.backends.onnx import BackendError, OnnxDenoiser, OnnxVocoder, default_threads
 from engine.bundle import UNET_FILE, VOCODER_FILE, Bundle, load_bundle
 from engine.dsp.spectrogram import frames_covering
@@ -146,22 +146,38 @@ class Engine:
         """(denoise(x, t), BPM it follows or None). For a beat-conditioned bundle: the denoiser following the beat
         grid of `tempo` (bar 1 at tempo.origin_s of the file) for frames that start `offset_s` into the file;
         tempo None: the bundle's default tempo in 4/4 from the start when `default` (generation), else no grid
-        (an edit of audio whose tempo is not known). Any other bundle: its plain denoiser."""
+        (an edit of audio whose tempo is not known). Any other bundle: its plain denoiser.
+        The guidance scale is tempo.guidance (None, or no tempo: the manifest's beat.guidance, 1 unless the export
+        chose otherwise); above 1, each call also predicts with no grid, in the same U-Net batch, and returns
+        no-grid + guidance * (grid - no-grid):
+        classifier-free guidance towards the grid (strikes on the beat, the tempo held), at twice the U-Net cost.
+        bench/RESULTS.md ("Beat guidance") measures it."""
         beat = self.bundle.beat
         if beat is None or (tempo is None and not default):
             return self.denoiser, None
+        chosen = None if tempo is None else tempo.guidance
+        scale = beat.guidance if chosen is None else check_guidance(chosen)
         spec = self.bundle.spectrogram
         rate = spec.sample_rate / spec.hop_length
         timing = (beat.default_bpm, 4, 4, 0.0) if tempo is None else (
             tempo.bpm, tempo.numerator, tempo.denominator, tempo.origin_s)
         grids: dict[int, torch.Tensor] = {}  # per canvas length (a circular sampler pads it)
 
-        def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            frames = x.shape[-1]
+        def grid_for(frames: int) -> torch.Tensor:
             if frames not in grids:
                 grids[frames] = torch.from_numpy(tempo_grid(frames, rate, *timing, offset_s=offset_s))[None].to(
                     self.tensor_device)
-            return self.denoiser(x, t, beat=grids[frames])
+            return grids[frames]
+
+        def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            grid = grid_for(x.shape[-1])
+            if scale == 1.0:
+                return self.denoiser(x, t, beat=grid)
+            batch = x.shape[0]
+            both_grids = torch.cat([grid.expand(batch, -1, -1), torch.zeros_like(grid).expand(batch, -1, -1)])
+            both = self.denoiser(torch.cat([x, x]), torch.cat([t, t]), beat=both_grids)
+            with_grid, without = both[:batch], both[batch:]
+            return without + scale * (with_grid - without)
 
         return denoise, float(timing[0])
 

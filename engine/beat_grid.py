@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 BEAT_FEATURES = 6
+MAX_GUIDANCE = 20.0
 
 
 def beat_features(beat_position: np.ndarray, bar_position: np.ndarray) -> np.ndarray:
@@ -58,20 +59,30 @@ def counting_unit(numerator: int, denominator: int) -> tuple[float, float]:
     return 4.0 / denominator, float(numerator)
 
 
+def check_guidance(value: Any, name: str = "beat guidance") -> float:
+    """A beat-guidance scale (a number from 0 to MAX_GUIDANCE) as float, else ValueError naming the problem."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= MAX_GUIDANCE:
+        raise ValueError(f"{name} must be a number from 0 to {MAX_GUIDANCE:g} (1: plain conditioning), got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class BeatSettings:
     """The manifest's "beat" object: the U-Net's beat-grid width and the tempo (4/4) a render uses when a
-    request names none; `trained_bpm` the (min, max) tempo of its training data, where recorded."""
+    request names none; `trained_bpm` the (min, max) tempo of its training data, where recorded; `guidance` the
+    beat-guidance scale a render uses when a request names none (1: the grid as the model takes it; above 1:
+    classifier-free guidance against the no-grid prediction, which the model learned from its dropped grids)."""
     features: int
     default_bpm: float = 100.0
     trained_bpm: tuple[float, float] | None = None
+    guidance: float = 1.0
 
     @classmethod
     def from_dict(cls, data: Any) -> "BeatSettings":
         """Parse the manifest's beat object (ValueError naming the problem)."""
         if not isinstance(data, dict):
             raise ValueError("must be a JSON object with 'features' and 'default_bpm'")
-        unknown = sorted(set(data) - {"features", "default_bpm", "trained_bpm"})
+        unknown = sorted(set(data) - {"features", "default_bpm", "trained_bpm", "guidance"})
         if unknown:
             raise ValueError(f"unknown field(s) {', '.join(unknown)}")
         features = data.get("features")
@@ -84,12 +95,15 @@ class BeatSettings:
         if trained is not None and not (isinstance(trained, list) and len(trained) == 2
                                         and all(isinstance(v, (int, float)) for v in trained)):
             raise ValueError(f"'trained_bpm' must be [min, max], got {trained!r}")
-        return cls(features, float(bpm), tuple(float(v) for v in trained) if trained else None)
+        guidance = check_guidance(data.get("guidance", 1.0), "'guidance'")
+        return cls(features, float(bpm), tuple(float(v) for v in trained) if trained else None, guidance)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"features": self.features, "default_bpm": self.default_bpm}
         if self.trained_bpm is not None:
             data["trained_bpm"] = list(self.trained_bpm)
+        if self.guidance != 1.0:
+            data["guidance"] = self.guidance
         return data
 
 

@@ -24,11 +24,13 @@ class RegionError(ValueError):
 @dataclass(frozen=True)
 class Tempo:
     """A constant tempo: `bpm` quarter notes per minute, time signature `numerator`/`denominator`, and where bar 1
-    beat 1 falls in the file (`origin_s`, seconds)."""
+    beat 1 falls in the file (`origin_s`, seconds). `guidance`: how strictly a beat-conditioned bundle holds this
+    grid (engine.api.Engine.denoiser_with_beat; 1 plain, 2-4 tighter, None: the bundle's default)."""
     bpm: float
     numerator: int = 4
     denominator: int = 4
     origin_s: float = 0.0
+    guidance: float | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.bpm) and 1.0 <= self.bpm <= 999.0):
@@ -39,6 +41,12 @@ class Tempo:
             raise RegionError(f"time signature denominator must be a power of two (1..32), got {self.denominator}")
         if not math.isfinite(self.origin_s) or self.origin_s < 0:
             raise RegionError(f"tempo origin must be >= 0 seconds, got {self.origin_s}")
+        if self.guidance is not None:
+            from engine.beat_grid import check_guidance
+            try:
+                check_guidance(self.guidance)
+            except ValueError as exc:
+                raise RegionError(str(exc)) from None
 
     @property
     def beat_seconds(self) -> float:
@@ -50,11 +58,12 @@ class Tempo:
         return self.beat_seconds * self.numerator
 
     @classmethod
-    def parse(cls, bpm: float, signature: str = "4/4", origin_s: float = 0.0) -> "Tempo":
+    def parse(cls, bpm: float, signature: str = "4/4", origin_s: float = 0.0,
+              guidance: float | None = None) -> "Tempo":
         match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", signature)
         if not match:
             raise RegionError(f"time signature {signature!r} is not of the form N/D, e.g. 4/4 or 6/8")
-        return cls(float(bpm), int(match.group(1)), int(match.group(2)), float(origin_s))
+        return cls(float(bpm), int(match.group(1)), int(match.group(2)), float(origin_s), guidance)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class ExportOptions:
     defaults: RenderDefaults = DEFAULTS  # render settings the engine uses when a request names none
     prior: DataPrior | None = None  # an eps U-Net's data prior (engine.prior; export.data_prior measures it)
     default_bpm: float | None = None  # a beat-conditioned U-Net's tempo when a request names none (else the data's)
+    beat_guidance: float | None = None  # its beat-guidance scale when a request names none (None: 1, plain)
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
@@ -143,7 +144,8 @@ def _provenance(unet_ckpt: dict, vocoder_ckpt: dict, unet_ema: bool, vocoder_ema
             "export_command": options.command, "torch": torch.__version__, **options.notes}
 
 
-def _beat_section(unet: torch.nn.Module, ckpt: dict, default_bpm: float | None) -> dict[str, Any]:
+def _beat_section(unet: torch.nn.Module, ckpt: dict, default_bpm: float | None,
+                  guidance: float | None = None) -> dict[str, Any]:
     """The manifest's "beat" object of a beat-conditioned U-Net, checked by the engine's own reader."""
     tempo = (ckpt.get("data") or {}).get("beat_tempo") or {}
     section: dict[str, Any] = {"features": beat_features(unet)}
@@ -152,6 +154,8 @@ def _beat_section(unet: torch.nn.Module, ckpt: dict, default_bpm: float | None) 
         section["default_bpm"] = round(float(bpm), 3)
     if "min" in tempo and "max" in tempo:
         section["trained_bpm"] = [tempo["min"], tempo["max"]]
+    if guidance is not None:
+        section["guidance"] = guidance
     try:
         return BeatSettings.from_dict(section).to_dict()
     except ValueError as exc:
@@ -250,7 +254,10 @@ def write_bundle(unet_ckpt: dict, vocoder_ckpt: dict, out_dir: str | Path, optio
             "defaults": options.defaults.to_dict(),
         }
         if beat_features(unet):
-            manifest["beat"] = _beat_section(unet, unet_ckpt, options.default_bpm)
+            manifest["beat"] = _beat_section(unet, unet_ckpt, options.default_bpm, options.beat_guidance)
+        elif options.beat_guidance is not None:
+            raise ExportError("a beat-guidance scale needs a beat-conditioned U-Net (msanii-train unet "
+                              "--beat-conditioning); this one has no beat input")
         write_manifest(tmp, manifest)
         load_bundle(tmp)  # the engine's reader must accept what we publish
         os.chmod(tmp, 0o755)  # mkdtemp makes it private

@@ -346,3 +346,89 @@ def test_quality_report_tempo_section(beat_bundle, tiny_bundle, tmp_path):
     assert "| generated | requested BPM |" in section["generated"] and "| seed 0 | 80.0 |" in section["generated"]
     assert section["real"].count("| clip") == 2 and "| 90.0 |" in section["real"]
     assert tempo_section(Engine.load(tiny_bundle), heldout, 2.0, 2) == {}  # a bundle that follows no tempo
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_beat_guidance_is_classifier_free_guidance_towards_the_grid(beat_bundle, backend):
+    """w > 1: one U-Net batch of (grid, no grid) combined as no-grid + w (grid - no-grid), checked against separate
+    calls of the same graph; w = 1 is the plain conditioned denoiser; the scale rides on the tempo."""
+    from engine.api import Engine, render
+    from engine.regions import Tempo
+
+    engine = Engine.load(beat_bundle, backend=backend)
+    x = torch.randn(2, 2, engine.bundle.spectrogram.n_mels, 16, generator=torch.Generator().manual_seed(1))
+    x = x.to(engine.tensor_device)
+    t = torch.tensor([700.0, 300.0])
+    grid = torch.from_numpy(tempo_grid(16, 44_100 / 1024, 120.0))[None].to(engine.tensor_device)
+    with_grid, without = engine.denoiser(x, t, beat=grid), engine.denoiser(x, t, beat=None)
+    guided, bpm = engine.denoiser_with_beat(Tempo(120.0, guidance=3.0))
+    torch.testing.assert_close(guided(x, t), without + 3.0 * (with_grid - without), atol=2e-4, rtol=1e-4)
+    plain, _ = engine.denoiser_with_beat(Tempo(120.0, guidance=1.0))
+    torch.testing.assert_close(plain(x, t), with_grid)
+    assert bpm == 120.0
+    common = dict(seconds=1.0, seed=0, steps=3, gl_iters=2)
+    default = render(engine, "generate", **common, tempo=Tempo(96.0))
+    same = render(engine, "generate", **common, tempo=Tempo(96.0, guidance=1.0))
+    tight = render(engine, "generate", **common, tempo=Tempo(96.0, guidance=3.0))
+    np.testing.assert_array_equal(default.audio, same.audio)  # the manifest's default is 1 (no guidance)
+    assert np.abs(default.audio - tight.audio).max() > 1e-3
+
+
+def test_beat_guidance_default_comes_from_the_manifest_and_bad_scales_are_named(beat_bundle, tmp_path):
+    import shutil
+
+    from engine.api import Engine, render
+    from engine.bundle import BundleError, load_bundle
+    from engine.regions import RegionError, Tempo
+
+    copy = Path(shutil.copytree(beat_bundle, tmp_path / "guided"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["beat"]["guidance"] = 3.0
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    common = dict(seconds=1.0, seed=0, steps=3, gl_iters=2)
+    by_default = render(Engine.load(copy), "generate", **common)
+    asked = render(Engine.load(beat_bundle), "generate", **common, tempo=Tempo(96.0, guidance=3.0))
+    np.testing.assert_array_equal(by_default.audio, asked.audio)
+    unguided = render(Engine.load(copy), "generate", **common, tempo=Tempo(96.0, guidance=1.0))
+    assert np.abs(unguided.audio - by_default.audio).max() > 1e-3  # a request overrides the manifest
+    for bad in (-1, 25, "3", True):
+        manifest["beat"]["guidance"] = bad
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(BundleError, match="guidance"):
+            load_bundle(copy)
+        if not isinstance(bad, (str, bool)):
+            with pytest.raises(RegionError, match="beat guidance must be a number from 0 to 20"):
+                Tempo(120.0, guidance=bad)
+
+
+def test_beat_guidance_from_the_command_line_and_the_export(beat_bundle, tiny_run_dir, tmp_path, capsys):
+    import soundfile as sf
+
+    from engine.cli.main import main
+    from export.cli import main as export_main
+
+    base = ["generate", "--bundle", str(beat_bundle), "--seconds", "0.5", "--seed", "1", "--steps", "2",
+            "--gl-iters", "1"]
+    assert main([*base, "--beat-guidance", "3", "--out", str(tmp_path / "x.wav")]) == 2
+    assert "--beat-guidance needs --bpm" in capsys.readouterr().err
+    assert main([*base, "--bpm", "96", "--beat-guidance", "30", "--out", str(tmp_path / "x.wav")]) == 2
+    assert "beat guidance must be a number from 0 to 20" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
+    for name, extra in (("plain.wav", []), ("tight.wav", ["--beat-guidance", "3"])):
+        assert main([*base, "--bpm", "96", *extra, "--out", str(tmp_path / name)]) == 0
+    plain, tight = (sf.read(tmp_path / n)[0] for n in ("plain.wav", "tight.wav"))
+    assert np.abs(plain - tight).max() > 1e-3
+
+    assert export_main([str(tiny_run_dir), str(tmp_path / "b"), "--beat-guidance", "2"]) == 2
+    assert "needs a beat-conditioned U-Net" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+    from conftest import make_tiny_checkpoint
+    from export.bundle_writer import ExportOptions, write_bundle
+    from training.models import UNet, unet_preset
+    ckpt = make_tiny_checkpoint("unet")
+    cfg = dataclasses.replace(unet_preset("tiny"), beat_features=BEAT_FEATURES)
+    ckpt.update(model_config=cfg.to_dict(), model=UNet(cfg).state_dict(), ema=None)
+    guided = write_bundle(ckpt, make_tiny_checkpoint("vocoder", 1), tmp_path / "guided",
+                          ExportOptions(name="guided", beat_guidance=2.5))
+    assert json.loads((guided / "manifest.json").read_text())["beat"]["guidance"] == 2.5

@@ -143,3 +143,9 @@ def test_a_task_follows_the_tempo_only_once_the_client_set_one():
     s, _ = apply_setting(s, "time_signature", [3, 4])
     tempo = settings_params(info, s, UNBOUNDED)["tempo"]
     assert (tempo.bpm, tempo.numerator, tempo.denominator) == (96.0, 3, 4)
+    assert tempo.guidance is None  # the bundle's own beat guidance
+    s, echoed = apply_setting(s, "beat_guidance", [2.5])
+    assert echoed == [2.5] and settings_params(info, s, UNBOUNDED)["tempo"].guidance == 2.5
+    for bad in (-1.0, 21.0, "x"):
+        with pytest.raises(p.RequestError, match="beat_guidance"):
+            apply_setting(s, "beat_guidance", [bad])

@@ -10,7 +10,7 @@ from engine.backends.onnx import DEVICES
 from engine.limits import (DEFAULT_MAX_INPUT_SECONDS, DEFAULT_MAX_RENDER_SECONDS, INPUT_OPTION, RENDER_OPTION,
                            SAMPLE_RATES, Limits)
 from engine.masked_sampling import METHODS
-from engine.regions import Tempo
+from engine.regions import RegionError, Tempo
 from engine.render import RenderError
 from engine.samplers import JUMP_SAMPLER, SAMPLER_NAMES
 from engine.tasks.settings import DEFAULT_JUMPS
@@ -69,6 +69,9 @@ def add_tempo(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bpm", type=float, help="tempo in quarter notes per minute")
     g.add_argument("--time-signature", default="4/4", help="e.g. 4/4, 3/4, 6/8 (default 4/4)")
     g.add_argument("--origin", type=float, default=0.0, help="seconds where bar 1 beat 1 falls (default 0)")
+    g.add_argument("--beat-guidance", type=float, metavar="W", help="how strictly a beat-conditioned bundle holds "
+                   "the --bpm grid: 1 plain, 2-4 tighter (strikes on the beat, the tempo kept) at twice the model "
+                   "time; default: the bundle's")
 
 
 def sampling_from(args: argparse.Namespace, masked: bool = True) -> dict:
@@ -89,7 +92,11 @@ def limits_from(args: argparse.Namespace) -> Limits:
 
 
 def tempo_from(args: argparse.Namespace) -> Tempo | None:
-    return Tempo.parse(args.bpm, args.time_signature, args.origin) if args.bpm is not None else None
+    if args.bpm is None:
+        if args.beat_guidance is not None:
+            raise RegionError("--beat-guidance needs --bpm (the grid it holds the music to)")
+        return None
+    return Tempo.parse(args.bpm, args.time_signature, args.origin, args.beat_guidance)
 
 
 def output_format(args: argparse.Namespace) -> str:
