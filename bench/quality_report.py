@@ -115,20 +115,30 @@ def spectrogram_png(path: Path, panels: list[tuple[str, torch.Tensor]], cfg) -> 
     plt.close(fig)
 
 
-def generate_clips(engine: Engine, seeds: list[int], seconds: float) -> tuple[list[np.ndarray], float]:
+def generate_clips(engine: Engine, seeds: list[int], seconds: float, tempo=None) -> tuple[list[np.ndarray], float]:
     clips, started = [], time.perf_counter()
     for seed in seeds:
-        clips.append(np.asarray(generate(engine, seconds, seed=seed).audio, dtype=np.float32))
+        clips.append(np.asarray(generate(engine, seconds, seed=seed, tempo=tempo).audio, dtype=np.float32))
     return clips, (time.perf_counter() - started) / len(seeds)
 
 
 def musicality_section(engines: dict[str, Engine], heldout: list[np.ndarray], seeds: list[int], seconds: float,
-                       out_dir: Path, keep: int) -> dict:
+                       out_dir: Path, keep: int, guidance: tuple[float, ...] = ()) -> dict:
+    """Generated and reconstructed sets of every bundle judged against the held-out clips; `guidance`: the new
+    (beat-conditioned) bundle also rendered at its default tempo with these beat-guidance scales."""
+    from engine.regions import Tempo
+
     cfg = next(iter(engines.values())).bundle.spectrogram
     sets, speed, generated = {}, {}, {}
     for name, engine in engines.items():
         generated[name], speed[name] = generate_clips(engine, seeds, seconds)
         sets[f"{name}: generated"] = generated[name]
+    new_engine = next(iter(engines.values()))
+    if new_engine.bundle.beat is not None:
+        for w in guidance:
+            label = f"new: beat guidance {w:g}"
+            tempo = Tempo(new_engine.bundle.beat.default_bpm, guidance=w)
+            sets[label], speed[label] = generate_clips(new_engine, seeds, seconds, tempo)
     for name, engine in engines.items():
         sets[f"{name}: held-out reconstructed"] = [reconstruct(engine, c) for c in heldout]
     result = musicality.judge(heldout, sets, cfg, noise_clips=len(seeds))
@@ -179,15 +189,19 @@ def region_section(bundles: dict[str, Path], heldout: Path, clips: int) -> dict[
 
 
 def tempo_section(engine: Engine, heldout: Path, seconds: float, clips: int, tempos=(80.0, 100.0, 120.0),
-                  seeds=(0, 1)) -> dict[str, str]:
-    """bench.tempo_follow's tables for a beat-conditioned bundle ({} for any other)."""
+                  seeds=(0, 1), guidance: tuple[float, ...] = ()) -> dict:
+    """bench.tempo_follow's tables for a beat-conditioned bundle ({} for any other): its defaults, then each
+    beat-guidance scale of `guidance` ("guided": [(scale, table)])."""
     if engine.bundle.beat is None:
         return {}
     from bench import tempo_follow
 
     generated = tempo_follow.generated_rows(engine, list(tempos), list(seeds), seconds)
+    guided = [(w, tempo_follow.table(tempo_follow.generated_rows(engine, list(tempos), list(seeds), seconds, w),
+                                     f"generated, beat guidance {w:g}")) for w in guidance]
     real = tempo_follow.real_rows(heldout, engine.bundle.spectrogram, seconds, clips)
-    return {"generated": tempo_follow.table(generated, "generated"), "real": tempo_follow.table(real, "held-out")}
+    return {"generated": tempo_follow.table(generated, "generated"), "guided": guided,
+            "real": tempo_follow.table(real, "held-out")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="Griffin-Lim iterations of the vocoder table (default: the new bundle's, as it renders)")
     parser.add_argument("--keep-wavs", type=int, default=2)
     parser.add_argument("--region-clips", type=int, default=4, help="held-out clips for the region tasks (0: skip)")
+    parser.add_argument("--beat-guidance", type=float, nargs="+", default=[], metavar="W",
+                        help="a beat-conditioned bundle is also judged and asked for tempos with these beat-guidance "
+                             "scales (engine.regions.Tempo.guidance)")
     args = parser.parse_args(argv)
     out_dir = args.out.parent
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -212,11 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.gl_iters is None:
         args.gl_iters = engines["new"].bundle.defaults.gl_iters
     heldout = load_clips(args.heldout, args.seconds, args.clips, engines["new"].sample_rate)
-    sections = {"musicality": musicality_section(engines, heldout, args.seeds, args.seconds, out_dir, args.keep_wavs),
+    guidance = tuple(args.beat_guidance)
+    sections = {"musicality": musicality_section(engines, heldout, args.seeds, args.seconds, out_dir, args.keep_wavs,
+                                                 guidance),
                 "vocoder": vocoder_section(engines, heldout, args.gl_iters, out_dir / "vocoder.png"),
                 "training": training_section(args.run),
                 "regions": region_section(bundles, args.heldout, args.region_clips) if args.region_clips else {},
-                "tempo": tempo_section(engines["new"], args.heldout, args.seconds, args.clips)}
+                "tempo": tempo_section(engines["new"], args.heldout, args.seconds, args.clips, guidance=guidance)}
     from bench.report_markdown import render_markdown
 
     text = render_markdown(engines, args, len(heldout), sections)

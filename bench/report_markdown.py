@@ -74,7 +74,10 @@ def render_markdown(engines: dict, args, n_heldout: int, s: dict) -> str:
         f"# Quality report: `{new.name}`", "",
         f"Produced by `python -m bench.quality_report --bundle {args.bundle}"
         + (f" --previous {args.previous}" if args.previous else "")
-        + f" --heldout {args.heldout}" + (f" --run {args.run}" if args.run else "") + f" --out {args.out}` on "
+        + f" --heldout {args.heldout}" + (f" --run {args.run}" if args.run else "") + f" --out {args.out}"
+        + f" --clips {args.clips} --region-clips {args.region_clips}"
+        + ("".join(f" {w:g}" for w in args.beat_guidance).join([" --beat-guidance", ""])
+           if getattr(args, "beat_guidance", None) else "") + "` on "
         f"{time.strftime('%Y-%m-%d')}. Held-out: {n_heldout} clips x {args.seconds:g} s from pieces never seen in "
         f"training. Generated: seeds {args.seeds}, {args.seconds:g} s each, bundle defaults "
         f"({json.dumps(m.get('defaults', {}))}).", "",
@@ -99,8 +102,10 @@ def render_markdown(engines: dict, args, n_heldout: int, s: dict) -> str:
         lines += ["## Tempo following (`python -m bench.tempo_follow`)", "",
                   "This bundle follows a beat grid (manifest `beat`; generated clips above use its default tempo, "
                   f"{new.bundle.beat.default_bpm:g} BPM). Here it is asked for other tempos; the held-out pieces are "
-                  "measured on their own grids (their MIDI's beats).", "", s["tempo"]["generated"], "",
-                  s["tempo"]["real"], ""]
+                  "measured on their own grids (their MIDI's beats).", "", s["tempo"]["generated"], ""]
+        for _, guided in s["tempo"].get("guided", []):
+            lines += [guided, ""]
+        lines += [s["tempo"]["real"], ""]
     lines += ["## Vocoder on held-out audio", "",
               f"Griffin-Lim for all: fast variant, {args.gl_iters} iterations. SC and L1: lower is better. Band "
               "columns: the predicted magnitude's energy in each octave against the true magnitude's (dB; 0 = "

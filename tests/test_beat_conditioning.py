@@ -342,8 +342,12 @@ def test_quality_report_tempo_section(beat_bundle, tiny_bundle, tmp_path):
     from engine.api import Engine
 
     heldout = _beat_data(tmp_path / "heldout", bpm=90.0)
-    section = tempo_section(Engine.load(beat_bundle), heldout, seconds=1.0, clips=2, tempos=(80.0,), seeds=(0,))
+    section = tempo_section(Engine.load(beat_bundle), heldout, seconds=1.0, clips=2, tempos=(80.0,), seeds=(0,),
+                            guidance=(3.0,))
     assert "| generated | requested BPM |" in section["generated"] and "| seed 0 | 80.0 |" in section["generated"]
+    (scale, guided), = section["guided"]
+    assert scale == 3.0 and "| generated, beat guidance 3 | requested BPM |" in guided and guided != section[
+        "generated"].replace("| generated |", "| generated, beat guidance 3 |")
     assert section["real"].count("| clip") == 2 and "| 90.0 |" in section["real"]
     assert tempo_section(Engine.load(tiny_bundle), heldout, 2.0, 2) == {}  # a bundle that follows no tempo
 
@@ -432,3 +436,25 @@ def test_beat_guidance_from_the_command_line_and_the_export(beat_bundle, tiny_ru
     guided = write_bundle(ckpt, make_tiny_checkpoint("vocoder", 1), tmp_path / "guided",
                           ExportOptions(name="guided", beat_guidance=2.5))
     assert json.loads((guided / "manifest.json").read_text())["beat"]["guidance"] == 2.5
+
+
+def test_quality_report_judges_beat_guidance_beside_the_defaults(beat_bundle, tiny_bundle, tmp_path, capsys):
+    """The whole report on real tiny graphs: the guided set is judged beside the bundle's defaults, timed, and
+    asked for tempos, and the command that made the report is written into it."""
+    from bench.quality_report import main
+
+    heldout = write_clips(tmp_path / "heldout", count=4, seconds=4.5)
+    for wav in heldout.glob("*.wav"):
+        beats = np.arange(0, 5.0, 60 / 90.0)
+        write_sidecar(wav, beats, beats[::4])
+    out = tmp_path / "report" / "REPORT.md"
+    assert main(["--bundle", str(beat_bundle), "--previous", str(tiny_bundle), "--heldout", str(heldout),
+                 "--out", str(out), "--clips", "4", "--seconds", "4", "--seeds", "0", "1", "--region-clips", "0",
+                 "--beat-guidance", "2.5"]) == 0
+    text = out.read_text()
+    assert "--clips 4 --region-clips 0 --beat-guidance 2.5`" in text
+    assert "new: beat guidance 2.5" in text.split("## Musicality")[1].split("\n\n")[2]  # a column of the table
+    assert "| generated, beat guidance 2.5 | requested BPM |" in text
+    assert "new: beat guidance 2.5 " in text.split("Render time per 10 s clip")[1].splitlines()[0]
+    report = json.loads((out.parent / "report.json").read_text())
+    assert "new: beat guidance 2.5" in report["musicality"]["rows"]
