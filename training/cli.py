@@ -110,7 +110,30 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--batches", type=int, default=64, help="batches of 8 crops measured (default 64)")
     calibrate.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
     calibrate.set_defaults(func=calibrate_command)
+    average = sub.add_parser(
+        "average", help="average the weights of several checkpoints of one run (an export source)",
+        description="Write the uniform mean of the EMA (or raw) weights of CKPT files of one run to --out: a "
+                    "longer average than the run's own EMA, for msanii-export --unet (training/average.py).")
+    average.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoints of one run (at least two)")
+    average.add_argument("--out", required=True, metavar="FILE", help="the averaged checkpoint to write")
+    average.add_argument("--weights", choices=("ema", "model"), default="ema",
+                         help="which weights to average (default ema)")
+    average.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    average.set_defaults(func=average_command)
     return parser
+
+
+def average_command(args: argparse.Namespace) -> int:
+    from training.average import write_average
+
+    try:
+        averaged = write_average(args.checkpoints, args.out, args.weights, args.overwrite)
+    except (FileExistsError, ValueError) as exc:  # CheckpointError is a ValueError
+        raise UsageError(str(exc)) from None
+    steps = averaged["averaged"]["steps"]
+    print(f"{args.out}: the {args.weights} weights of {len(steps)} checkpoints averaged (steps "
+          f"{', '.join(map(str, steps))})", file=sys.stderr)
+    return 0
 
 
 def calibrate_command(args: argparse.Namespace) -> int:
