@@ -63,14 +63,19 @@ def measure(clips: list[np.ndarray], cfg: SpectrogramConfig, variants: dict, tar
     rows: dict[str, list] = {"real": []}
     for clip in clips:
         audio = torch.from_numpy(clip)
-        rows["real"].append((band_coherence(audio, cfg), float("nan"), clip_measures(clip, cfg)))
+        rows["real"].append((band_coherence(audio, cfg), float("nan"), mono_measures(clip, cfg)))
         magnitude = target(audio)
         n = cfg.hop_length * (magnitude.shape[-1] - 1)
         for name, decode in variants.items():
             out = decode(magnitude, n)
             rows.setdefault(name, []).append((band_coherence(out, cfg), spectral_convergence(out, magnitude, cfg),
-                                              clip_measures(out.numpy(), cfg)))
+                                              mono_measures(out.numpy(), cfg)))
     return rows
+
+
+def mono_measures(audio: np.ndarray, cfg: SpectrogramConfig) -> dict:
+    """bench.musicality's measures of the fold-down [1, samples] (clip_measures itself hears each channel alone)."""
+    return clip_measures(np.asarray(audio, dtype=np.float32).mean(0, keepdims=True), cfg)
 
 
 def table(rows: dict) -> str:

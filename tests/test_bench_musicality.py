@@ -79,6 +79,18 @@ def test_half_spread_is_the_mean_gap_over_every_balanced_split():
         musicality.balanced_splits(1)
 
 
+def test_measures_hear_each_channel_not_the_phase_relation_of_the_mix():
+    """A right channel in opposite polarity cancels in the mono mix; every measure but the mix's flatness reads the
+    clip as it reads the same music in phase."""
+    music = plucks()
+    flipped = np.stack([music[0], -music[1]])
+    same, other = musicality.clip_measures(music, CFG), musicality.clip_measures(flipped, CFG)
+    for key in ("onset_rate", "beat_clarity", "chroma_entropy", "mel_change", "jump_rate", "channel_flatness",
+                "level_db"):
+        assert other[key] == pytest.approx(same[key], abs=1e-6), key
+    np.testing.assert_allclose(other["bands_db"], same["bands_db"], atol=1e-6)
+
+
 def test_level_is_the_clips_rms_in_dbfs():
     music = plucks()
     loud, quiet = musicality.clip_measures(music, CFG), musicality.clip_measures(music * 0.5, CFG)
