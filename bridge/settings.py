@@ -2,7 +2,7 @@
 
 Keys (value types as OSC sends them):
     steps <int 1..1000>          sampler steps (default: the bundle's)
-    sampler <ddim|dpmpp>         sampler (default: the bundle's)
+    sampler <ddim|dpmpp|sde>     sampler (default: the bundle's)
     gl_iters <int 0..1000>       Griffin-Lim iterations (default: the bundle's)
     bpm <float 20..400>          tempo for bar/beat lengths (loop bars), and, once set, the beat a tempo-following
                                  bundle plays to (generate, loop, inpaint, audio2audio; docs/architecture.md)

@@ -186,7 +186,7 @@ def _replace(denoise, known, mask, schedule, config, generator, callback, init, 
             if r > 0 and rewind:  # a re-step of timestep i: put the solver back on it
                 set_timesteps(sched, config.steps, spacing)
                 sched.set_begin_index(start + i)
-            x_prev = sched.step(model_out, t, x).prev_sample
+            x_prev = sched.step(model_out, t, x, generator=generator).prev_sample  # "sde" draws from it
             if r < repeats - 1:  # jump back up one step: q(x_t | x_prev) (ddim only, checked in the config)
                 prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
                 ratio = float(alphas[t] / (alphas[prev_t] if prev_t >= 0 else 1.0))

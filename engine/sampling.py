@@ -69,7 +69,7 @@ def set_timesteps(scheduler, steps: int, spacing: str = "linear") -> None:
     if spacing == "linear":
         scheduler.set_timesteps(steps)
     elif not isinstance(scheduler, DPMSolverMultistepScheduler):
-        raise ValueError("logsnr spacing needs the dpmpp sampler (DDIM steps at fixed intervals only)")
+        raise ValueError("logsnr spacing needs a DPM-Solver++ sampler, dpmpp or sde (DDIM steps at fixed intervals only)")
     else:
         scheduler.set_timesteps(timesteps=logsnr_timesteps(scheduler.alphas_cumprod, steps))
 
@@ -130,7 +130,8 @@ def clip_prediction(prediction: torch.Tensor, x: torch.Tensor, t: torch.Tensor, 
 
 @torch.no_grad()
 def sample(denoise: Denoise, x: torch.Tensor, scheduler, steps: int, callback: Callback | None = None,
-           disable: bool = False, start_index: int = 0, generator: torch.Generator | None = None,
+           disable: bool = False, start_index: int = 0,
+           generator: torch.Generator | list[torch.Generator] | None = None,
            clip: float | None = 1.0, spacing: str = "linear") -> torch.Tensor:
     """Run `steps` scheduler steps (from `start_index`) starting at `x` [B, ...]; returns the final sample.
 
@@ -139,7 +140,9 @@ def sample(denoise: Denoise, x: torch.Tensor, scheduler, steps: int, callback: C
     such steps land 2.8x closer in log-mel to DDIM 200's clip than 15 linear ones, and at its loudness where linear
     steps lose 2-3 dB; bench/RESULTS.md).
     `callback` receives {"i", "steps", "t", "x"} after each step (i counts from 0 over the steps actually run);
-    an exception raised in it aborts sampling and propagates. `clip`: range of the implied x0 (None: off)."""
+    an exception raised in it aborts sampling and propagates. `clip`: range of the implied x0 (None: off).
+    `generator`: the noise a stochastic sampler ("sde") adds at each step; a list gives each batch row its own
+    (diffusers' randn_tensor), so a row is the clip its seed gives alone."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     set_timesteps(scheduler, steps, spacing)

@@ -17,6 +17,7 @@ from engine.bundle import BundleError
 from engine.dsp import SpectrogramConfig
 from engine.dsp.scaler import ScalerStats
 from engine.prior import DEFAULT_PRIOR_ERROR, DataPrior
+from engine.samplers import SAMPLER_NAMES
 from export.data_prior import measure_prior
 from export.reuse import vocoder_checkpoint_from_bundle
 from export.bundle_writer import DEFAULTS, ExportOptions, write_bundle
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="model name in the manifest (default: OUT_DIR's name)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.add_argument("--steps", type=int, help=f"default sampler steps written into the manifest ({DEFAULTS.steps})")
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, help="default sampler written into the manifest "
+                   f"({DEFAULTS.sampler})")
     p.add_argument("--gl-iters", type=int, help="default Griffin-Lim iterations written into the manifest "
                    f"({DEFAULTS.gl_iters}; e.g. the fewest that reach GL-200's SC on this vocoder: "
                    "python -m bench.phase_iters --bundle ...)")
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--default-bpm must be from 20 to 400, got {args.default_bpm:g}")
         if args.gl_iters is not None and not 0 <= args.gl_iters <= 10_000:
             raise ValueError(f"--gl-iters must be from 0 to 10000, got {args.gl_iters}")
-        defaults = dataclasses.replace(DEFAULTS, **{k: v for k, v in (("steps", args.steps),
+        defaults = dataclasses.replace(DEFAULTS, **{k: v for k, v in (("steps", args.steps), ("sampler", args.sampler),
                                                                       ("gl_iters", args.gl_iters)) if v is not None})
         if args.run_dir != "-" and not Path(args.run_dir).is_dir() and (args.unet is None or args.vocoder is None):
             raise CheckpointError(f"run directory not found: {args.run_dir}")

@@ -18,16 +18,17 @@ def _oracle(x0, scheduler):
 
 @pytest.mark.parametrize("sampler, steps, order, spacing", [
     ("ddim", 20, 2, "linear"), ("dpmpp", 8, 2, "linear"), ("dpmpp", 8, 1, "linear"), ("dpmpp", 8, 3, "linear"),
-    ("dpmpp", 8, 2, "logsnr"), ("dpmpp", 15, 2, "logsnr"), ("dpmpp", 3, 2, "logsnr")])
+    ("dpmpp", 8, 2, "logsnr"), ("dpmpp", 15, 2, "logsnr"), ("dpmpp", 3, 2, "logsnr"), ("sde", 8, 2, "logsnr"),
+    ("sde", 15, 1, "linear")])
 def test_recovers_known_sample_from_noise(sampler, steps, order, spacing):
     gen = torch.Generator().manual_seed(0)
     x0 = torch.rand(1, 2, 16, 8, generator=gen) * 1.6 - 0.8
     scheduler = make_scheduler(sampler, order=order)
-    if sampler == "dpmpp":
+    if sampler != "ddim":
         assert scheduler.config.solver_order == order
     seen = []
     out = sample(_oracle(x0, scheduler), torch.randn(x0.shape, generator=gen), scheduler, steps,
-                 callback=seen.append, disable=True, spacing=spacing)
+                 callback=seen.append, disable=True, spacing=spacing, generator=gen)
     assert [s["i"] for s in seen] == list(range(steps)) and (steps == 1 or seen[0]["t"] > seen[-1]["t"])
     assert torch.allclose(out, x0, atol=2e-3)
 
@@ -56,10 +57,33 @@ def test_same_seed_same_result_and_unknown_sampler():
     assert torch.equal(runs[0], runs[1])
     with pytest.raises(ValueError, match="unknown sampler"):
         make_scheduler("euler")
+    assert make_scheduler("sde").config.algorithm_type == "sde-dpmsolver++"
     with pytest.raises(ValueError, match="unknown spacing"):
         set_timesteps(make_scheduler("dpmpp"), 10, "karras")
-    with pytest.raises(ValueError, match="logsnr spacing needs the dpmpp sampler"):
+    with pytest.raises(ValueError, match="logsnr spacing needs a DPM-Solver"):
         sample(lambda x, t: x, torch.zeros(1, 1, 2, 2), make_scheduler("ddim"), 10, disable=True, spacing="logsnr")
+
+
+def test_the_stochastic_sampler_draws_its_step_noise_from_the_generator_row_by_row():
+    """sde: one seed, one result; another seed, another; a list of generators gives each batch row the result its
+    own generator gives alone."""
+    def denoise(x, t):
+        return torch.tanh(x) * (t[:, None, None, None] / 1000)
+
+    start = torch.randn(2, 2, 8, 4, generator=torch.Generator().manual_seed(3))
+
+    def run(x, seeds):
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        return sample(denoise, x, make_scheduler("sde"), 6, disable=True, spacing="logsnr",
+                      generator=gens if len(gens) > 1 else gens[0])
+
+    first, again, other = run(start[:1], [7]), run(start[:1], [7]), run(start[:1], [8])
+    assert torch.equal(first, again) and (first - other).abs().max() > 1e-3
+    plain = sample(denoise, start[:1], make_scheduler("dpmpp", order=2), 6, disable=True, spacing="logsnr")
+    assert (first - plain).abs().max() > 1e-3  # the step noise reaches the result
+    both = run(start, [7, 9])
+    torch.testing.assert_close(both[:1], first)
+    torch.testing.assert_close(both[1:], run(start[1:], [9]))
 
 
 @pytest.mark.parametrize("steps", [1, 2, 15, 50, 200, 1000])

@@ -36,7 +36,7 @@ def test_manifest_is_complete_and_parity_recorded(tiny_bundle, tiny_run_dir):
     prov = manifest["provenance"]
     assert prov["unet"]["step"] == 200 and prov["unet"]["ema"] is True
     assert prov["unet"]["data"]["description"] and prov["date"] and prov["export_command"]
-    assert manifest["defaults"]["sampler"] in ("ddim", "dpmpp")
+    assert manifest["defaults"]["sampler"] in ("ddim", "dpmpp", "sde")
     load_bundle(tiny_bundle)
 
 
@@ -70,11 +70,12 @@ def test_cli_no_ema_fp16_and_refuses_existing_out(tiny_run_dir, tmp_path):
     before = sha256_file(out / "unet.onnx")
     assert export_main([str(tiny_run_dir), str(out)]) == 2  # exists, no --overwrite
     assert sha256_file(out / "unet.onnx") == before
-    assert export_main([str(tiny_run_dir), str(out), "--overwrite", "--steps", "12", "--gl-iters", "96"]) == 0
+    assert export_main([str(tiny_run_dir), str(out), "--overwrite", "--steps", "12", "--gl-iters", "96",
+                        "--sampler", "sde"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["provenance"]["unet"]["ema"] is True
     assert manifest["defaults"]["steps"] == 12 and manifest["defaults"]["gl_iters"] == 96
-    assert load_bundle(out).defaults.gl_iters == 96
+    assert load_bundle(out).defaults.gl_iters == 96 and load_bundle(out).defaults.sampler == "sde"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left behind
 
 

@@ -70,7 +70,7 @@ def generate_batch(engine: "Engine", seconds: float, seeds: Sequence[int | None]
     denoise, bpm = engine.denoiser_with_beat(tempo)
     x = sample(denoise, noise * scheduler.init_noise_sigma, scheduler, settings["steps"], spacing=spacing,
                callback=lambda s: tracker.update("sampling", _STEP_WEIGHT * (s["i"] + 1)), disable=not progress,
-               generator=drawn[0][1])
+               generator=[generator for _, generator in drawn] if count > 1 else drawn[0][1])
     sampling_s = time.perf_counter() - start
 
     results = []
