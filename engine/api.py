@@ -150,13 +150,15 @@ class Engine:
         The guidance scale is tempo.guidance (None, or no tempo: the manifest's beat.guidance, 1 unless the export
         chose otherwise); above 1, each call also predicts with no grid, in the same U-Net batch, and returns
         no-grid + guidance * (grid - no-grid):
-        classifier-free guidance towards the grid (strikes on the beat, the tempo held), at twice the U-Net cost.
+        classifier-free guidance towards the grid (strikes on the beat, the tempo held), at twice the U-Net cost,
+        on the steps at timesteps t >= beat.guidance_from * T (the manifest's; 0: all).
         bench/RESULTS.md ("Beat guidance") measures it."""
         beat = self.bundle.beat
         if beat is None or (tempo is None and not default):
             return self.denoiser, None
         chosen = None if tempo is None else tempo.guidance
         scale = beat.guidance if chosen is None else check_guidance(chosen)
+        guided_from = beat.guidance_from * self.bundle.diffusion.num_train_timesteps
         spec = self.bundle.spectrogram
         rate = spec.sample_rate / spec.hop_length
         timing = (beat.default_bpm, 4, 4, 0.0) if tempo is None else (
@@ -171,7 +173,7 @@ class Engine:
 
         def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             grid = grid_for(x.shape[-1])
-            if scale == 1.0:
+            if scale == 1.0 or float(t.max()) < guided_from:
                 return self.denoiser(x, t, beat=grid)
             batch = x.shape[0]
             both_grids = torch.cat([grid.expand(batch, -1, -1), torch.zeros_like(grid).expand(batch, -1, -1)])

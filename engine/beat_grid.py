@@ -71,18 +71,22 @@ class BeatSettings:
     """The manifest's "beat" object: the U-Net's beat-grid width and the tempo (4/4) a render uses when a
     request names none; `trained_bpm` the (min, max) tempo of its training data, where recorded; `guidance` the
     beat-guidance scale a render uses when a request names none (1: the grid as the model takes it; above 1:
-    classifier-free guidance against the no-grid prediction, which the model learned from its dropped grids)."""
+    classifier-free guidance against the no-grid prediction, which the model learned from its dropped grids);
+    `guidance_from` the share of the noise schedule where guidance applies, counted from the noisy end: steps at
+    timesteps t >= guidance_from * T are guided, the rest plain (0: every step). Rhythm is laid down while the
+    clip is still mostly noise; guiding the late steps too only hardens the attacks (bench/RESULTS.md)."""
     features: int
     default_bpm: float = 100.0
     trained_bpm: tuple[float, float] | None = None
     guidance: float = 1.0
+    guidance_from: float = 0.0
 
     @classmethod
     def from_dict(cls, data: Any) -> "BeatSettings":
         """Parse the manifest's beat object (ValueError naming the problem)."""
         if not isinstance(data, dict):
             raise ValueError("must be a JSON object with 'features' and 'default_bpm'")
-        unknown = sorted(set(data) - {"features", "default_bpm", "trained_bpm", "guidance"})
+        unknown = sorted(set(data) - {"features", "default_bpm", "trained_bpm", "guidance", "guidance_from"})
         if unknown:
             raise ValueError(f"unknown field(s) {', '.join(unknown)}")
         features = data.get("features")
@@ -96,7 +100,11 @@ class BeatSettings:
                                         and all(isinstance(v, (int, float)) for v in trained)):
             raise ValueError(f"'trained_bpm' must be [min, max], got {trained!r}")
         guidance = check_guidance(data.get("guidance", 1.0), "'guidance'")
-        return cls(features, float(bpm), tuple(float(v) for v in trained) if trained else None, guidance)
+        start = data.get("guidance_from", 0.0)
+        if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0.0 <= start < 1.0:
+            raise ValueError(f"'guidance_from' must be a number from 0 to below 1, got {start!r}")
+        return cls(features, float(bpm), tuple(float(v) for v in trained) if trained else None, guidance,
+                   float(start))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"features": self.features, "default_bpm": self.default_bpm}
@@ -104,6 +112,8 @@ class BeatSettings:
             data["trained_bpm"] = list(self.trained_bpm)
         if self.guidance != 1.0:
             data["guidance"] = self.guidance
+        if self.guidance_from:
+            data["guidance_from"] = self.guidance_from
         return data
 
 

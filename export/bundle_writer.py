@@ -60,6 +60,7 @@ class ExportOptions:
     prior: DataPrior | None = None  # an eps U-Net's data prior (engine.prior; export.data_prior measures it)
     default_bpm: float | None = None  # a beat-conditioned U-Net's tempo when a request names none (else the data's)
     beat_guidance: float | None = None  # its beat-guidance scale when a request names none (None: 1, plain)
+    beat_guidance_from: float | None = None  # the share of the schedule (noisy end) guided (None: all of it)
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
@@ -145,7 +146,7 @@ def _provenance(unet_ckpt: dict, vocoder_ckpt: dict, unet_ema: bool, vocoder_ema
 
 
 def _beat_section(unet: torch.nn.Module, ckpt: dict, default_bpm: float | None,
-                  guidance: float | None = None) -> dict[str, Any]:
+                  guidance: float | None = None, guidance_from: float | None = None) -> dict[str, Any]:
     """The manifest's "beat" object of a beat-conditioned U-Net, checked by the engine's own reader."""
     tempo = (ckpt.get("data") or {}).get("beat_tempo") or {}
     section: dict[str, Any] = {"features": beat_features(unet)}
@@ -156,6 +157,8 @@ def _beat_section(unet: torch.nn.Module, ckpt: dict, default_bpm: float | None,
         section["trained_bpm"] = [tempo["min"], tempo["max"]]
     if guidance is not None:
         section["guidance"] = guidance
+    if guidance_from is not None:
+        section["guidance_from"] = guidance_from
     try:
         return BeatSettings.from_dict(section).to_dict()
     except ValueError as exc:
@@ -254,8 +257,9 @@ def write_bundle(unet_ckpt: dict, vocoder_ckpt: dict, out_dir: str | Path, optio
             "defaults": options.defaults.to_dict(),
         }
         if beat_features(unet):
-            manifest["beat"] = _beat_section(unet, unet_ckpt, options.default_bpm, options.beat_guidance)
-        elif options.beat_guidance is not None:
+            manifest["beat"] = _beat_section(unet, unet_ckpt, options.default_bpm, options.beat_guidance,
+                                             options.beat_guidance_from)
+        elif options.beat_guidance is not None or options.beat_guidance_from is not None:
             raise ExportError("a beat-guidance scale needs a beat-conditioned U-Net (msanii-train unet "
                               "--beat-conditioning); this one has no beat input")
         write_manifest(tmp, manifest)

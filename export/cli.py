@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "render names none (default: the median tempo of its training data, else 100)")
     p.add_argument("--beat-guidance", type=float, metavar="W", help="a beat-conditioned U-Net's beat-guidance "
                    "scale when a render names none (default 1: plain conditioning; docs/architecture.md)")
+    p.add_argument("--beat-guidance-from", type=float, metavar="F", help="guide only the steps at timesteps t >= F * "
+                   "T, the noisy share of the schedule where rhythm is laid down (default 0: every step)")
     p.add_argument("--name", help="model name in the manifest (default: OUT_DIR's name)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.add_argument("--steps", type=int, help=f"default sampler steps written into the manifest ({DEFAULTS.steps})")
@@ -119,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         options = ExportOptions(use_ema=not args.no_ema, fp16=args.fp16, compact=args.compact,
                                 torch_programs=args.torch, overwrite=args.overwrite, name=args.name,
                                 command=command, notes=notes, defaults=defaults, prior=prior,
-                                default_bpm=args.default_bpm, beat_guidance=args.beat_guidance)
+                                default_bpm=args.default_bpm, beat_guidance=args.beat_guidance,
+                                beat_guidance_from=args.beat_guidance_from)
         out = write_bundle(ckpts["unet"], ckpts["vocoder"], args.out_dir, options,
                            sources={k: str(v) for k, v in sources.items()},
                            log=lambda msg: print(f"msanii-export: {msg}", file=sys.stderr))

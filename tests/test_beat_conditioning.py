@@ -395,6 +395,25 @@ def test_beat_guidance_default_comes_from_the_manifest_and_bad_scales_are_named(
     np.testing.assert_array_equal(by_default.audio, asked.audio)
     unguided = render(Engine.load(copy), "generate", **common, tempo=Tempo(96.0, guidance=1.0))
     assert np.abs(unguided.audio - by_default.audio).max() > 1e-3  # a request overrides the manifest
+
+    # guidance_from: only the steps at t >= guidance_from * T are guided
+    manifest["beat"]["guidance_from"] = 0.5
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    engine = Engine.load(copy)
+    x = torch.randn(1, 2, engine.bundle.spectrogram.n_mels, 16, generator=torch.Generator().manual_seed(2))
+    grid = torch.from_numpy(tempo_grid(16, 44_100 / 1024, 96.0))[None]
+    denoise, _ = engine.denoiser_with_beat(None)
+    for t, guided in ((700.0, True), (499.0, False)):
+        tt = torch.tensor([t])
+        with_grid, without = engine.denoiser(x, tt, beat=grid), engine.denoiser(x, tt, beat=None)
+        expected = without + 3.0 * (with_grid - without) if guided else with_grid
+        torch.testing.assert_close(denoise(x, tt), expected, atol=2e-4, rtol=1e-4)
+    for bad in (1.0, -0.1, "0.5"):
+        manifest["beat"]["guidance_from"] = bad
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(BundleError, match="guidance_from"):
+            load_bundle(copy)
+    del manifest["beat"]["guidance_from"]
     for bad in (-1, 25, "3", True):
         manifest["beat"]["guidance"] = bad
         (copy / "manifest.json").write_text(json.dumps(manifest))
@@ -434,8 +453,9 @@ def test_beat_guidance_from_the_command_line_and_the_export(beat_bundle, tiny_ru
     cfg = dataclasses.replace(unet_preset("tiny"), beat_features=BEAT_FEATURES)
     ckpt.update(model_config=cfg.to_dict(), model=UNet(cfg).state_dict(), ema=None)
     guided = write_bundle(ckpt, make_tiny_checkpoint("vocoder", 1), tmp_path / "guided",
-                          ExportOptions(name="guided", beat_guidance=2.5))
-    assert json.loads((guided / "manifest.json").read_text())["beat"]["guidance"] == 2.5
+                          ExportOptions(name="guided", beat_guidance=2.5, beat_guidance_from=0.6))
+    beat = json.loads((guided / "manifest.json").read_text())["beat"]
+    assert beat["guidance"] == 2.5 and beat["guidance_from"] == 0.6
 
 
 def test_quality_report_judges_beat_guidance_beside_the_defaults(beat_bundle, tiny_bundle, tmp_path, capsys):
