@@ -272,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(engine.prior; bundles that have one)")
     parser.add_argument("--prior-error", type=float, nargs="+", default=[], metavar="E", help="also render each "
                         "bundle with a data prior at these error variances (the sweep behind DEFAULT_PRIOR_ERROR)")
-    parser.add_argument("--sampling", nargs="+", default=[], metavar="SAMPLER:STEPS", type=_sampling,
-                        help="also render each bundle with these samplers and step counts, e.g. ddim:50 dpmpp:30")
+    parser.add_argument("--sampling", nargs="+", default=[], metavar="SAMPLER:STEPS[@W]", type=_sampling,
+                        help="also render each bundle with these samplers and step counts, e.g. ddim:50 dpmpp:30, "
+                             "and with @W a beat-guidance scale at the default tempo (sde:15@3)")
     parser.add_argument("--beat-guidance", type=float, nargs="+", default=[], metavar="W", help="also render each "
                         "beat-conditioned bundle at its default tempo with these beat-guidance scales")
     args = parser.parse_args(argv)
@@ -284,9 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine.load(bundle)
         sets[f"{bundle.name} generated"] = [generate(engine, args.seconds, seed=s).audio for s in args.seeds]
         sets[f"{bundle.name} reconstructed"] = [reconstruct(engine, c) for c in clips]
-        for sampler, steps in args.sampling:
-            sets[f"{bundle.name} {sampler} {steps}"] = [
-                generate(engine, args.seconds, seed=s, sampler=sampler, steps=steps).audio for s in args.seeds]
+        for sampler, steps, w in args.sampling:
+            if w is not None and engine.bundle.beat is None:
+                parser.error(f"{bundle}: @{w:g} needs a beat-conditioned bundle")
+            tempo = None if w is None else Tempo(engine.bundle.beat.default_bpm, guidance=w)
+            sets[f"{bundle.name} {sampler} {steps}" + ("" if w is None else f" @{w:g}")] = [
+                generate(engine, args.seconds, seed=s, sampler=sampler, steps=steps, tempo=tempo).audio
+                for s in args.seeds]
         if engine.bundle.beat is not None:
             for w in args.beat_guidance:
                 tempo = Tempo(engine.bundle.beat.default_bpm, guidance=w)
@@ -309,18 +314,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _sampling(spec: str) -> tuple[str, int]:
+def _sampling(spec: str) -> tuple[str, int, float | None]:
+    from engine.beat_grid import check_guidance
     from engine.samplers import UnknownSampler, get_sampler
-    name, _, steps = spec.partition(":")
+    head, _, guidance = spec.partition("@")
+    name, _, steps = head.partition(":")
     try:
         get_sampler(name)
         count = int(steps)
+        scale = check_guidance(float(guidance)) if guidance else None
     except (UnknownSampler, ValueError) as error:
-        raise argparse.ArgumentTypeError(f"{spec!r}: expected SAMPLER:STEPS with a known sampler, e.g. ddim:50 "
-                                         f"({error})") from None
+        raise argparse.ArgumentTypeError(f"{spec!r}: expected SAMPLER:STEPS[@W] with a known sampler and a guidance "
+                                         f"scale, e.g. ddim:50 or sde:15@3 ({error})") from None
     if count < 1:
         raise argparse.ArgumentTypeError(f"{spec!r}: the step count must be at least 1")
-    return name, count
+    return name, count, scale
 
 
 def _jsonable(obj):

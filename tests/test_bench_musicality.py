@@ -111,8 +111,13 @@ def test_channel_flatness_judges_each_channel_not_the_mono_fold_down():
     assert abs(clean["channel_flatness"] - clean["flatness"]) < 1e-3  # identical channels: both readings agree
 
 
-@pytest.mark.parametrize("spec", ["ddim", "nope:3", "ddim:x", "ddim:0"])
+@pytest.mark.parametrize("spec", ["ddim", "nope:3", "ddim:x", "ddim:0", "sde:15@x", "sde:15@30"])
 def test_sampling_variants_are_checked_before_anything_renders(spec, capsys):
     with pytest.raises(SystemExit) as stop:
         musicality.main(["--real", "nowhere", "--sampling", spec])
     assert stop.value.code == 2 and spec in capsys.readouterr().err
+
+
+def test_sampling_variants_parse_with_a_guidance_scale():
+    assert musicality._sampling("sde:15@3") == ("sde", 15, 3.0)
+    assert musicality._sampling("ddim:50") == ("ddim", 50, None)
