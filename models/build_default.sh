@@ -14,27 +14,28 @@
 #      runs/piano-v4, then 3,515 more from runs/piano-v4/unet/last.pt with the frozen scaler, in runs/piano-v5)
 #   -> piano candidate 5 (this script's version of commit 5a5905e, INIT = candidate 4: 10,028 more steps in
 #      runs/piano-v6, and the vocoder fine-tuned from candidate 4's with the frozen scaler, 30,000 steps)
-#   -> piano candidate 6 (this version, INIT = candidate 5): the U-Net learns to follow a beat grid
-#      (--beat-conditioning, docs/architecture.md "Beat grid"): STEPS1 steps in RUN1, then STEPS more in RUN from
-#      RUN1's last.pt; the vocoder run continued to VOCODER_STEPS, then calibrated. Stage 1 ran with the sidecars
-#      of commit 42bc60c, whose music21 windows (10 % of the audio) had anti-phase grids; stage 2 with the
-#      note-aligned ones (bdd74f4). This script writes today's sidecars for both, so a rebuild differs in stage 1.
+#   -> piano candidate 6 (this script's version of commit 0f7e7f7, INIT = candidate 5): the U-Net learns to follow a
+#      beat grid (--beat-conditioning, docs/architecture.md "Beat grid"): 2,392 steps in runs/piano-beat, then 5,091
+#      more in runs/piano-beat2; the vocoder run continued to 64,000 steps, then calibrated.
+#   -> piano candidate 7 (this version, INIT = candidate 6 of commit e175da6): STEPS1 more beat-conditioned steps at
+#      lr 2e-4 with the EMA averaging from the first step (--ema-start 0), then on to STEPS at lr LR2 (--resume
+#      --lr); the vocoder is candidate 6's, taken from its bundle. The bundle renders with the stochastic sampler
+#      and beat guidance (--sampler sde, --beat-guidance, --beat-guidance-from; bench/RESULTS.md, "Stochastic
+#      sampling").
 # An earlier candidate comes back from git for a faithful rebuild, e.g. candidate 3:
 #   mkdir -p /tmp/candidate3 && git archive a29f974 models/piano-candidate | tar -x -C /tmp/candidate3 --strip-components=2
-# The next session continues with INIT=models/piano-candidate (v-prediction, frozen scaler, beat-conditioned) and
-# new RUN1/RUN/VOCODER_RUN folders.
+# The next session continues with INIT=models/piano-candidate (v-prediction, frozen scaler, beat-conditioned) and a
+# new RUN folder.
 # Each stage resumes where it stopped, so the script can be re-run after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUN1=${RUN1:-runs/piano-beat}           # U-Net stage 1: beat-conditioned, from INIT
-RUN=${RUN:-runs/piano-beat2}            # U-Net stage 2: from RUN1's last checkpoint (the bundle's U-Net)
-VOCODER_RUN=${VOCODER_RUN:-runs/voc-frozen}  # the vocoder fine-tune
-INIT=${INIT:-}                          # the bundle to fine-tune the U-Net from (default: candidate 5, from git)
-VOCODER_INIT=${VOCODER_INIT:-}          # the bundle the vocoder run starts from (candidate 4: see below)
+RUN=${RUN:-runs/piano-beat3}            # the U-Net run (the bundle's U-Net is its last checkpoint)
+INIT=${INIT:-}                          # the bundle to fine-tune the U-Net from (default: candidate 6, from git)
+VOCODER=${VOCODER:-}                    # the bundle whose vocoder is carried over (default: candidate 6, from git)
 PREVIOUS=${PREVIOUS:-models/default}    # the bundle the report compares against (the one it would replace)
-STEPS1=${STEPS1:-2392}                  # 2 x 512 frames (11.9 s)
-STEPS=${STEPS:-5091}
-VOCODER_STEPS=${VOCODER_STEPS:-64000}   # 8 x 64 frames (1.5 s)
+STEPS1=${STEPS1:-STEPS1_VALUE}                # 2 x 512 frames (11.9 s) at lr 2e-4
+STEPS=${STEPS:-STEPS_VALUE}                  # total, the rest at LR2
+LR2=${LR2:-LR2_VALUE}
 THREADS=${THREADS:-1}
 
 # 1. Corpus: ~1.7 h of POP909-layout piano arrangements + music21 works on piano (FluidSynth), held-out split.
@@ -48,36 +49,26 @@ THREADS=${THREADS:-1}
 # Beat conditioning: every piece's beat and downbeat times (from its MIDI) beside its audio, and a zero-initialised
 # projection of the grid into the U-Net, so stage 1 begins as INIT; 20 % of crops are shown without a grid.
 msanii-train beat-grid data/piano
-if [ ! -f "$RUN1/unet/last.pt" ] && [ -z "$INIT" ]; then
-  INIT=/tmp/msanii-candidate5
-  mkdir -p "$INIT" && git archive 5a5905e models/piano-candidate | tar -x -C "$INIT" --strip-components=2
+if [ -z "$INIT" ] || [ -z "$VOCODER" ]; then
+  mkdir -p /tmp/msanii-candidate6 && git archive e175da6 models/piano-candidate | tar -x -C /tmp/msanii-candidate6 --strip-components=2
+  INIT=${INIT:-/tmp/msanii-candidate6}
+  VOCODER=${VOCODER:-/tmp/msanii-candidate6}
 fi
-start() { [ -f "$2/$1/last.pt" ] && echo --resume || echo --init-from "$3" --prediction-type v_prediction --scaler frozen \
-  --beat-conditioning; }
-unet() { msanii-train unet --data data/piano/train --preset small --out "$1" --steps "$2" --crop-frames 512 \
-  --batch-size 2 --threads "$THREADS" --checkpoint-every 500 --keep-checkpoints 30 --no-progress $(start unet "$1" "$3"); }
-unet "$RUN1" "$STEPS1" "$INIT"
-unet "$RUN" "$STEPS" "$RUN1/unet/last.pt"
+common="--preset small --crop-frames 512 --batch-size 2 --threads $THREADS --checkpoint-every 500 --keep-checkpoints 40 --no-progress"
+if [ ! -f "$RUN/unet/last.pt" ]; then
+  msanii-train unet --data data/piano/train --out "$RUN" --steps "$STEPS1" $common --init-from "$INIT" \
+    --prediction-type v_prediction --scaler frozen --beat-conditioning --ema-start 0
+fi
+at() { tail -n 1 "$RUN/unet/losses.csv" | cut -d, -f1; }
+# finish stage 1 after an interruption
+if [ "$(at)" -lt "$STEPS1" ]; then msanii-train unet --out "$RUN" --steps "$STEPS1" $common --resume; fi
+msanii-train unet --out "$RUN" --steps "$STEPS" $common --resume --lr "$LR2"
 
-# 3. Vocoder, fine-tuned from candidate 4's with the frozen scaler (its input statistics fixed, as the bundle decodes
-# with them), then its per-bin gain calibrated: held-out SC 0.209 -> 0.122 at 30k steps, 0.110 at 64k
-# (bench/RESULTS.md, "Vocoder").
-if [ ! -f "$VOCODER_RUN/vocoder/last.pt" ] && [ -z "$VOCODER_INIT" ]; then
-  VOCODER_INIT=/tmp/msanii-candidate4
-  mkdir -p "$VOCODER_INIT" && git archive faa5aa2 models/piano-candidate | tar -x -C "$VOCODER_INIT" --strip-components=2
-fi
-msanii-train vocoder --data data/piano/train --preset small --out "$VOCODER_RUN" --steps "$VOCODER_STEPS" \
-  --threads "$THREADS" --checkpoint-every 1000 --no-progress \
-  $( [ -f "$VOCODER_RUN/vocoder/last.pt" ] && echo --resume || echo --init-from "$VOCODER_INIT" --scaler frozen )
-# a calibration is never overwritten: redo it only when the vocoder trained on after it
-if [ ! "$VOCODER_RUN/vocoder/calibrated.pt" -nt "$VOCODER_RUN/vocoder/last.pt" ]; then
-  rm -f "$VOCODER_RUN/vocoder/calibrated.pt"
-  msanii-train calibrate-vocoder --out "$VOCODER_RUN" --threads "$THREADS"
-fi
-
-# 4. Bundle (EMA weights, float16-stored to fit the 40 MB budget) into a new folder, then the report beside the
-# bundle it would replace; it becomes models/default only if the report's gates all pass.
-msanii-export - "$RUN/bundle" --unet "$RUN/unet/last.pt" --vocoder "$VOCODER_RUN/vocoder/calibrated.pt" --compact \
-  --name msanii-daw-piano --provenance models/provenance-piano.json --gl-iters 96 --default-bpm 100 --overwrite
+# 3. Bundle (EMA weights, float16-stored to fit the 40 MB budget; candidate 6's calibrated vocoder) into a new folder
+# with its render defaults, then the report beside the bundle it would replace; it becomes models/default only if
+# the report's gates all pass.
+msanii-export - "$RUN/bundle" --unet "$RUN/unet/last.pt" --vocoder "$VOCODER" --compact \
+  --name msanii-daw-piano --provenance models/provenance-piano.json --gl-iters 96 --default-bpm 100 \
+  --sampler SAMPLER_VALUE --steps SAMPLER_STEPS_VALUE --beat-guidance GUIDANCE_VALUE --beat-guidance-from FROM_VALUE --overwrite
 python -m bench.quality_report --bundle "$RUN/bundle" --previous "$PREVIOUS" --heldout data/piano/heldout \
-  --run "$RUN" --out "$RUN/bundle/REPORT.md" --clips 10 --region-clips 2
+  --run "$RUN" --out "$RUN/bundle/REPORT.md" --clips 10 --region-clips 2 --seeds 0 1 2 3 4 5 6 7 8 9 10 11
