@@ -33,9 +33,9 @@ RUN=${RUN:-runs/piano-beat3}            # the U-Net run (the bundle's U-Net is i
 INIT=${INIT:-}                          # the bundle to fine-tune the U-Net from (default: candidate 6, from git)
 VOCODER=${VOCODER:-}                    # the bundle whose vocoder is carried over (default: candidate 6, from git)
 PREVIOUS=${PREVIOUS:-models/default}    # the bundle the report compares against (the one it would replace)
-STEPS1=${STEPS1:-STEPS1_VALUE}                # 2 x 512 frames (11.9 s) at lr 2e-4
-STEPS=${STEPS:-STEPS_VALUE}                  # total, the rest at LR2
-LR2=${LR2:-LR2_VALUE}
+STEPS1=${STEPS1:-10000}                # 2 x 512 frames (11.9 s) at lr 2e-4
+STEPS=${STEPS:-15000}                  # total, the rest at LR2
+LR2=${LR2:-5e-5}
 THREADS=${THREADS:-1}
 
 # 1. Corpus: ~1.7 h of POP909-layout piano arrangements + music21 works on piano (FluidSynth), held-out split.
@@ -69,6 +69,6 @@ msanii-train unet --out "$RUN" --steps "$STEPS" $common --resume --lr "$LR2"
 # the report's gates all pass.
 msanii-export - "$RUN/bundle" --unet "$RUN/unet/last.pt" --vocoder "$VOCODER" --compact \
   --name msanii-daw-piano --provenance models/provenance-piano.json --gl-iters 96 --default-bpm 100 \
-  --sampler SAMPLER_VALUE --steps SAMPLER_STEPS_VALUE --beat-guidance GUIDANCE_VALUE --beat-guidance-from FROM_VALUE --overwrite
+  --sampler sde --steps SAMPLER_15000 --beat-guidance 3 --beat-guidance-from 0 --overwrite
 python -m bench.quality_report --bundle "$RUN/bundle" --previous "$PREVIOUS" --heldout data/piano/heldout \
   --run "$RUN" --out "$RUN/bundle/REPORT.md" --clips 10 --region-clips 2 --seeds 0 1 2 3 4 5 6 7 8 9 10 11
