@@ -20,7 +20,7 @@
 #   -> piano candidate 7 (this version, INIT = candidate 6 of commit e175da6): STEPS1 more beat-conditioned steps at
 #      lr 2e-4 with the EMA averaging from the first step (--ema-start 0), then on to STEPS at lr LR2 (--resume
 #      --lr); the vocoder is candidate 6's, taken from its bundle. The bundle renders with the stochastic sampler
-#      and beat guidance (--sampler sde, --beat-guidance, --beat-guidance-from; bench/RESULTS.md, "Stochastic
+#      and beat guidance (--sampler sde --steps 15 --beat-guidance 3; bench/RESULTS.md, "Stochastic
 #      sampling").
 # An earlier candidate comes back from git for a faithful rebuild, e.g. candidate 3:
 #   mkdir -p /tmp/candidate3 && git archive a29f974 models/piano-candidate | tar -x -C /tmp/candidate3 --strip-components=2
@@ -33,8 +33,8 @@ RUN=${RUN:-runs/piano-beat3}            # the U-Net run (the bundle's U-Net is i
 INIT=${INIT:-}                          # the bundle to fine-tune the U-Net from (default: candidate 6, from git)
 VOCODER=${VOCODER:-}                    # the bundle whose vocoder is carried over (default: candidate 6, from git)
 PREVIOUS=${PREVIOUS:-models/default}    # the bundle the report compares against (the one it would replace)
-STEPS1=${STEPS1:-10000}                # 2 x 512 frames (11.9 s) at lr 2e-4
-STEPS=${STEPS:-15000}                  # total, the rest at LR2
+STEPS1=${STEPS1:-10005}                # 2 x 512 frames (11.9 s) at lr 2e-4
+STEPS=${STEPS:-13008}                  # total, the rest at LR2
 LR2=${LR2:-5e-5}
 THREADS=${THREADS:-1}
 
@@ -69,6 +69,8 @@ msanii-train unet --out "$RUN" --steps "$STEPS" $common --resume --lr "$LR2"
 # the report's gates all pass.
 msanii-export - "$RUN/bundle" --unet "$RUN/unet/last.pt" --vocoder "$VOCODER" --compact \
   --name msanii-daw-piano --provenance models/provenance-piano.json --gl-iters 96 --default-bpm 100 \
-  --sampler sde --steps SAMPLER_15000 --beat-guidance 3 --beat-guidance-from 0 --overwrite
+  --sampler sde --steps 15 --beat-guidance 3 --overwrite
+python -m bench.heldout_loss --run "$RUN" --heldout data/piano/heldout --crops 16 --timesteps 8 --every 3 \
+  --csv "$RUN/heldout.csv"
 python -m bench.quality_report --bundle "$RUN/bundle" --previous "$PREVIOUS" --heldout data/piano/heldout \
   --run "$RUN" --out "$RUN/bundle/REPORT.md" --clips 10 --region-clips 2 --seeds 0 1 2 3 4 5 6 7 8 9 10 11
