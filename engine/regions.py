@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence, Union
 
+from engine.beat_grid import check_guidance
+
 
 class RegionError(ValueError):
     """A region that cannot be edited (outside the file, empty, reversed, overlapping...); the message says why."""
@@ -42,7 +44,6 @@ class Tempo:
         if not math.isfinite(self.origin_s) or self.origin_s < 0:
             raise RegionError(f"tempo origin must be >= 0 seconds, got {self.origin_s}")
         if self.guidance is not None:
-            from engine.beat_grid import check_guidance
             try:
                 check_guidance(self.guidance)
             except ValueError as exc:
