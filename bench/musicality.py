@@ -192,9 +192,8 @@ def half_spread(summary: dict) -> dict:
     spread = {}
     for key in (*SCALAR_MEASURES, "bands_db"):
         values = np.array([m[key] for m in per_clip], dtype=np.float64)
-        agg = (lambda v: v.mean(0)) if key == "bands_db" else (lambda v, key=key: _aggregate(key, v))
-        gaps = [np.abs(agg(values[m]) - agg(values[~m])) for m in masks]
-        spread[key] = np.mean(gaps, axis=0) if key == "bands_db" else float(np.mean(gaps))
+        gap = np.mean([np.abs(_aggregate(key, values[m]) - _aggregate(key, values[~m])) for m in masks], axis=0)
+        spread[key] = gap if key == "bands_db" else float(gap)
     return spread
 
 
@@ -285,18 +284,18 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine.load(bundle)
         sets[f"{bundle.name} generated"] = [generate(engine, args.seconds, seed=s).audio for s in args.seeds]
         sets[f"{bundle.name} reconstructed"] = [reconstruct(engine, c) for c in clips]
-        for sampler, steps, w in args.sampling:
+        # (label, sampler, steps, guidance): None takes the bundle's default
+        variants = [(f"{sampler} {steps}" + ("" if w is None else f" @{w:g}"), sampler, steps, w)
+                    for sampler, steps, w in args.sampling]
+        if engine.bundle.beat is not None:
+            variants += [(f"beat guidance {w:g}", None, None, w) for w in args.beat_guidance]
+        for label, sampler, steps, w in variants:
             if w is not None and engine.bundle.beat is None:
                 parser.error(f"{bundle}: @{w:g} needs a beat-conditioned bundle")
             tempo = None if w is None else Tempo(engine.bundle.beat.default_bpm, guidance=w)
-            sets[f"{bundle.name} {sampler} {steps}" + ("" if w is None else f" @{w:g}")] = [
+            sets[f"{bundle.name} {label}"] = [
                 generate(engine, args.seconds, seed=s, sampler=sampler, steps=steps, tempo=tempo).audio
                 for s in args.seeds]
-        if engine.bundle.beat is not None:
-            for w in args.beat_guidance:
-                tempo = Tempo(engine.bundle.beat.default_bpm, guidance=w)
-                sets[f"{bundle.name} beat guidance {w:g}"] = [
-                    generate(engine, args.seconds, seed=s, tempo=tempo).audio for s in args.seeds]
         if engine.bundle.diffusion.prior is None:
             continue
         variants = [("bare", None)] if args.bare else []
