@@ -20,7 +20,13 @@ from tqdm.auto import tqdm
 
 from engine.samplers import get_sampler
 
-SPACINGS = ("linear", "logsnr")  # timesteps evenly spaced in t | in log signal-to-noise ratio (DPM-Solver++ only)
+# timesteps evenly spaced in t | in log signal-to-noise ratio | the same from a log-SNR floor (DPM-Solver++ only)
+SPACINGS = ("linear", "logsnr", "logsnr_floor")
+# Where "logsnr_floor" spacing lands after its first step from pure noise. The cosine schedule's log-SNR falls
+# steeply near T (lambda(999) = -9.9, lambda(998) = -6.5, lambda(987) = -4.0): even log-SNR steps from lambda(999)
+# spend 6 of 15 U-Net calls at t >= 994, where x_t is noise to within alpha = 0.02. From this floor, 12 steps of
+# the stochastic sampler measured as 15 plain log-SNR steps on the piano candidate (bench/RESULTS.md, 2026-12-07).
+LOGSNR_FLOOR = -4.0
 PAPER_DDIM_STEPS = 200
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -43,18 +49,22 @@ def make_scheduler(sampler: str, num_train_timesteps: int = 1000, beta_schedule:
     return get_sampler(sampler).build(common, order, steps)
 
 
-def logsnr_timesteps(alphas_cumprod: torch.Tensor, steps: int) -> list[int]:
+def logsnr_timesteps(alphas_cumprod: torch.Tensor, steps: int, floor: float | None = None) -> list[int]:
     """`steps` distinct integer timesteps, from the last training timestep down, evenly spaced in log-SNR
-    lambda(t) = log(alpha_t / sigma_t) over [lambda(T-1), lambda(0)) (DPM-Solver's recommended spacing). Integer
+    lambda(t) = log(alpha_t / sigma_t) over [lambda(T-1), lambda(0)) (DPM-Solver's recommended spacing), or, with a
+    `floor`, T-1 first and the other steps evenly spaced over [floor, lambda(0)) (LOGSNR_FLOOR says why). Integer
     timesteps keep the solver's noise level and the model's conditioning the same (diffusers' use_lu_lambdas
     rounds several steps to one timestep near T with the cosine schedule, and measured 0.15 nats further from a
     1000-step DDIM solution). Where the schedule is steep (lambda(999) - lambda(998) = 3.5 for the cosine one),
     neighbouring targets would share a timestep; they take the next free one down."""
     abar = alphas_cumprod.double()
     lam = 0.5 * torch.log(abar / (1 - abar))  # decreasing in t
-    targets = torch.linspace(float(lam[-1]), float(lam[0]), steps + 1)[:-1]
+    if floor is None:
+        targets = torch.linspace(float(lam[-1]), float(lam[0]), steps + 1)[:-1].tolist()
+    else:
+        targets = [float(lam[-1])] + torch.linspace(max(floor, float(lam[-1])), float(lam[0]), steps)[:-1].tolist()
     timesteps: list[int] = []
-    for i, target in enumerate(targets.tolist()):
+    for i, target in enumerate(targets):
         t = int((lam - target).abs().argmin())
         if timesteps:
             t = min(t, timesteps[-1] - 1)
@@ -69,9 +79,11 @@ def set_timesteps(scheduler, steps: int, spacing: str = "linear") -> None:
     if spacing == "linear":
         scheduler.set_timesteps(steps)
     elif not isinstance(scheduler, DPMSolverMultistepScheduler):
-        raise ValueError("logsnr spacing needs a DPM-Solver++ sampler, dpmpp or sde (DDIM steps at fixed intervals only)")
+        raise ValueError(f"{spacing} spacing needs a DPM-Solver++ sampler, dpmpp or sde (DDIM steps at fixed "
+                         "intervals only)")
     else:
-        scheduler.set_timesteps(timesteps=logsnr_timesteps(scheduler.alphas_cumprod, steps))
+        floor = LOGSNR_FLOOR if spacing == "logsnr_floor" else None
+        scheduler.set_timesteps(timesteps=logsnr_timesteps(scheduler.alphas_cumprod, steps, floor))
 
 
 def solver_settings(sampler: str, from_noise: bool) -> tuple[str, int]:
@@ -135,10 +147,10 @@ def sample(denoise: Denoise, x: torch.Tensor, scheduler, steps: int, callback: C
            clip: float | None = 1.0, spacing: str = "linear") -> torch.Tensor:
     """Run `steps` scheduler steps (from `start_index`) starting at `x` [B, ...]; returns the final sample.
 
-    `spacing`: "linear" timesteps (what a partial start at a strength needs: strength s starts near t = s * T) or
+    `spacing`: "linear" timesteps (what a partial start at a strength needs: strength s starts near t = s * T),
     "logsnr" (logsnr_timesteps; DPM-Solver++ from pure noise: with the cosine schedule and the default model, 15
     such steps land 2.8x closer in log-mel to DDIM 200's clip than 15 linear ones, and at its loudness where linear
-    steps lose 2-3 dB; bench/RESULTS.md).
+    steps lose 2-3 dB; bench/RESULTS.md) or "logsnr_floor" (the same from LOGSNR_FLOOR after the first step).
     `callback` receives {"i", "steps", "t", "x"} after each step (i counts from 0 over the steps actually run);
     an exception raised in it aborts sampling and propagates. `clip`: range of the implied x0 (None: off).
     `generator`: the noise a stochastic sampler ("sde") adds at each step; a list gives each batch row its own

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from engine.sampling import logsnr_timesteps, make_scheduler, noised_start, sample, set_timesteps, start_index_for
+from engine.sampling import LOGSNR_FLOOR, logsnr_timesteps, make_scheduler, noised_start, sample, set_timesteps, start_index_for
 
 
 def _oracle(x0, scheduler):
@@ -19,7 +19,7 @@ def _oracle(x0, scheduler):
 @pytest.mark.parametrize("sampler, steps, order, spacing", [
     ("ddim", 20, 2, "linear"), ("dpmpp", 8, 2, "linear"), ("dpmpp", 8, 1, "linear"), ("dpmpp", 8, 3, "linear"),
     ("dpmpp", 8, 2, "logsnr"), ("dpmpp", 15, 2, "logsnr"), ("dpmpp", 3, 2, "logsnr"), ("sde", 8, 2, "logsnr"),
-    ("sde", 15, 1, "linear")])
+    ("sde", 15, 1, "linear"), ("sde", 12, 2, "logsnr_floor"), ("dpmpp", 6, 3, "logsnr_floor")])
 def test_recovers_known_sample_from_noise(sampler, steps, order, spacing):
     gen = torch.Generator().manual_seed(0)
     x0 = torch.rand(1, 2, 16, 8, generator=gen) * 1.6 - 0.8
@@ -104,6 +104,26 @@ def test_logsnr_timesteps_distinct_and_evenly_spread_in_log_snr(steps):
         linear = make_scheduler("dpmpp")
         set_timesteps(linear, 15)
         assert sum(t >= 950 for t in linear.timesteps.tolist()) == 1
+
+
+@pytest.mark.parametrize("steps", [1, 2, 12, 200, 1000])
+def test_logsnr_floor_timesteps_jump_to_the_floor_then_even_log_snr(steps):
+    """From a floor: T-1 first, then (when the steps allow) the timestep nearest the floor's log-SNR, then even
+    log-SNR gaps; still distinct and decreasing for any step count."""
+    sched = make_scheduler("sde")
+    ts = logsnr_timesteps(sched.alphas_cumprod, steps, LOGSNR_FLOOR)
+    assert len(ts) == steps and ts[0] == 999 and ts[-1] >= 0 and all(a > b for a, b in zip(ts, ts[1:]))
+    set_timesteps(sched, steps, "logsnr_floor")
+    assert sched.timesteps.tolist() == ts
+    abar = sched.alphas_cumprod.double()
+    lam = 0.5 * torch.log(abar / (1 - abar))
+    if 1 < steps <= 200:
+        assert abs(float(lam[ts[1]]) - LOGSNR_FLOOR) < 0.1
+    if steps == 12:
+        gaps = lam[ts][2:] - lam[ts][1:-1]
+        assert torch.allclose(gaps, gaps.mean().expand_as(gaps), rtol=0.1)
+        assert sum(t >= 950 for t in ts) == 3  # plain log-SNR spacing puts 6 of 12 there
+        assert sum(t >= 950 for t in logsnr_timesteps(sched.alphas_cumprod, steps)) == 6
 
 
 @pytest.mark.parametrize("kind", ["epsilon", "v_prediction", "sample"])
