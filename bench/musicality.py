@@ -152,12 +152,17 @@ def _aggregate(key: str, values: np.ndarray) -> np.ndarray:
     return np.median(values, axis=0) if key.endswith("flatness") else values.mean(axis=0)
 
 
-def set_summary(clips: list, cfg: SpectrogramConfig) -> dict:
-    """Median (flatness) or mean of each measure over `clips`, with the per-clip values."""
-    per_clip = [clip_measures(c, cfg) for c in clips]
+def summary_of(per_clip: list[dict]) -> dict:
+    """Median (flatness) or mean of each measure over per-clip measures (clip_measures), with those values."""
     out = {"clips": per_clip, "bands_db": np.mean([m["bands_db"] for m in per_clip], axis=0)}
     for key in SCALAR_MEASURES:
         out[key] = float(_aggregate(key, np.array([m[key] for m in per_clip])))
+    return out
+
+
+def set_summary(clips: list, cfg: SpectrogramConfig) -> dict:
+    """summary_of the clips' measures, and their Fréchet features."""
+    out = summary_of([clip_measures(c, cfg) for c in clips])
     out["features"] = np.concatenate([window_features(c, cfg) for c in clips])
     return out
 
@@ -184,11 +189,12 @@ def balanced_splits(count: int, most: int = 2000, seed: int = 0) -> list[np.ndar
     return masks
 
 
-def half_spread(summary: dict) -> dict:
+def half_spread(summary: dict, masks: list[np.ndarray] | None = None) -> dict:
     """Each measure's half-vs-half spread over a set's clips (set_summary's "clips"): the mean, over balanced
-    splits, of |figure of half A - figure of half B|; "bands_db" per band."""
+    splits (`masks`, default balanced_splits of the clips), of |figure of half A - figure of half B|; "bands_db"
+    per band."""
     per_clip = summary["clips"]
-    masks = balanced_splits(len(per_clip))
+    masks = balanced_splits(len(per_clip)) if masks is None else masks
     spread = {}
     for key in (*SCALAR_MEASURES, "bands_db"):
         values = np.array([m[key] for m in per_clip], dtype=np.float64)
@@ -199,8 +205,14 @@ def half_spread(summary: dict) -> dict:
 
 def compare(real: dict, spread: dict, other: dict) -> dict:
     """`other` against the real set, with the real set's own half-vs-half spread (half_spread) as each measure's
-    tolerance."""
-    result = {"frechet": frechet_distance(other["features"], real["features"]), "measures": {}, "pass": {}}
+    tolerance, and the Fréchet distance between their features."""
+    return {"frechet": frechet_distance(other["features"], real["features"]), **gate_checks(real, spread, other)}
+
+
+def gate_checks(real: dict, spread: dict, other: dict) -> dict:
+    """The issue's gates of summary `other` against summary `real` with tolerances `spread` (half_spread's form):
+    {"measures", "bands", "pass"} (pass: each scalar measure, "bands", "flatness_gate")."""
+    result = {"measures": {}, "pass": {}}
     for key in SCALAR_MEASURES:
         result["measures"][key] = {"value": other[key], "real": real[key], "spread": spread[key],
                                    "difference": other[key] - real[key]}
@@ -241,16 +253,18 @@ def reconstruct(engine, clip: np.ndarray) -> np.ndarray:
 
 def judge(real_clips: list, sets: dict[str, list], cfg: SpectrogramConfig, noise_clips: int = 4) -> dict:
     """Every set of `sets` (name -> clips) and white noise against `real_clips`, with the real halves' spread as
-    tolerance: {"rows": name -> compare(), "real", "spread", "halves_frechet", "table" (markdown)}."""
+    tolerance: {"rows": name -> compare(), "real", "spread", "halves_frechet", "summaries" (name -> set_summary),
+    "table" (markdown)}."""
     half = len(real_clips) // 2
     real, real_a, real_b = (set_summary(c, cfg) for c in (real_clips, real_clips[:half], real_clips[half:]))
     noise = [np.random.default_rng(s).standard_normal(real_clips[0].shape).astype(np.float32) * 0.1
              for s in range(noise_clips)]
     spread = half_spread(real)
-    rows = {name: compare(real, spread, set_summary(clips, cfg)) for name, clips in sets.items()}
+    summaries = {name: set_summary(clips, cfg) for name, clips in sets.items()}
+    rows = {name: compare(real, spread, summary) for name, summary in summaries.items()}
     rows["white noise"] = compare(real, spread, set_summary(noise, cfg))
     halves = frechet_distance(real_a["features"], real_b["features"])
-    return {"rows": rows, "real": real, "spread": spread, "halves_frechet": halves,
+    return {"rows": rows, "real": real, "spread": spread, "halves_frechet": halves, "summaries": summaries,
             "table": gate_table(rows, real, spread, rows["white noise"]["frechet"], halves)}
 
 

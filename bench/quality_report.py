@@ -49,16 +49,22 @@ def load_clips(folder: Path, seconds: float, count: int, rate: int) -> list[np.n
     for path in files:
         if len(clips) == count:
             break
-        audio, sr = sf.read(path, dtype="float32", always_2d=True)
-        if sr != rate:
-            audio = soxr.resample(audio, sr, rate)
-        audio = audio.T if audio.shape[1] > 1 else np.repeat(audio.T, 2, 0)
-        n = int(seconds * rate)
-        start = max(0, (audio.shape[1] - n) // 2)
-        clip = audio[:2, start:start + n]
-        if clip.shape[1] == n:
-            clips.append(np.ascontiguousarray(clip))
+        clip = middle_clip(path, seconds, rate)
+        if clip is not None:
+            clips.append(clip)
     return clips
+
+
+def middle_clip(path: Path, seconds: float, rate: int) -> np.ndarray | None:
+    """`seconds` from the middle of an audio file at `rate`, [2, samples] float32; None when the file is shorter."""
+    audio, sr = sf.read(path, dtype="float32", always_2d=True)
+    if sr != rate:
+        audio = soxr.resample(audio, sr, rate)
+    audio = audio.T if audio.shape[1] > 1 else np.repeat(audio.T, 2, 0)
+    n = int(seconds * rate)
+    start = max(0, (audio.shape[1] - n) // 2)
+    clip = audio[:2, start:start + n]
+    return np.ascontiguousarray(clip) if clip.shape[1] == n else None
 
 
 def log_mag_l1(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-5) -> float:
@@ -155,6 +161,35 @@ def musicality_section(engines: dict[str, Engine], heldout: list[np.ndarray], se
     return {**result, "seconds_per_clip": speed}
 
 
+def training_corpus_of(engine: Engine) -> Path | None:
+    """The corpus.json beside the folder the bundle's U-Net trained on (manifest provenance), if it is here."""
+    root = engine.bundle.manifest.get("provenance", {}).get("unet", {}).get("data", {}).get("root")
+    path = Path(root).parent / "corpus.json" if root else None
+    return path if path is not None and path.is_file() else None
+
+
+def calibrated_section(engines: dict[str, Engine], musical: dict, folders: list[Path], training_corpus: Path | None,
+                       seconds: float, held: int) -> dict:
+    """The generated sets of every bundle against the larger reference (bench.reference) with calibrated
+    tolerances, and how often real sets of the same sizes fail the issue's gates."""
+    from bench import reference
+
+    files, excluded = reference.reference_files(folders, training_corpus)
+    rate = next(iter(engines.values())).sample_rate
+    cfg = next(iter(engines.values())).bundle.spectrogram
+    per_clip = [musicality.clip_measures(c, cfg) for c in (middle_clip(f, seconds, rate) for f in files)
+                if c is not None]
+    generated = {name: musical["summaries"][f"{name}: generated"]["clips"] for name in engines}
+    size = len(next(iter(generated.values())))
+    tolerances = reference.calibrated_tolerances(per_clip, size)
+    out = {"folders": [str(f) for f in folders], "training_corpus": str(training_corpus) if training_corpus else None,
+           "reference_clips": len(per_clip), "excluded": len(excluded), "tolerances": tolerances, "held": held,
+           "gates": {name: reference.calibrated_gates(per_clip, tolerances, clips) for name, clips in generated.items()}}
+    if held + size <= len(per_clip):
+        out["literal_false_failure"] = reference.literal_false_failure(per_clip, held=held, size=size)
+    return out
+
+
 def training_section(run: Path | None) -> dict:
     if run is None:
         return {}
@@ -221,7 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beat-guidance", type=float, nargs="+", default=[], metavar="W",
                         help="a beat-conditioned bundle is also judged and asked for tempos with these beat-guidance "
                              "scales (engine.regions.Tempo.guidance)")
+    parser.add_argument("--reference", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="more real audio never trained on (e.g. a corpus made with another --seed): with the "
+                             "held-out folder, the reference of the calibrated gates (bench.reference)")
+    parser.add_argument("--training-corpus", type=Path,
+                        help="corpus.json of the U-Net's training data: its train pieces are left out of the "
+                             "reference (default: the one beside the bundle's training folder, when found)")
     args = parser.parse_args(argv)
+    if args.training_corpus is not None and not args.training_corpus.is_file():
+        parser.error(f"--training-corpus {args.training_corpus}: no such file")
     out_dir = args.out.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     bundles = {"new": args.bundle, **({"previous": args.previous} if args.previous else {})}
@@ -236,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
                 "training": training_section(args.run),
                 "regions": region_section(bundles, args.heldout, args.region_clips) if args.region_clips else {},
                 "tempo": tempo_section(engines["new"], args.heldout, args.seconds, args.clips, guidance=guidance)}
+    if args.reference:
+        corpus = args.training_corpus or training_corpus_of(engines["new"])
+        sections["calibrated"] = calibrated_section(engines, sections["musicality"], [args.heldout, *args.reference],
+                                                    corpus, args.seconds, len(heldout))
     from bench.report_markdown import render_markdown
 
     text = render_markdown(engines, args, len(heldout), sections)

@@ -32,6 +32,38 @@ def gates(musical: dict, name: str) -> list[tuple[str, bool, str]]:
     return out
 
 
+def calibrated_lines(cal: dict, names: list[str]) -> list[str]:
+    """The calibrated gates (bench.reference) of each bundle's generated clips, and the issue's gates' false
+    failures on real music."""
+    tol = cal["tolerances"]
+    corpus = (f"minus {cal['excluded']} pieces of the training corpus `{cal['training_corpus']}`"
+              if cal["training_corpus"] else "**not checked against a training corpus** (none found or given)")
+    lines = [f"Reference: {cal['reference_clips']} real clips, one from the middle of each file in "
+             + ", ".join(f"`{f}`" for f in cal["folders"]) + f", {corpus}. Tolerance: how far {tol['size']} of "
+             f"these clips land from the rest, per measure, at the {100 * tol['quantile']:.2f} % quantile of "
+             f"2,000 draws, where real sets pass every gate at once in {100 * tol['joint_pass']:.0f} % of draws "
+             "(bench/reference.py).", ""]
+    ff = cal.get("literal_false_failure")
+    if ff:
+        lines += [f"The issue's gates (above) on real music: {tol['size']} reference clips against {cal['held']} "
+                  "others fail "
+                  f"at least one of them in {100 * ff['any']:.0f} % of draws (band profile {100 * ff['bands']:.0f} "
+                  "%, each scalar measure " + ", ".join(f"{k} {100 * ff[k]:.0f} %" for k in GATE_MEASURES) + ").", ""]
+    lines += ["| gate | reference | tolerance | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+    gates_of = [cal["gates"][n] for n in names]
+    for key in GATE_MEASURES:
+        g0 = gates_of[0][key]
+        lines.append(f"| {key} | {g0['real']:.3f} | {g0['tolerance']:.3f} | " + " | ".join(
+            f"{g[key]['value']:.3f}{'' if g[key]['passed'] else ' ✗'}" for g in gates_of) + " |")
+    for band in musicality.BAND_NAMES:
+        b0 = gates_of[0]["bands"][band]
+        lines.append(f"| band {band} Hz (gap, dB) | | {b0['tolerance']:.1f} | " + " | ".join(
+            f"{g['bands'][band]['gap_db']:+.1f}{'' if g['bands'][band]['passed'] else ' ✗'}" for g in gates_of) + " |")
+    lines.append("| **all calibrated gates** | | | " + " | ".join(
+        "yes" if g["passed"] else "**no**" for g in gates_of) + " |")
+    return lines
+
+
 def vocoder_table(vocoder: dict) -> list[str]:
     bands = musicality.BAND_NAMES
     lines = ["| method | magnitude SC | log-magnitude L1 | audio SC after Griffin-Lim | "
@@ -74,7 +106,10 @@ def render_markdown(engines: dict, args, n_heldout: int, s: dict) -> str:
         f"# Quality report: `{new.name}`", "",
         f"Produced by `python -m bench.quality_report --bundle {args.bundle}"
         + (f" --previous {args.previous}" if args.previous else "")
-        + f" --heldout {args.heldout}" + (f" --run {args.run}" if args.run else "") + f" --out {args.out}"
+        + f" --heldout {args.heldout}"
+        + (" --reference " + " ".join(map(str, args.reference)) if getattr(args, "reference", None) else "")
+        + (f" --training-corpus {args.training_corpus}" if getattr(args, "training_corpus", None) else "")
+        + (f" --run {args.run}" if args.run else "") + f" --out {args.out}"
         + f" --clips {args.clips} --region-clips {args.region_clips}"
         + ("".join(f" {w:g}" for w in args.beat_guidance).join([" --beat-guidance", ""])
            if getattr(args, "beat_guidance", None) else "") + "` on "
@@ -91,6 +126,9 @@ def render_markdown(engines: dict, args, n_heldout: int, s: dict) -> str:
     if "previous" in engines:
         lines += ["", "The previous bundle on the same gates:", "", "| gate | passed | figures |", "|---|---|---|"]
         lines += [f"| {g} | {'yes' if ok else '**no**'} | {f} |" for g, ok, f in gates(musical, "previous")]
+    if s.get("calibrated"):
+        lines += ["", "## Calibrated gates (a larger reference, tolerances real music passes)", ""]
+        lines += calibrated_lines(s["calibrated"], [n for n in ("new", "previous") if n in engines])
     lines += ["", "## Musicality: every measure", "",
               "Flatness is of the STFT magnitude, 60 Hz-16 kHz (bench/musicality.py); bands are each octave's "
               "energy against the clip's total (held-out column) and the gap to it (other columns); ✗ marks a "

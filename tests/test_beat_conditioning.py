@@ -11,11 +11,12 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from engine.beat_grid import BEAT_FEATURES, BeatSettings, beat_features, counting_unit, grid_positions, tempo_grid
 from engine.dsp import SpectrogramConfig
-from train_helpers import write_clips
+from train_helpers import music_clip, write_clips
 from training.data.audio_folder import AudioFolderDataset
 from training.data.beats import annotate_pieces, beats_from_midi, read_sidecar, sidecar_path, write_sidecar
 from training.data.errors import DataError, DataWarning
@@ -467,14 +468,23 @@ def test_quality_report_judges_beat_guidance_beside_the_defaults(beat_bundle, ti
     for wav in heldout.glob("*.wav"):
         beats = np.arange(0, 5.0, 60 / 90.0)
         write_sidecar(wav, beats, beats[::4])
+    more = tmp_path / "more"
+    more.mkdir()
+    for i in range(8):
+        sf.write(more / f"other{i}.wav", music_clip(int(4.5 * 44100), seed=100 + i, noise=0.005), 44100)
     out = tmp_path / "report" / "REPORT.md"
     assert main(["--bundle", str(beat_bundle), "--previous", str(tiny_bundle), "--heldout", str(heldout),
-                 "--out", str(out), "--clips", "4", "--seconds", "4", "--seeds", "0", "1", "--region-clips", "0",
-                 "--beat-guidance", "2.5"]) == 0
+                 "--reference", str(more), "--out", str(out), "--clips", "4", "--seconds", "4", "--seeds", "0", "1",
+                 "--region-clips", "0", "--beat-guidance", "2.5"]) == 0
     text = out.read_text()
-    assert "--clips 4 --region-clips 0 --beat-guidance 2.5`" in text
+    assert f"--reference {more} --out" in text and "--clips 4 --region-clips 0 --beat-guidance 2.5`" in text
+    calibrated = text.split("## Calibrated gates")[1].split("## Musicality")[0]
+    assert "Reference: 12 real clips" in calibrated and "not checked against a training corpus" in calibrated
+    assert "2 reference clips against 4 others fail at least one of them" in calibrated
+    assert "| onset_rate |" in calibrated and "| **all calibrated gates** |" in calibrated
     assert "new: beat guidance 2.5" in text.split("## Musicality")[1].split("\n\n")[2]  # a column of the table
     assert "| generated, beat guidance 2.5 | requested BPM |" in text
     assert "new: beat guidance 2.5 " in text.split("Render time per 10 s clip")[1].splitlines()[0]
     report = json.loads((out.parent / "report.json").read_text())
     assert "new: beat guidance 2.5" in report["musicality"]["rows"]
+    assert report["calibrated"]["reference_clips"] == 12 and set(report["calibrated"]["gates"]) == {"new", "previous"}

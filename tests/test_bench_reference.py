@@ -1,0 +1,83 @@
+"""bench.reference: the larger reference set (training pieces left out) and gates calibrated on real music."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bench.musicality import BAND_NAMES, SCALAR_MEASURES
+from bench.reference import (GATED, calibrated_gates, calibrated_tolerances, literal_false_failure,
+                             reference_files)
+
+
+def _clips(count: int, seed: int, shift: float = 0.0) -> list[dict]:
+    """Per-clip measures drawn like real ones: every scalar and band around a fixed mean, `shift` sds off."""
+    rng = np.random.default_rng(seed)
+    means = {"flatness": 0.03, "onset_rate": 2.8, "beat_clarity": 0.57, "chroma_entropy": 3.2, "mel_change": 0.3,
+             "jump_rate": 0.03, "channel_flatness": 0.03, "level_db": -18.0}
+    sds = {k: abs(v) * 0.1 for k, v in means.items()}
+    out = []
+    for _ in range(count):
+        m = {k: means[k] + sds[k] * (rng.standard_normal() + shift) for k in SCALAR_MEASURES}
+        m["bands_db"] = np.linspace(-13, -40, len(BAND_NAMES)) + 2.0 * (rng.standard_normal(len(BAND_NAMES)) + shift)
+        out.append(m)
+    return out
+
+
+def test_calibrated_tolerances_let_real_sets_pass_jointly_and_tighten_with_size():
+    reference = _clips(300, seed=0)
+    small, large = calibrated_tolerances(reference, 6, draws=400), calibrated_tolerances(reference, 60, draws=400)
+    assert small["joint_pass"] >= 0.9 and large["joint_pass"] >= 0.9 and small["size"] == 6
+    assert all(large["tolerance"][k] < small["tolerance"][k] for k in GATED)
+    assert (large["tolerance"]["bands_db"] < small["tolerance"]["bands_db"]).all()
+    # fresh real sets of 12 pass (nearly always); a set shifted by two clip-sds fails
+    tol = calibrated_tolerances(reference, 12, draws=400)
+    passed = [calibrated_gates(reference, tol, _clips(12, seed=s))["passed"] for s in range(1, 21)]
+    assert sum(passed) >= 15
+    shifted = calibrated_gates(reference, tol, _clips(12, seed=99, shift=2.0))
+    assert not shifted["passed"] and not shifted["onset_rate"]["passed"]
+    assert shifted["onset_rate"]["value"] > shifted["onset_rate"]["real"]
+    assert set(shifted["bands"]) == set(BAND_NAMES)
+    with pytest.raises(ValueError, match="more than 12 reference clips"):
+        calibrated_tolerances(reference[:12], 12)
+
+
+def test_the_issues_gates_fail_real_music_often_and_the_rate_is_reported_per_gate():
+    rates = literal_false_failure(_clips(120, seed=1), held=10, size=12, draws=100)
+    assert set(rates) == {*GATED, "bands", "flatness_gate", "any"}
+    assert all(0.0 <= r <= 1.0 for r in rates.values())
+    # each half-vs-half gate alone fails a real set about a quarter of the time; together most of the time
+    assert 0.1 < rates["onset_rate"] < 0.5 and rates["any"] > 0.6
+    with pytest.raises(ValueError, match="10 \\+ 12 clips needed"):
+        literal_false_failure(_clips(15, seed=2))
+
+
+def _corpus(root, pieces):
+    root.mkdir(parents=True, exist_ok=True)
+    for p in pieces:
+        path = root / p["wav"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.zeros((4410, 2), dtype=np.float32), 44100)
+    (root / "corpus.json").write_text(json.dumps({"pieces": pieces}))
+
+
+def test_reference_files_leave_out_the_pieces_the_model_trained_on(tmp_path):
+    piece = lambda name, split, sha, work, source: {"id": name, "wav": f"{split}/{name}.wav", "split": split,
+                                                      "midi_sha256": sha, "work": work, "source": source}
+    _corpus(tmp_path / "trained", [piece("pop-00000", "train", "aa", "pop-00000", "procedural"),
+                                   piece("m21-bach-w0", "train", "bb", "m21-bach", "music21:bach/bwv1.mxl"),
+                                   piece("pop-00001", "heldout", "cc", "pop-00001", "procedural")])
+    _corpus(tmp_path / "other", [piece("pop-00000", "train", "dd", "pop-00000", "procedural"),  # new song, same name
+                                 piece("pop-00001", "train", "aa", "pop-00001", "procedural"),  # a trained song
+                                 piece("m21-bach-w1", "train", "ee", "m21-bach", "music21:bach/bwv1.mxl"),
+                                 piece("m21-mozart-w0", "heldout", "ff", "m21-mozart", "music21:mozart/k1.mxl")])
+    kept, excluded = reference_files([tmp_path / "trained" / "heldout", tmp_path / "other", tmp_path / "other"],
+                                     tmp_path / "trained" / "corpus.json")
+    names = sorted(str(p.relative_to(tmp_path)) for p in kept)
+    assert names == ["other/heldout/m21-mozart-w0.wav", "other/train/pop-00000.wav", "trained/heldout/pop-00001.wav"]
+    assert sorted(p.name for p in excluded) == ["m21-bach-w1.wav", "pop-00001.wav"]
+    kept, excluded = reference_files([tmp_path / "other"])  # no training corpus: nothing left out
+    assert len(kept) == 4 and not excluded
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no reference audio"):
+        reference_files([tmp_path / "empty"])
