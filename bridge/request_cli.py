@@ -23,7 +23,7 @@ EXIT_FAIL, EXIT_USAGE, EXIT_NO_SERVER, EXIT_CANCELLED = 1, 2, 3, 130
 DEFAULT_WORK_DIR = Path.home() / "msanii-output" / "msanii-request"  # inside msanii-osc's default output root
 # flag -> /msanii/set key: server-wide settings sent before the job (docs/osc.md)
 SETTINGS = {"steps": "steps", "sampler": "sampler", "gl_iters": "gl_iters", "format": "format",
-            "bit_depth": "bit_depth", "bpm": "bpm"}
+            "bit_depth": "bit_depth", "bpm": "bpm", "beat_guidance": "beat_guidance"}
 
 
 def _region(text: str) -> tuple[float, float]:
@@ -75,6 +75,9 @@ def _add_job(sp: argparse.ArgumentParser, inputs: bool = False) -> None:
     g.add_argument("--gl-iters", type=int)
     g.add_argument("--format", choices=FORMATS)
     g.add_argument("--bit-depth", type=int, choices=BIT_DEPTHS)
+    g.add_argument("--bpm", type=float, help="tempo: bar/beat lengths, and the beat a tempo-following bundle plays")
+    g.add_argument("--beat-guidance", type=float, metavar="W",
+                   help="how strictly a tempo-following bundle holds --bpm (1 plain; default: the bundle's)")
     if inputs:
         sp.add_argument("--in", dest="inputs", type=Path, action="append", required=True, metavar="FILE",
                         help="input audio; repeat it to stack one-channel files (a DAW's take%%L/take%%R) as "
@@ -112,7 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job(sp, inputs=True)
     sp = sub.add_parser("loop", help="a seamless loop")
     sp.add_argument("--length", type=_length, required=True, help="seconds (8), bars (4b) or beats (16q)")
-    sp.add_argument("--bpm", type=float, help="tempo for bars/beats (server-wide setting)")
     _add_job(sp)
     sp = sub.add_parser("status", help="the server's state, queue and counters")
     _add_common(sp)

@@ -115,6 +115,15 @@ def test_server_fail_reasons_are_one_line_and_exit_1(bridge, dirs, tmp_path):
                                                 run.stderr)
     run = request("cancel", "nobody", port=bridge.address[1])
     assert run.returncode == 1 and "no such job" in run.stderr
+    run = request("generate", "--seconds", "1", "--bpm", "96", "--beat-guidance", "25", port=bridge.address[1])
+    assert run.returncode == 1 and "beat_guidance" in run.stderr and "25" in run.stderr
+
+
+def test_tempo_and_beat_guidance_are_server_wide_settings_of_every_job(bridge, dirs):
+    run = request("generate", "--seconds", "1", "--bpm", "96", "--beat-guidance", "2.5", "--seed", "1",
+                  port=bridge.address[1])
+    assert run.returncode == 0, run.stderr
+    assert bridge.settings.bpm == 96.0 and bridge.settings.bpm_set and bridge.settings.beat_guidance == 2.5
 
 
 def test_ctrl_c_cancels_the_job_on_the_server(bridge, dirs):
