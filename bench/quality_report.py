@@ -177,14 +177,19 @@ def calibrated_section(engines: dict[str, Engine], musical: dict, folders: list[
     files, excluded = reference.reference_files(folders, training_corpus)
     rate = next(iter(engines.values())).sample_rate
     cfg = next(iter(engines.values())).bundle.spectrogram
-    per_clip = [musicality.clip_measures(c, cfg) for c in (middle_clip(f, seconds, rate) for f in files)
-                if c is not None]
-    generated = {name: musical["summaries"][f"{name}: generated"]["clips"] for name in engines}
-    size = len(next(iter(generated.values())))
+    clips = [c for c in (middle_clip(f, seconds, rate) for f in files) if c is not None]
+    per_clip = [musicality.clip_measures(c, cfg) for c in clips]
+    features = [musicality.window_features(c, cfg) for c in clips]
+    generated = {name: musical["summaries"][f"{name}: generated"] for name in engines}
+    size = len(next(iter(generated.values()))["clips"])
     tolerances = reference.calibrated_tolerances(per_clip, size)
+    null = reference.frechet_null(features, size)
+    everything = np.concatenate(features)
     out = {"folders": [str(f) for f in folders], "training_corpus": str(training_corpus) if training_corpus else None,
            "reference_clips": len(per_clip), "excluded": len(excluded), "tolerances": tolerances, "held": held,
-           "gates": {name: reference.calibrated_gates(per_clip, tolerances, clips) for name, clips in generated.items()}}
+           "gates": {name: reference.calibrated_gates(per_clip, tolerances, g["clips"]) for name, g in generated.items()},
+           "frechet": {name: musicality.frechet_distance(g["features"], everything) for name, g in generated.items()},
+           "frechet_real": {"median": float(np.median(null)), "p90": float(np.quantile(null, 0.9))}}
     if held + size <= len(per_clip):
         out["literal_false_failure"] = reference.literal_false_failure(per_clip, held=held, size=size)
     return out

@@ -15,6 +15,7 @@ so a pass or fail says little about a model (bench/RESULTS.md, 2026-12-07). Two 
     calibrated_tolerances(per_clip, size) -> {"tolerance", "quantile", "joint_pass"}
     calibrated_gates(reference, tolerances, generated) -> {gate: passed}
     literal_false_failure(per_clip, held=10, size=12) -> how often real sets fail the issue's gates
+    frechet_null(features, size) -> the Fréchet distances of real sets of that size to the rest
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.musicality import BAND_NAMES, _aggregate, balanced_splits, gate_checks, half_spread, summary_of
+from bench.musicality import (BAND_NAMES, _aggregate, balanced_splits, frechet_distance, gate_checks, half_spread,
+                              summary_of)
 
 GATED = ("onset_rate", "beat_clarity", "chroma_entropy", "mel_change", "jump_rate")  # and the bands
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -112,6 +114,20 @@ def calibrated_gates(reference: list[dict], tolerances: dict, generated: list[di
                            "passed": bool(ok[n + i])} for i, band in enumerate(BAND_NAMES)}
     out["passed"] = bool(ok.all())
     return out
+
+
+def frechet_null(features: list[np.ndarray], size: int, draws: int = 200, seed: int = 0) -> np.ndarray:
+    """Fréchet distances (bench.musicality.frechet_distance) between `size` reference clips and the others, `draws`
+    times: what a real set of that size scores against the reference. `features`: each clip's window features."""
+    if not 0 < size < len(features):
+        raise ValueError(f"{size} clips against the rest needs more than {size} reference clips, got {len(features)}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(draws):
+        order = rng.permutation(len(features))
+        out.append(frechet_distance(np.concatenate([features[i] for i in order[:size]]),
+                                    np.concatenate([features[i] for i in order[size:]])))
+    return np.array(out)
 
 
 def literal_false_failure(per_clip: list[dict], held: int = 10, size: int = 12, draws: int = 300,

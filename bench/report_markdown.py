@@ -61,6 +61,10 @@ def calibrated_lines(cal: dict, names: list[str]) -> list[str]:
             f"{g['bands'][band]['gap_db']:+.1f}{'' if g['bands'][band]['passed'] else ' ✗'}" for g in gates_of) + " |")
     lines.append("| **all calibrated gates** | | | " + " | ".join(
         "yes" if g["passed"] else "**no**" for g in gates_of) + " |")
+    real = cal["frechet_real"]
+    lines += ["", "Fréchet distance (log-mel statistics) to the whole reference: " + ", ".join(
+        f"{n} {cal['frechet'][n]:.1f}" for n in names) + f"; {tol['size']} real reference clips against the others: "
+        f"median {real['median']:.1f}, 90th percentile {real['p90']:.1f} (not a gate)."]
     return lines
 
 

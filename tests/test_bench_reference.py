@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from bench.musicality import BAND_NAMES, SCALAR_MEASURES
-from bench.reference import (GATED, calibrated_gates, calibrated_tolerances, literal_false_failure,
+from bench.reference import (GATED, calibrated_gates, calibrated_tolerances, frechet_null, literal_false_failure,
                              reference_files)
 
 
@@ -81,3 +81,12 @@ def test_reference_files_leave_out_the_pieces_the_model_trained_on(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no reference audio"):
         reference_files([tmp_path / "empty"])
+
+
+def test_frechet_null_is_what_real_sets_of_a_size_score_against_the_rest():
+    rng = np.random.default_rng(0)
+    features = [rng.standard_normal((5, 4)) for _ in range(40)]
+    small, large = frechet_null(features, 4, draws=50), frechet_null(features, 20, draws=50)
+    assert small.shape == (50,) and (small > 0).all() and np.median(large) < np.median(small)
+    with pytest.raises(ValueError, match="more than 40 reference clips"):
+        frechet_null(features, 40)
