@@ -25,6 +25,7 @@ piano held-out set the first-5-vs-last-5 split put onset rates 0.02/s apart, whi
 0.83/s) puts them 0.45/s apart.
 
     python -m bench.musicality --real data/piano/heldout --bundle models/default [--bundle other] [--clips 12]
+                               [--reference data/piano-s1 --training-corpus data/piano/corpus.json]
 """
 from __future__ import annotations
 
@@ -290,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
                              "and with @W a beat-guidance scale at the default tempo (sde:15@3)")
     parser.add_argument("--beat-guidance", type=float, nargs="+", default=[], metavar="W", help="also render each "
                         "beat-conditioned bundle at its default tempo with these beat-guidance scales")
+    parser.add_argument("--reference", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="also judge the generated sets against this real audio never trained on, with --real, "
+                             "by the calibrated gates (bench.reference)")
+    parser.add_argument("--training-corpus", type=Path, help="corpus.json whose train pieces --reference leaves out")
     args = parser.parse_args(argv)
     cfg = SpectrogramConfig()
     clips = load_clips(args.real, args.seconds, args.clips, cfg.sample_rate)
@@ -322,8 +327,18 @@ def main(argv: list[str] | None = None) -> int:
         engine.denoiser = weighted
     result = judge(clips, sets, cfg)
     print(result["table"])
+    if args.reference:
+        from bench.reference import judge_against_reference
+        from bench.report_markdown import calibrated_lines
+
+        generated = {name: result["summaries"][name] for name in sets if not name.endswith(" reconstructed")}
+        calibrated = judge_against_reference(generated, [args.real, *args.reference], args.training_corpus, cfg,
+                                             args.seconds, held=len(clips))
+        print("\n" + "\n".join(calibrated_lines(calibrated, list(generated))))
+        result["calibrated"] = calibrated
     if args.json:
-        args.json.write_text(json.dumps(_jsonable(result["rows"]), indent=1))
+        args.json.write_text(json.dumps(_jsonable({"rows": result["rows"], **(
+            {"calibrated": result["calibrated"]} if "calibrated" in result else {})}), indent=1))
     return 0
 
 

@@ -25,12 +25,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
 
 from bench import musicality
 from bench.musicality import reconstruct
+from bench.reference import judge_against_reference, middle_clip
 from engine.api import Engine
 from engine.audio_io import write_audio
 from engine.dsp import log_mel, stft_magnitude
@@ -53,18 +52,6 @@ def load_clips(folder: Path, seconds: float, count: int, rate: int) -> list[np.n
         if clip is not None:
             clips.append(clip)
     return clips
-
-
-def middle_clip(path: Path, seconds: float, rate: int) -> np.ndarray | None:
-    """`seconds` from the middle of an audio file at `rate`, [2, samples] float32; None when the file is shorter."""
-    audio, sr = sf.read(path, dtype="float32", always_2d=True)
-    if sr != rate:
-        audio = soxr.resample(audio, sr, rate)
-    audio = audio.T if audio.shape[1] > 1 else np.repeat(audio.T, 2, 0)
-    n = int(seconds * rate)
-    start = max(0, (audio.shape[1] - n) // 2)
-    clip = audio[:2, start:start + n]
-    return np.ascontiguousarray(clip) if clip.shape[1] == n else None
 
 
 def log_mag_l1(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-5) -> float:
@@ -168,33 +155,6 @@ def training_corpus_of(engine: Engine) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def calibrated_section(engines: dict[str, Engine], musical: dict, folders: list[Path], training_corpus: Path | None,
-                       seconds: float, held: int) -> dict:
-    """The generated sets of every bundle against the larger reference (bench.reference) with calibrated
-    tolerances, and how often real sets of the same sizes fail the issue's gates."""
-    from bench import reference
-
-    files, excluded = reference.reference_files(folders, training_corpus)
-    rate = next(iter(engines.values())).sample_rate
-    cfg = next(iter(engines.values())).bundle.spectrogram
-    clips = [c for c in (middle_clip(f, seconds, rate) for f in files) if c is not None]
-    per_clip = [musicality.clip_measures(c, cfg) for c in clips]
-    features = [musicality.window_features(c, cfg) for c in clips]
-    generated = {name: musical["summaries"][f"{name}: generated"] for name in engines}
-    size = len(next(iter(generated.values()))["clips"])
-    tolerances = reference.calibrated_tolerances(per_clip, size)
-    null = reference.frechet_null(features, size)
-    everything = np.concatenate(features)
-    out = {"folders": [str(f) for f in folders], "training_corpus": str(training_corpus) if training_corpus else None,
-           "reference_clips": len(per_clip), "excluded": len(excluded), "tolerances": tolerances, "held": held,
-           "gates": {name: reference.calibrated_gates(per_clip, tolerances, g["clips"]) for name, g in generated.items()},
-           "frechet": {name: musicality.frechet_distance(g["features"], everything) for name, g in generated.items()},
-           "frechet_real": {"median": float(np.median(null)), "p90": float(np.quantile(null, 0.9))}}
-    if held + size <= len(per_clip):
-        out["literal_false_failure"] = reference.literal_false_failure(per_clip, held=held, size=size)
-    return out
-
-
 def training_section(run: Path | None) -> dict:
     if run is None:
         return {}
@@ -286,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
                 "tempo": tempo_section(engines["new"], args.heldout, args.seconds, args.clips, guidance=guidance)}
     if args.reference:
         corpus = args.training_corpus or training_corpus_of(engines["new"])
-        sections["calibrated"] = calibrated_section(engines, sections["musicality"], [args.heldout, *args.reference],
-                                                    corpus, args.seconds, len(heldout))
+        summaries = sections["musicality"]["summaries"]
+        sections["calibrated"] = judge_against_reference(
+            {name: summaries[f"{name}: generated"] for name in engines}, [args.heldout, *args.reference], corpus,
+            engines["new"].bundle.spectrogram, args.seconds, held=len(heldout))
     from bench.report_markdown import render_markdown
 
     text = render_markdown(engines, args, len(heldout), sections)

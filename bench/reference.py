@@ -16,6 +16,7 @@ so a pass or fail says little about a model (bench/RESULTS.md, 2026-12-07). Two 
     calibrated_gates(reference, tolerances, generated) -> {gate: passed}
     literal_false_failure(per_clip, held=10, size=12) -> how often real sets fail the issue's gates
     frechet_null(features, size) -> the Fréchet distances of real sets of that size to the rest
+    judge_against_reference(generated, folders, ...) -> all of it for generated sets (bench.quality_report's section)
 """
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import soxr
 
-from bench.musicality import (BAND_NAMES, _aggregate, balanced_splits, frechet_distance, gate_checks, half_spread,
-                              summary_of)
+from bench.musicality import (BAND_NAMES, _aggregate, balanced_splits, clip_measures, frechet_distance, gate_checks,
+                              half_spread, summary_of, window_features)
 
 GATED = ("onset_rate", "beat_clarity", "chroma_entropy", "mel_change", "jump_rate")  # and the bands
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -68,6 +71,18 @@ def reference_files(folders: list[Path], training_corpus: Path | None = None) ->
                 str(piece.get("source", "")).startswith("music21:") and piece.get("work") in works)
             (excluded if trained else kept).append(path)
     return kept, excluded
+
+
+def middle_clip(path: Path, seconds: float, rate: int) -> np.ndarray | None:
+    """`seconds` from the middle of an audio file at `rate`, [2, samples] float32; None when the file is shorter."""
+    audio, sr = sf.read(path, dtype="float32", always_2d=True)
+    if sr != rate:
+        audio = soxr.resample(audio, sr, rate)
+    audio = audio.T if audio.shape[1] > 1 else np.repeat(audio.T, 2, 0)
+    n = int(seconds * rate)
+    start = max(0, (audio.shape[1] - n) // 2)
+    clip = audio[:2, start:start + n]
+    return np.ascontiguousarray(clip) if clip.shape[1] == n else None
 
 
 def _figures(per_clip: list[dict]) -> np.ndarray:
@@ -149,3 +164,27 @@ def literal_false_failure(per_clip: list[dict], held: int = 10, size: int = 12, 
         for key in failed + (["any"] if failed else []):
             counts[key] = counts.get(key, 0) + 1
     return {key: counts.get(key, 0) / draws for key in (*GATED, "bands", "flatness_gate", "any")}
+
+
+def judge_against_reference(generated: dict[str, dict], folders: list[Path], training_corpus: Path | None, cfg,
+                            seconds: float, held: int = 10) -> dict:
+    """Generated sets (name -> bench.musicality.set_summary, all of one size) against the reference of `folders`
+    (reference_files; one clip of `seconds` from the middle of each file): the calibrated gates, the Fréchet distance
+    to the whole reference beside real sets' (frechet_null), and how often real sets fail the issue's gates with a
+    held-out set of `held` clips."""
+    files, excluded = reference_files(folders, training_corpus)
+    clips = [c for c in (middle_clip(f, seconds, cfg.sample_rate) for f in files) if c is not None]
+    per_clip = [clip_measures(c, cfg) for c in clips]
+    features = [window_features(c, cfg) for c in clips]
+    size = len(next(iter(generated.values()))["clips"])
+    tolerances = calibrated_tolerances(per_clip, size)
+    null = frechet_null(features, size)
+    everything = np.concatenate(features)
+    out = {"folders": [str(f) for f in folders], "training_corpus": str(training_corpus) if training_corpus else None,
+           "reference_clips": len(per_clip), "excluded": len(excluded), "tolerances": tolerances, "held": held,
+           "gates": {name: calibrated_gates(per_clip, tolerances, g["clips"]) for name, g in generated.items()},
+           "frechet": {name: frechet_distance(g["features"], everything) for name, g in generated.items()},
+           "frechet_real": {"median": float(np.median(null)), "p90": float(np.quantile(null, 0.9))}}
+    if held + size <= len(per_clip):
+        out["literal_false_failure"] = literal_false_failure(per_clip, held=held, size=size)
+    return out

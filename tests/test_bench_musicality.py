@@ -121,3 +121,27 @@ def test_sampling_variants_are_checked_before_anything_renders(spec, capsys):
 def test_sampling_variants_parse_with_a_guidance_scale():
     assert musicality._sampling("sde:15@3") == ("sde", 15, 3.0)
     assert musicality._sampling("ddim:50") == ("ddim", 50, None)
+
+
+def test_cli_judges_generated_sets_against_a_larger_reference_too(tiny_bundle, tmp_path, capsys):
+    """The whole command on a real tiny bundle: the issue's table, then the calibrated gates against the held-out
+    folder plus another, and both in --json."""
+    import json
+
+    import soundfile as sf
+    from train_helpers import music_clip, write_clips
+
+    heldout = write_clips(tmp_path / "heldout", count=4, seconds=2.5)
+    more = tmp_path / "more"
+    more.mkdir()
+    for i in range(6):
+        sf.write(more / f"other{i}.wav", music_clip(int(2.5 * 44100), seed=50 + i, noise=0.005), 44100)
+    out = tmp_path / "figures.json"
+    assert musicality.main(["--real", str(heldout), "--bundle", str(tiny_bundle), "--clips", "4", "--seconds", "2",
+                            "--seeds", "0", "1", "--reference", str(more), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| onset_rate |" in printed and "Reference: 10 real clips" in printed
+    assert "| **all calibrated gates** | | | " in printed and f"{tiny_bundle.name} generated" in printed
+    figures = json.loads(out.read_text())
+    assert set(figures["calibrated"]["gates"]) == {f"{tiny_bundle.name} generated"}
+    assert f"{tiny_bundle.name} reconstructed" in figures["rows"]
