@@ -1,6 +1,6 @@
 """Does the decoded stereo hold together? Inter-channel coherence and the mono fold-down of each phase method.
 
-    python -m bench.stereo_phase [--heldout data/piano/heldout] [--bundle models/piano-candidate] [--clips 6]
+    python -m bench.stereo_phase [--heldout data/piano/heldout] [--bundle models/default] [--clips 6]
                                  [--iters 96] [--fractions 0,0.25,0.5,0.75,1]
 
 Per held-out clip (10 s, stereo): the target magnitude is the clip's own |STFT| (the phase problem alone), or with

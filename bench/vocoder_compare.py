@@ -3,7 +3,7 @@
 The quality report's vocoder table (`bench.quality_report.vocoder_section`) for any bundles, without generating:
 magnitude SC, log-magnitude L1, audio SC after Griffin-Lim and the octave levels against the true STFT.
 
-    python -m bench.vocoder_compare --bundles models/piano-candidate runs/voc-frozen/bundle \
+    python -m bench.vocoder_compare --bundles models/default runs/voc-frozen/bundle \
         --heldout data/piano/heldout --clips 10 --gl-iters 96 --png /tmp/vocoders.png
 """
 from __future__ import annotations
