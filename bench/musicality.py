@@ -337,8 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(calibrated_lines(calibrated, list(generated))))
         result["calibrated"] = calibrated
     if args.json:
-        args.json.write_text(json.dumps(_jsonable({"rows": result["rows"], **(
-            {"calibrated": result["calibrated"]} if "calibrated" in result else {})}), indent=1))
+        figures = {key: result[key] for key in ("rows", "calibrated") if key in result}
+        args.json.write_text(json.dumps(_jsonable(figures), indent=1))
     return 0
 
 

@@ -29,7 +29,7 @@ import torch
 
 from bench import musicality
 from bench.musicality import reconstruct
-from bench.reference import judge_against_reference, middle_clip
+from bench.reference import audio_files, judge_against_reference, middle_clip
 from engine.api import Engine
 from engine.audio_io import write_audio
 from engine.dsp import log_mel, stft_magnitude
@@ -41,7 +41,7 @@ from engine.tasks.generate import generate
 
 def load_clips(folder: Path, seconds: float, count: int, rate: int) -> list[np.ndarray]:
     """Up to `count` clips of `seconds` from the middle of each held-out file, [2, samples] float32."""
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
+    files = audio_files(folder)
     if not files:
         raise SystemExit(f"no held-out audio in {folder}")
     clips = []

@@ -2,7 +2,7 @@
 
 The issue's gates hold each generated figure to the held-out set's half-vs-half spread. With the 10-clip held-out
 split of the piano corpus that test fails real music most of the time: 12 real clips drawn from a larger pool of
-never-trained pieces fail at least one gate against 10 others in 95 % of draws (the band profile alone in 80 %),
+never-trained pieces fail at least one gate against 10 others in 93-95 % of draws (the bands alone in 77-80 %),
 so a pass or fail says little about a model (bench/RESULTS.md, 2026-12-07). Two fixes, both measured here:
 
 - A larger reference: every folder given (the corpus's held-out split, and e.g. a corpus rendered with another
@@ -42,6 +42,11 @@ def trained_pieces(corpus_json: Path) -> tuple[set[str], set[str]]:
             {p["work"] for p in train if str(p.get("source", "")).startswith("music21:")})
 
 
+def audio_files(folder: Path) -> list[Path]:
+    """The audio files (AUDIO_SUFFIXES) anywhere under `folder`, sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+
+
 def _listing_of(folder: Path) -> dict[str, dict]:
     """File name -> corpus piece, from the corpus.json in `folder` or its parent ({} when there is none)."""
     for root in (folder, folder.parent):
@@ -58,7 +63,7 @@ def reference_files(folders: list[Path], training_corpus: Path | None = None) ->
     hashes, works = trained_pieces(training_corpus) if training_corpus else (set(), set())
     kept, excluded, seen = [], [], set()
     for folder in map(Path, folders):
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        files = audio_files(folder)
         if not files:
             raise SystemExit(f"no reference audio in {folder}")
         listing = _listing_of(folder)

@@ -46,9 +46,9 @@ def calibrated_lines(cal: dict, names: list[str]) -> list[str]:
     ff = cal.get("literal_false_failure")
     if ff:
         lines += [f"The issue's gates (above) on real music: {tol['size']} reference clips against {cal['held']} "
-                  "others fail "
-                  f"at least one of them in {100 * ff['any']:.0f} % of draws (band profile {100 * ff['bands']:.0f} "
-                  "%, each scalar measure " + ", ".join(f"{k} {100 * ff[k]:.0f} %" for k in GATE_MEASURES) + ").", ""]
+                  f"others fail at least one of them in {100 * ff['any']:.0f} % of draws (band profile "
+                  f"{100 * ff['bands']:.0f} %, each scalar measure "
+                  + ", ".join(f"{k} {100 * ff[k]:.0f} %" for k in GATE_MEASURES) + ").", ""]
     lines += ["| gate | reference | tolerance | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
     gates_of = [cal["gates"][n] for n in names]
     for key in GATE_MEASURES:
