@@ -273,7 +273,6 @@ def main(argv: list[str] | None = None) -> int:
     from bench.quality_report import load_clips
     from engine.api import Engine
     from engine.prior import PriorWeightedDenoiser
-    from engine.regions import Tempo
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, required=True, help="folder of held-out audio")
@@ -288,9 +287,9 @@ def main(argv: list[str] | None = None) -> int:
                         "bundle with a data prior at these error variances (the sweep behind DEFAULT_PRIOR_ERROR)")
     parser.add_argument("--sampling", nargs="+", default=[], metavar="SAMPLER:STEPS[@W]", type=_sampling,
                         help="also render each bundle with these samplers and step counts, e.g. ddim:50 dpmpp:30, "
-                             "and with @W a beat-guidance scale at the default tempo (sde:15@3)")
+                             "and with @W a beat-guidance scale at the default tempos (sde:15@3)")
     parser.add_argument("--beat-guidance", type=float, nargs="+", default=[], metavar="W", help="also render each "
-                        "beat-conditioned bundle at its default tempo with these beat-guidance scales")
+                        "beat-conditioned bundle at its default tempos with these beat-guidance scales")
     parser.add_argument("--reference", type=Path, nargs="+", default=[], metavar="DIR",
                         help="also judge the generated sets against this real audio never trained on, with --real, "
                              "by the calibrated gates (bench.reference)")
@@ -311,9 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         for label, sampler, steps, w in variants:
             if w is not None and engine.bundle.beat is None:
                 parser.error(f"{bundle}: @{w:g} needs a beat-conditioned bundle")
-            tempo = None if w is None else Tempo(engine.bundle.beat.default_bpm, guidance=w)
-            sets[f"{bundle.name} {label}"] = [
-                generate(engine, args.seconds, seed=s, sampler=sampler, steps=steps, tempo=tempo).audio
+            sets[f"{bundle.name} {label}"] = [generate(
+                engine, args.seconds, seed=s, sampler=sampler, steps=steps,
+                tempo=None if w is None else dataclasses.replace(engine.default_tempo(s), guidance=w)).audio
                 for s in args.seeds]
         if engine.bundle.diffusion.prior is None:
             continue

@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -108,19 +109,21 @@ def spectrogram_png(path: Path, panels: list[tuple[str, torch.Tensor]], cfg) -> 
     plt.close(fig)
 
 
-def generate_clips(engine: Engine, seeds: list[int], seconds: float, tempo=None) -> tuple[list[np.ndarray], float]:
+def generate_clips(engine: Engine, seeds: list[int], seconds: float, tempo_for=lambda seed: None
+                   ) -> tuple[list[np.ndarray], float]:
+    """One clip per seed at the bundle's defaults (`tempo_for(seed)`: the tempo asked, None: the seed's default),
+    and the mean render time per clip."""
     clips, started = [], time.perf_counter()
     for seed in seeds:
-        clips.append(np.asarray(generate(engine, seconds, seed=seed, tempo=tempo).audio, dtype=np.float32))
+        clips.append(np.asarray(generate(engine, seconds, seed=seed, tempo=tempo_for(seed)).audio,
+                                dtype=np.float32))
     return clips, (time.perf_counter() - started) / len(seeds)
 
 
 def musicality_section(engines: dict[str, Engine], heldout: list[np.ndarray], seeds: list[int], seconds: float,
                        out_dir: Path, keep: int, guidance: tuple[float, ...] = ()) -> dict:
     """Generated and reconstructed sets of every bundle judged against the held-out clips; `guidance`: the new
-    (beat-conditioned) bundle also rendered at its default tempo with these beat-guidance scales."""
-    from engine.regions import Tempo
-
+    (beat-conditioned) bundle also rendered at its default tempos with these beat-guidance scales."""
     cfg = next(iter(engines.values())).bundle.spectrogram
     sets, speed, generated = {}, {}, {}
     for name, engine in engines.items():
@@ -130,8 +133,8 @@ def musicality_section(engines: dict[str, Engine], heldout: list[np.ndarray], se
     if new_engine.bundle.beat is not None:
         for w in guidance:
             label = f"new: beat guidance {w:g}"
-            tempo = Tempo(new_engine.bundle.beat.default_bpm, guidance=w)
-            sets[label], speed[label] = generate_clips(new_engine, seeds, seconds, tempo)
+            sets[label], speed[label] = generate_clips(
+                new_engine, seeds, seconds, lambda seed, w=w: replace(new_engine.default_tempo(seed), guidance=w))
     for name, engine in engines.items():
         sets[f"{name}: held-out reconstructed"] = [reconstruct(engine, c) for c in heldout]
     result = musicality.judge(heldout, sets, cfg, noise_clips=len(seeds))

@@ -142,9 +142,11 @@ def render_markdown(engines: dict, args, n_heldout: int, s: dict) -> str:
               "![held-out vs generated](generated.png)", ""]
     if s.get("tempo"):
         lines += ["## Tempo following (`python -m bench.tempo_follow`)", "",
-                  "This bundle follows a beat grid (manifest `beat`; generated clips above use its default tempo, "
-                  f"{new.bundle.beat.default_bpm:g} BPM). Here it is asked for other tempos; the held-out pieces are "
-                  "measured on their own grids (their MIDI's beats).", "", s["tempo"]["generated"], ""]
+                  "This bundle follows a beat grid (manifest `beat`; generated clips above follow "
+                  + ("a training piece's tempo and metre each seed draws (manifest `beat.tempo_prior`)"
+                     if new.bundle.beat.tempo_prior else f"its default tempo, {new.bundle.beat.default_bpm:g} BPM")
+                  + "). Here it is asked for set tempos; the held-out pieces are measured on their own grids (their "
+                  "MIDI's beats).", "", s["tempo"]["generated"], ""]
         for _, guided in s["tempo"].get("guided", []):
             lines += [guided, ""]
         lines += [s["tempo"]["real"], ""]

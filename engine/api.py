@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
@@ -142,46 +142,62 @@ class Engine:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         return seed, torch.Generator().manual_seed(seed)
 
-    def denoiser_with_beat(self, tempo: "Tempo | None", offset_s: float = 0.0, default: bool = True):
+    def default_tempo(self, seed: int) -> "Tempo | None":
+        """The tempo a generation that names none follows: for a beat-conditioned bundle, a training piece's tempo
+        and metre drawn by `seed` from the manifest's tempo prior (engine.beat_grid.BeatSettings.drawn_tempo), or
+        without one the default BPM in 4/4; None for any other bundle."""
+        from engine.regions import Tempo
+
+        beat = self.bundle.beat
+        if beat is None:
+            return None
+        drawn = beat.drawn_tempo(seed)
+        return Tempo(beat.default_bpm) if drawn is None else Tempo(drawn[0], numerator=drawn[1])
+
+    def denoiser_with_beat(self, tempo: "Tempo | Sequence[Tempo] | None", offset_s: float = 0.0,
+                           default: bool = True):
         """(denoise(x, t), BPM it follows or None). For a beat-conditioned bundle: the denoiser following the beat
         grid of `tempo` (bar 1 at tempo.origin_s of the file) for frames that start `offset_s` into the file;
-        tempo None: the bundle's default tempo in 4/4 from the start when `default` (generation), else no grid
+        a sequence of tempos gives each batch row its own (generation's drawn tempos; the first one's BPM is
+        returned); tempo None: the bundle's default tempo in 4/4 from the start when `default`, else no grid
         (an edit of audio whose tempo is not known). Any other bundle: its plain denoiser.
-        The guidance scale is tempo.guidance (None, or no tempo: the manifest's beat.guidance, 1 unless the export
-        chose otherwise); above 1, each call also predicts with no grid, in the same U-Net batch, and returns
-        no-grid + guidance * (grid - no-grid):
+        The guidance scale is the (first) tempo's guidance (None, or no tempo: the manifest's beat.guidance, 1
+        unless the export chose otherwise); above 1, each call also predicts with no grid, in the same U-Net
+        batch, and returns no-grid + guidance * (grid - no-grid):
         classifier-free guidance towards the grid (strikes on the beat, the tempo held), at twice the U-Net cost,
         on the steps at timesteps t >= beat.guidance_from * T (the manifest's; 0: all).
         bench/RESULTS.md ("Beat guidance") measures it."""
+        from engine.regions import Tempo
+
         beat = self.bundle.beat
         if beat is None or (tempo is None and not default):
             return self.denoiser, None
-        chosen = None if tempo is None else tempo.guidance
+        rows = [Tempo(beat.default_bpm)] if tempo is None else [tempo] if isinstance(tempo, Tempo) else list(tempo)
+        chosen = rows[0].guidance
         scale = beat.guidance if chosen is None else check_guidance(chosen)
         guided_from = beat.guidance_from * self.bundle.diffusion.num_train_timesteps
         spec = self.bundle.spectrogram
         rate = spec.sample_rate / spec.hop_length
-        timing = (beat.default_bpm, 4, 4, 0.0) if tempo is None else (
-            tempo.bpm, tempo.numerator, tempo.denominator, tempo.origin_s)
         grids: dict[int, torch.Tensor] = {}  # per canvas length (a circular sampler pads it)
 
         def grid_for(frames: int) -> torch.Tensor:
+            """[rows, BEAT_FEATURES, frames]: one grid for every batch row, or one per row."""
             if frames not in grids:
-                grids[frames] = torch.from_numpy(tempo_grid(frames, rate, *timing, offset_s=offset_s))[None].to(
-                    self.tensor_device)
+                grids[frames] = torch.stack([torch.from_numpy(tempo_grid(
+                    frames, rate, t.bpm, t.numerator, t.denominator, t.origin_s, offset_s=offset_s)) for t in rows]
+                ).to(self.tensor_device)
             return grids[frames]
 
         def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            grid = grid_for(x.shape[-1])
+            batch = x.shape[0]
+            grid = grid_for(x.shape[-1]).expand(batch, -1, -1)
             if scale == 1.0 or float(t.max()) < guided_from:
                 return self.denoiser(x, t, beat=grid)
-            batch = x.shape[0]
-            both_grids = torch.cat([grid.expand(batch, -1, -1), torch.zeros_like(grid).expand(batch, -1, -1)])
-            both = self.denoiser(torch.cat([x, x]), torch.cat([t, t]), beat=both_grids)
+            both = self.denoiser(torch.cat([x, x]), torch.cat([t, t]), beat=torch.cat([grid, torch.zeros_like(grid)]))
             with_grid, without = both[:batch], both[batch:]
             return without + scale * (with_grid - without)
 
-        return denoise, float(timing[0])
+        return denoise, float(rows[0].bpm)
 
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
         """Audio [C, samples] at the model rate -> U-Net model space [C, n_mels, frames]."""

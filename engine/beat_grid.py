@@ -10,6 +10,7 @@ Shapes: positions [frames] (float beats / bars since the start), features [BEAT_
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,19 +75,25 @@ class BeatSettings:
     classifier-free guidance against the no-grid prediction, which the model learned from its dropped grids);
     `guidance_from` the share of the noise schedule where guidance applies, counted from the noisy end: steps at
     timesteps t >= guidance_from * T are guided, the rest plain (0: every step). Rhythm is laid down while the
-    clip is still mostly noise; guiding the late steps too only hardens the attacks (bench/RESULTS.md)."""
+    clip is still mostly noise; guiding the late steps too only hardens the attacks (bench/RESULTS.md).
+    `tempo_prior`: the training pieces' (BPM, beats per bar, seconds), where recorded; a generation that names no
+    tempo draws one of them by its seed, weighted by length (`drawn_tempo`), instead of `default_bpm`. The model
+    ties style to tempo (slow: chorale-like, ~100 BPM: pop), so one fixed tempo gives one style; drawn tempos give
+    the corpus's mix (bench/RESULTS.md, "Tempo drawn from the corpus")."""
     features: int
     default_bpm: float = 100.0
     trained_bpm: tuple[float, float] | None = None
     guidance: float = 1.0
     guidance_from: float = 0.0
+    tempo_prior: tuple[tuple[float, int, float], ...] = ()
 
     @classmethod
     def from_dict(cls, data: Any) -> "BeatSettings":
         """Parse the manifest's beat object (ValueError naming the problem)."""
         if not isinstance(data, dict):
             raise ValueError("must be a JSON object with 'features' and 'default_bpm'")
-        unknown = sorted(set(data) - {"features", "default_bpm", "trained_bpm", "guidance", "guidance_from"})
+        unknown = sorted(set(data) - {"features", "default_bpm", "trained_bpm", "guidance", "guidance_from",
+                                      "tempo_prior"})
         if unknown:
             raise ValueError(f"unknown field(s) {', '.join(unknown)}")
         features = data.get("features")
@@ -104,7 +111,7 @@ class BeatSettings:
         if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0.0 <= start < 1.0:
             raise ValueError(f"'guidance_from' must be a number from 0 to below 1, got {start!r}")
         return cls(features, float(bpm), tuple(float(v) for v in trained) if trained else None, guidance,
-                   float(start))
+                   float(start), parse_tempo_prior(data.get("tempo_prior", [])))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"features": self.features, "default_bpm": self.default_bpm}
@@ -114,7 +121,36 @@ class BeatSettings:
             data["guidance"] = self.guidance
         if self.guidance_from:
             data["guidance_from"] = self.guidance_from
+        if self.tempo_prior:
+            data["tempo_prior"] = [list(entry) for entry in self.tempo_prior]
         return data
+
+    def drawn_tempo(self, seed: int) -> tuple[float, int] | None:
+        """(BPM, beats per bar) of one training piece, drawn by `seed` with the pieces weighted by their length;
+        None without a tempo prior. The same seed draws the same piece on every machine (random.Random)."""
+        if not self.tempo_prior:
+            return None
+        bpm, per_bar, _ = random.Random(seed).choices(self.tempo_prior, weights=[e[2] for e in self.tempo_prior])[0]
+        return bpm, per_bar
+
+
+def parse_tempo_prior(entries: Any) -> tuple[tuple[float, int, float], ...]:
+    """The manifest's "tempo_prior" ([[BPM, beats per bar, seconds], ...]) checked, as tuples (ValueError naming
+    the first bad entry)."""
+    if not isinstance(entries, list):
+        raise ValueError(f"'tempo_prior' must be a list of [BPM, beats per bar, seconds], got {entries!r}")
+    prior = []
+    for i, entry in enumerate(entries):
+        ok = isinstance(entry, list) and len(entry) == 3 and not any(isinstance(v, bool) for v in entry)
+        if ok:
+            bpm, per_bar, seconds = entry
+            ok = (isinstance(bpm, (int, float)) and 1.0 <= bpm <= 999.0 and isinstance(per_bar, int)
+                  and 1 <= per_bar <= 64 and isinstance(seconds, (int, float)) and 0 < seconds < float("inf"))
+        if not ok:
+            raise ValueError(f"'tempo_prior' entry {i} must be [BPM 1-999, beats per bar 1-64, seconds > 0], "
+                             f"got {entry!r}")
+        prior.append((float(bpm), int(per_bar), float(seconds)))
+    return tuple(prior)
 
 
 def tempo_grid(frames: int, frame_rate: float, bpm: float, numerator: int = 4, denominator: int = 4,

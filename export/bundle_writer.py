@@ -155,6 +155,8 @@ def _beat_section(unet: torch.nn.Module, ckpt: dict, default_bpm: float | None,
         section["default_bpm"] = round(float(bpm), 3)
     if "min" in tempo and "max" in tempo:
         section["trained_bpm"] = [tempo["min"], tempo["max"]]
+    if tempo.get("pieces"):  # what a generation with no tempo draws from (BeatSettings.tempo_prior)
+        section["tempo_prior"] = tempo["pieces"]
     if guidance is not None:
         section["guidance"] = guidance
     if guidance_from is not None:

@@ -56,6 +56,26 @@ def make_tiny_checkpoint(kind: str, seed: int = 0, ema: bool = True) -> dict:
     }
 
 
+def make_beat_bundle(out: Path, beat_tempo: dict, torch_programs: bool = False) -> Path:
+    """A tiny beat-conditioned bundle (random weights, a non-zero beat projection) exported to `out`, its checkpoint
+    recording `beat_tempo` as training does (training.data.audio_folder.AudioFolderDataset.tempo_summary)."""
+    import dataclasses
+
+    from engine.beat_grid import BEAT_FEATURES
+    from export.bundle_writer import ExportOptions, write_bundle
+    from training.models import UNet, unet_preset
+
+    ckpt = make_tiny_checkpoint("unet")
+    cfg = dataclasses.replace(unet_preset("tiny"), beat_features=BEAT_FEATURES)
+    torch.manual_seed(0)
+    model = UNet(cfg)
+    torch.nn.init.normal_(model.beat.weight, std=0.5)
+    ckpt.update(model_config=cfg.to_dict(), model=model.state_dict(), ema=None)
+    ckpt["data"]["beat_tempo"] = beat_tempo
+    return write_bundle(ckpt, make_tiny_checkpoint("vocoder", 1), out,
+                        ExportOptions(name="beat-test", torch_programs=torch_programs))
+
+
 def make_tiny_run(run_dir: Path, seed: int = 0) -> Path:
     """RUN_DIR/unet/last.pt and RUN_DIR/vocoder/last.pt, as `msanii-train` writes them."""
     from training.checkpoint import LAST, save_checkpoint

@@ -83,7 +83,7 @@ def test_sidecars_round_trip_and_bad_ones_are_named(tmp_path):
         dataset = AudioFolderDataset(out.parent, crop_samples=4096)
     assert len(dataset) == 2 and dataset.files_with_beats == 1
     assert any("clip1.beats.json" in str(w.message) for w in caught)
-    assert dataset.tempo_summary() == {"min": 120.0, "median": 120.0, "max": 120.0}
+    assert dataset.tempo_summary() == {"min": 120.0, "median": 120.0, "max": 120.0, "pieces": [[120.0, 4, 1.0]]}
 
 
 def test_corpus_pieces_are_annotated_from_their_midi(tmp_path):
@@ -117,7 +117,8 @@ def test_cli_trains_a_beat_conditioned_unet_and_refuses_data_without_grids(tmp_p
     ckpt = load_checkpoint(tmp_path / "run" / "unet" / "last.pt", "unet")
     assert ckpt["model_config"]["beat_features"] == BEAT_FEATURES
     assert ckpt["train_config"]["beat_conditioning"] is True
-    assert ckpt["data"]["beat_tempo"] == {"min": 120.0, "median": 120.0, "max": 120.0}
+    assert ckpt["data"]["beat_tempo"] == {"min": 120.0, "median": 120.0, "max": 120.0,
+                                          "pieces": [[120.0, 4, 3.0], [120.0, 4, 3.0]]}
     assert float(ckpt["model"]["beat.weight"].abs().sum()) > 0  # the projection learned from zero
 
     plain = write_clips(tmp_path / "plain", count=2, seconds=3.0)
@@ -146,20 +147,10 @@ def test_warm_start_from_an_unconditioned_model_begins_as_that_model(tmp_path):
 @pytest.fixture(scope="module")
 def beat_bundle(tmp_path_factory) -> Path:
     """A tiny beat-conditioned bundle (random weights, a non-zero beat projection), ONNX + torch programs."""
-    from conftest import make_tiny_checkpoint
-    from export.bundle_writer import ExportOptions, write_bundle
-    from training.models import UNet, unet_preset
+    from conftest import make_beat_bundle
 
-    ckpt = make_tiny_checkpoint("unet")
-    cfg = dataclasses.replace(unet_preset("tiny"), beat_features=BEAT_FEATURES)
-    torch.manual_seed(0)
-    model = UNet(cfg)
-    torch.nn.init.normal_(model.beat.weight, std=0.5)
-    ckpt.update(model_config=cfg.to_dict(), model=model.state_dict(), ema=None)
-    ckpt["data"]["beat_tempo"] = {"min": 80.0, "median": 96.0, "max": 120.0}
-    out = tmp_path_factory.mktemp("beat") / "beat-bundle"
-    return write_bundle(ckpt, make_tiny_checkpoint("vocoder", 1), out,
-                        ExportOptions(name="beat-test", torch_programs=True))
+    return make_beat_bundle(tmp_path_factory.mktemp("beat") / "beat-bundle",
+                            {"min": 80.0, "median": 96.0, "max": 120.0}, torch_programs=True)
 
 
 def test_export_records_the_grid_and_the_parity_covers_it(beat_bundle):

@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = result.audio.shape[-1] / result.sample_rate
     note = f", peak {20 * math.log10(written.peak):+.1f} dBFS lowered by {-written.gain_db:.1f} dB" \
         if written.limited else ""
+    if result.info.get("tempo_drawn"):  # say which tempo the seed picked, so the user can ask for it again
+        note += f", {result.info['bpm']:g} BPM {result.info['time_signature']} drawn by the seed"
     print(f"msanii-render: wrote {written.path} ({seconds:.2f} s, {written.sample_rate} Hz, {written.format} "
           f"{written.subtype}, seed {result.info.get('seed')}{note})", file=sys.stderr)
     if args.json:

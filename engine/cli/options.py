@@ -66,7 +66,8 @@ def add_sampling(p: argparse.ArgumentParser, masked: bool = True) -> None:
 
 def add_tempo(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("musical time (bar:beat positions, bar lengths, the beat a beat-conditioned bundle follows)")
-    g.add_argument("--bpm", type=float, help="tempo in quarter notes per minute")
+    g.add_argument("--bpm", type=float, help="tempo in quarter notes per minute (generate without it: a training "
+                   "piece's tempo and metre, drawn by the seed, where the bundle records them)")
     g.add_argument("--time-signature", default="4/4", help="e.g. 4/4, 3/4, 6/8 (default 4/4)")
     g.add_argument("--origin", type=float, default=0.0, help="seconds where bar 1 beat 1 falls (default 0)")
     g.add_argument("--beat-guidance", type=float, metavar="W", help="how strictly a beat-conditioned bundle holds "

@@ -33,7 +33,9 @@ def generate(engine: "Engine", seconds: float, seed: int | None = None, steps: i
              progress: bool = False, limits: Limits | None = None, tempo: "Tempo | None" = None) -> RenderResult:
     """Unconditional music of `seconds` (exact: round(seconds * sample_rate) samples). Defaults come from
     the bundle's manifest. `callback(fraction)` after each sampler step and phase iteration. `tempo`: the tempo a
-    beat-conditioned bundle follows (engine.regions.Tempo; None: the bundle's default, 4/4 from the start)."""
+    beat-conditioned bundle follows (engine.regions.Tempo; None: one drawn by the seed from the training pieces'
+    tempos where the bundle records them, else its default BPM in 4/4; Engine.default_tempo). The clip's info
+    names the tempo ("bpm", "time_signature", "tempo_drawn")."""
     return generate_batch(engine, seconds, [seed], steps=steps, sampler=sampler, gl_iters=gl_iters,
                           callback=callback, phase=phase, gl_init=gl_init, progress=progress, limits=limits,
                           tempo=tempo)[0]
@@ -67,7 +69,10 @@ def generate_batch(engine: "Engine", seconds: float, seeds: Sequence[int | None]
     spacing, order = solver_settings(settings["sampler"], from_noise=True)
     scheduler = make_scheduler(settings["sampler"], **bundle.diffusion.to_dict(), order=order,
                                steps=settings["steps"])
-    denoise, bpm = engine.denoiser_with_beat(tempo)
+    # No tempo asked: each clip follows one drawn by its seed (Engine.default_tempo), so a batch is the clips its
+    # seeds give alone.
+    tempos = [tempo] * count if tempo is not None else [engine.default_tempo(seed) for seed, _ in drawn]
+    denoise, _ = engine.denoiser_with_beat(None if tempos[0] is None else tempos)
     x = sample(denoise, noise * scheduler.init_noise_sigma, scheduler, settings["steps"], spacing=spacing,
                callback=lambda s: tracker.update("sampling", _STEP_WEIGHT * (s["i"] + 1)), disable=not progress,
                generator=[generator for _, generator in drawn] if count > 1 else drawn[0][1])
@@ -84,9 +89,17 @@ def generate_batch(engine: "Engine", seconds: float, seeds: Sequence[int | None]
         decode_s = time.perf_counter() - start
         tracker.update("phase", done + _PHASE_WEIGHT * settings["gl_iters"])
         results.append(_result(engine, seconds, length, seed, settings, spacing, order, audio, magnitude,
-                               {"sampling_s": sampling_s, "decode_s": decode_s, "batch": count, "bpm": bpm},
+                               {"sampling_s": sampling_s, "decode_s": decode_s, "batch": count,
+                                **_tempo_info(tempos[i] if bundle.beat else None, drawn_tempo=tempo is None)},
                                begun))
     return results
+
+
+def _tempo_info(tempo: "Tempo | None", drawn_tempo: bool) -> dict:
+    """What a clip's info says of the tempo it follows (None: none, a bundle without beat conditioning)."""
+    if tempo is None:
+        return {"bpm": None}
+    return {"bpm": tempo.bpm, "time_signature": f"{tempo.numerator}/{tempo.denominator}", "tempo_drawn": drawn_tempo}
 
 
 def _result(engine: "Engine", seconds: float, length, seed: int, settings: dict, spacing: str, order: int,

@@ -164,20 +164,24 @@ class AudioFolderDataset:
         """How many files carry a beat sidecar (training.data.beats)."""
         return sum(b is not None for b in self._beats)
 
-    def tempo_summary(self) -> dict[str, float] | None:
-        """Tempo range of the files with beat grids: {"min", "median", "max"} in BPM (each file's median beat
-        interval; the median weighted by duration), or None when no file has one."""
-        tempos, lengths = [], []
+    def tempo_summary(self) -> dict | None:
+        """Tempos of the files with beat grids: {"min", "median", "max"} in BPM (each file's median beat interval;
+        the median weighted by duration) and "pieces", each file's [BPM, beats per bar, seconds] (the bundle's tempo
+        prior, engine.beat_grid.BeatSettings), or None when no file has one."""
+        pieces = []
         for grid, audio in zip(self._beats, self._audio):
             if grid is not None:
-                tempos.append(60.0 / float(np.median(np.diff(grid[0]))))
-                lengths.append(audio.shape[1])
-        if not tempos:
+                beat = float(np.median(np.diff(grid[0])))
+                per_bar = round(float(np.median(np.diff(grid[1]))) / beat) if len(grid[1]) >= 2 else 4
+                pieces.append([round(60.0 / beat, 2), min(max(per_bar, 1), 64),
+                               round(audio.shape[1] / self.sample_rate, 2)])
+        if not pieces:
             return None
+        tempos = np.array([p[0] for p in pieces])
         order = np.argsort(tempos)
-        cumulative = np.cumsum(np.asarray(lengths, dtype=np.float64)[order])
-        median = float(np.asarray(tempos)[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
-        return {"min": round(min(tempos), 2), "median": round(median, 2), "max": round(max(tempos), 2)}
+        cumulative = np.cumsum(np.array([p[2] for p in pieces])[order])
+        median = float(tempos[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+        return {"min": float(tempos.min()), "median": round(median, 2), "max": float(tempos.max()), "pieces": pieces}
 
     @staticmethod
     def _block_energy_sums(audio: np.ndarray, scale: float) -> np.ndarray:
