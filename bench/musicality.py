@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.quality_report import load_clips
     from engine.api import Engine
     from engine.prior import PriorWeightedDenoiser
+    from engine.regions import Tempo
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, required=True, help="folder of held-out audio")
@@ -294,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also judge the generated sets against this real audio never trained on, with --real, "
                              "by the calibrated gates (bench.reference)")
     parser.add_argument("--training-corpus", type=Path, help="corpus.json whose train pieces --reference leaves out")
+    parser.add_argument("--fixed-tempo", type=float, nargs="+", default=[], metavar="BPM", help="also render each "
+                        "beat-conditioned bundle at these tempos in 4/4 for every seed (its default draws a tempo "
+                        "per seed where the bundle has a tempo prior)")
     args = parser.parse_args(argv)
     cfg = SpectrogramConfig()
     clips = load_clips(args.real, args.seconds, args.clips, cfg.sample_rate)
@@ -307,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
                     for sampler, steps, w in args.sampling]
         if engine.bundle.beat is not None:
             variants += [(f"beat guidance {w:g}", None, None, w) for w in args.beat_guidance]
+            for bpm in args.fixed_tempo:
+                sets[f"{bundle.name} at {bpm:g} BPM"] = [
+                    generate(engine, args.seconds, seed=s, tempo=Tempo(bpm)).audio for s in args.seeds]
         for label, sampler, steps, w in variants:
             if w is not None and engine.bundle.beat is None:
                 parser.error(f"{bundle}: @{w:g} needs a beat-conditioned bundle")

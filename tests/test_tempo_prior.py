@@ -97,3 +97,14 @@ def test_render_cli_says_which_tempo_the_seed_drew(prior_bundle, tmp_path, capsy
     captured = capsys.readouterr()
     info = json.loads(captured.out)
     assert info["tempo_drawn"] and f"{info['bpm']:g} BPM {info['time_signature']} drawn by the seed" in captured.err
+
+
+def test_musicality_compares_the_drawn_tempos_with_a_fixed_one(prior_bundle, tmp_path, capsys):
+    from bench import musicality
+
+    heldout = write_clips(tmp_path / "heldout", count=4, seconds=2.5)
+    assert musicality.main(["--real", str(heldout), "--bundle", str(prior_bundle), "--clips", "4", "--seconds", "2",
+                            "--seeds", "0", "1", "--fixed-tempo", "100"]) == 0
+    table = capsys.readouterr().out
+    assert f"| {prior_bundle.name} generated | {prior_bundle.name} reconstructed | {prior_bundle.name} at 100 BPM |" \
+        in table
