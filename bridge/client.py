@@ -60,6 +60,7 @@ class Done:
     path: Path  # absolute, complete (the server renames it into place before replying)
     seconds: float
     seed: int  # -1 when the server reports none
+    bpm: float = 0.0  # the tempo the clip follows; 0: none (or a server before this field)
 
 
 def _encode(address: str, args: Sequence[Any]) -> bytes:
@@ -232,7 +233,8 @@ class MsaniiClient:
             elif address == "/msanii/progress":
                 on_event("progress", float(args[1]) if len(args) > 1 else 0.0)
             elif address == "/msanii/done":
-                return Done(job_id, Path(str(args[1])), float(args[2]), int(args[3]))
+                return Done(job_id, Path(str(args[1])), float(args[2]), int(args[3]),
+                            float(args[4]) if len(args) > 4 else 0.0)
             elif address == "/msanii/fail":
                 reason = str(args[1]) if len(args) > 1 else "failed"
                 raise (Cancelled if reason == "cancelled" else RequestFailed)(reason)

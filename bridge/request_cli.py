@@ -199,7 +199,8 @@ def _run_job(client: MsaniiClient, args: argparse.Namespace, err: Callable[[str]
     if args.pcm is not None:
         from bridge.handoff import write_pcm
         write_pcm(done.path, args.pcm, args.pcm_rate)
-    err(f"done in {time.monotonic() - t0:.2f} s: {done.seconds:.2f} s of audio, seed {done.seed}")
+    tempo = f" at {done.bpm:g} BPM" if done.bpm > 0 else ""
+    err(f"done in {time.monotonic() - t0:.2f} s: {done.seconds:.2f} s of audio, seed {done.seed}{tempo}")
     print(done.path, flush=True)
     return 0
 

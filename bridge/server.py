@@ -297,9 +297,11 @@ class OscBridge:
         path, info = result
         self._job_progress(job, 1.0)
         seconds = float(info["output_seconds"])
-        seed = info.get("seed")
+        seed, bpm = info.get("seed"), info.get("bpm")
+        # bpm: the tempo the clip follows (a generation that named none: the one its seed drew), 0 for none
         self.send(req.reply_to, "/msanii/done", job.id, str(path), seconds,
-                  int(seed) if isinstance(seed, int) and 0 <= seed <= p.MAX_SEED else -1)
+                  int(seed) if isinstance(seed, int) and 0 <= seed <= p.MAX_SEED else -1,
+                  float(bpm) if isinstance(bpm, (int, float)) else 0.0)
         log.info("job %s done in %.2f s: %s", job.id, time.monotonic() - req.received_at, path)
         if self.auto_play and self.audition is not None and self.audition.available:
             self.audition.play(path, on_event=self._audition_reporter(req.reply_to))

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not (shutil.which("oscsend") and shutil.which("o
 
 
 class OscDump:
-    """`oscdump -L PORT` (line-buffered) collecting lines such as `<timetag> /msanii/done ssfi "id" "/p" 5 7`."""
+    """`oscdump -L PORT` (line-buffered) collecting lines such as `<timetag> /msanii/done ssfif "id" "/p" 5 7 0`."""
 
     def __init__(self, port: int) -> None:
         self.proc = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -69,12 +69,12 @@ def test_oscsend_generate_oscdump_receives_accepted_progress_done(tiny_bundle, t
         time.sleep(0.3)  # let oscdump bind
         # Warm the engine once (first onnxruntime run pays graph set-up), then time a default 5 s render.
         oscsend(server.port, "/msanii/generate", "sfi", "warm", 0.5, 1)
-        dump.wait_for(r'/msanii/done ssfi "warm"')
+        dump.wait_for(r'/msanii/done ssfif "warm"')
         t0 = time.monotonic()
         oscsend(server.port, "/msanii/generate", "sfi", "clip-5s", 5.0, 42)
         dump.wait_for(r'/msanii/accepted si "clip-5s" 0')
         dump.wait_for(r'/msanii/progress sf "clip-5s" 0\.[1-9]')  # a mid-render report (throttled: any)
-        done_at, done = dump.wait_for(r'/msanii/done ssfi "clip-5s" "([^"]+)" 5\.0+ 42')
+        done_at, done = dump.wait_for(r'/msanii/done ssfif "clip-5s" "([^"]+)" 5\.0+ 42 0\.0+')
         latency = done_at - t0
         path = Path(done.group(1))
         assert path.is_absolute() and path.parent == (tmp_path / "out").resolve()

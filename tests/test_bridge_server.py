@@ -71,8 +71,9 @@ def test_generate_accepted_progress_done_and_ping_during_render(bridge, client, 
     assert bridge.jobs.status()["running"] == "take-1"
     done = client.wait_for("/msanii/done", timeout=60)
     latency = done.at - t0
-    job_id, path, seconds, seed = done.args
+    job_id, path, seconds, seed, bpm = done.args
     assert job_id == "take-1" and seed == 1234 and seconds == pytest.approx(5.0)
+    assert bpm == 0.0  # the tiny bundle follows no tempo
     path = Path(path)
     assert path.is_absolute() and path.parent == out.resolve()
     assert path.name.startswith("take-1-") and path.suffix == ".wav"

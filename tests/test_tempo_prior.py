@@ -108,3 +108,29 @@ def test_musicality_compares_the_drawn_tempos_with_a_fixed_one(prior_bundle, tmp
     table = capsys.readouterr().out
     assert f"| {prior_bundle.name} generated | {prior_bundle.name} reconstructed | {prior_bundle.name} at 100 BPM |" \
         in table
+
+
+def test_osc_done_names_the_drawn_tempo_and_a_set_one(prior_bundle, tmp_path):
+    """/msanii/done's fifth argument: the tempo the clip follows, drawn by the seed until the client sets one."""
+    from bridge.paths import PathPolicy
+    from bridge.server import OscBridge
+    from bridge.settings import RenderSettings
+    from engine.api import Engine
+    from osc_helpers import OscClient
+
+    engine = Engine.load(prior_bundle)
+    (tmp_path / "out").mkdir()
+    server = OscBridge(engine, PathPolicy(tmp_path / "out", []), port=0, reply_port=None,
+                       settings=RenderSettings(steps=2, gl_iters=1)).start()
+    client = OscClient(server.address)
+    try:
+        client.send("/msanii/generate", "drawn", 0.5, 3)
+        drawn = client.wait_for("/msanii/done", lambda m: m.args[0] == "drawn", timeout=60).args
+        assert drawn[4] == engine.default_tempo(3).bpm and drawn[4] in (70.0, 150.0)
+        client.send("/msanii/set", "bpm", 96.0)
+        client.wait_for("/msanii/set", lambda m: m.args[0] == "bpm")
+        client.send("/msanii/generate", "set", 0.5, 3)
+        assert client.wait_for("/msanii/done", lambda m: m.args[0] == "set", timeout=60).args[4] == 96.0
+    finally:
+        client.close()
+        server.close()
