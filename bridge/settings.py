@@ -55,7 +55,7 @@ class RenderSettings:
 
     def chosen_tempo(self) -> Tempo | None:
         """The tempo when the client set one with /msanii/set bpm, else None (a task then uses no beat grid, or for
-        generation its bundle's own tempo: the audio's tempo is not known)."""
+        generation the tempo its seed draws from the bundle's training pieces: the audio's tempo is not known)."""
         return self.tempo() if self.bpm_set else None
 
     def seconds_per_bar(self) -> float:

@@ -37,13 +37,14 @@ def _generate_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, required=True, help="length in seconds (any positive number)")
     p.add_argument("--seed", type=int, help="random seed (default: fresh; printed so you can repeat a render)")
     p.add_argument("--steps", type=int,
-                   help="sampler steps (default: the bundle's, 15 for the shipped model; paper DDIM: 200)")
-    p.add_argument("--sampler", choices=SAMPLER_NAMES, help="dpmpp (fast, default) or ddim (the paper's)")
+                   help="sampler steps (default: the bundle's, 12 for the shipped model; paper DDIM: 200)")
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, help="dpmpp (fast), sde (its stochastic form, the shipped "
+                   "model's) or ddim (the paper's); default: the bundle's")
     p.add_argument("--gl-iters", type=int, help="phase reconstruction iterations (default: the bundle's)")
     p.add_argument("--phase", choices=PHASE_METHODS, default="fast",
                    help="fast Griffin-Lim with the stereo channels linked (default), the same per channel "
                         "(independent), or torchaudio's (the paper's)")
-    add_tempo(p)  # a beat-conditioned bundle follows it (default: the bundle's tempo); others ignore it
+    add_tempo(p)  # a beat-conditioned bundle follows it (default: a training piece's, drawn by the seed)
 
 
 def _generate_params(args: argparse.Namespace) -> dict:
