@@ -5,7 +5,8 @@ Keys (value types as OSC sends them):
     sampler <ddim|dpmpp|sde>     sampler (default: the bundle's)
     gl_iters <int 0..1000>       Griffin-Lim iterations (default: the bundle's)
     bpm <float 20..400>          tempo for bar/beat lengths (loop bars), and, once set, the beat a tempo-following
-                                 bundle plays to (generate, loop, inpaint, audio2audio; docs/architecture.md)
+                                 bundle plays to (generate, loop, inpaint, audio2audio; docs/architecture.md);
+                                 until then a generate follows the tempo its seed draws (named in /msanii/done)
     time_signature <n> <d>       e.g. 3 4 (n 1..32, d one of 1 2 4 8 16 32)
     beat_guidance <float 0..20>  how strictly a tempo-following bundle holds the set bpm (1 plain, 2-4 tighter,
                                  at twice the model time; default: the bundle's); applies once bpm is set
