@@ -697,21 +697,22 @@
     "box": {
      "id": "obj-37",
      "maxclass": "newobj",
-     "numinlets": 4,
-     "numoutlets": 4,
+     "numinlets": 5,
+     "numoutlets": 5,
      "patching_rect": [
       360.0,
       560.0,
-      121.0,
+      150.0,
       22.0
      ],
      "outlettype": [
       "",
       "",
       "float",
-      "int"
+      "int",
+      "float"
      ],
-     "text": "unpack s s 0. 0"
+     "text": "unpack s s 0. 0 0."
     }
    },
    {
@@ -849,6 +850,41 @@
       45.0,
       45.0
      ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-46",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      520.0,
+      590.0,
+      60.0,
+      22.0
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "parameter_enable": 0,
+     "format": 6
+    }
+   },
+   {
+    "box": {
+     "id": "obj-47",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      585.0,
+      590.0,
+      200.0,
+      20.0
+     ],
+     "text": "tempo of the take (BPM; 0: none)"
     }
    }
   ],
@@ -1306,6 +1342,18 @@
      "destination": [
       "obj-45",
       1
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-37",
+      4
+     ],
+     "destination": [
+      "obj-46",
+      0
      ]
     }
    }

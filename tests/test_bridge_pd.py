@@ -82,7 +82,8 @@ def test_headless_pd_patch_generates_and_loads_the_clip(tiny_bundle, tmp_path):
         pd.wait_for(r"msanii: registered 127\.0\.0\.1 " + str(reply_port))
         pd.wait_for(r"msanii: accepted pd-gen-0 0")
         pd.wait_for(r"msanii: progress pd-gen-0 ")
-        done = pd.wait_for(r"msanii: done pd-gen-0 (\S+) 2 ")
+        done = pd.wait_for(r"msanii: done pd-gen-0 (\S+) 2 \S+ 0$")  # ... seconds, seed, bpm (0: no tempo)
+        pd.wait_for(r"msanii-take-bpm: 0$")  # the patch shows the take's tempo
         path = Path(done.group(1))
         frames = sf.info(str(path)).frames
         assert frames == 2 * 44100
