@@ -98,7 +98,7 @@ msanii-train unet --out "$RUN3" --steps "$STEPS4" $common --resume --lr "$LR3"
 # held-out split, and the calibrated gates against it and the second corpus (bench/reference.py).
 msanii-export - "$RUN3/bundle" --unet "$RUN3/unet/$CKPT" --vocoder "$VOCODER" --compact \
   --name msanii-daw-piano --provenance models/provenance-piano.json --gl-iters 64 --default-bpm 100 \
-  --sampler sde --steps 12 --beat-guidance 3 --beat-guidance-from 0.3 --overwrite
+  --sampler sde --steps 12 --beat-guidance 3.5 --beat-guidance-from 0.3 --overwrite
 python -m bench.heldout_loss --run "$RUN3" --heldout data/piano/heldout --crops 16 --timesteps 8 --every 2 \
   --csv "$RUN3/heldout.csv"
 # 24 seeds: 12 clips judged a variant by the draw of its seeds as much as by its sound (bench/RESULTS.md, 2026-12-07)
