@@ -114,7 +114,7 @@ def render_markdown(engines: dict, args, n_heldout: int, s: dict) -> str:
         + (" --reference " + " ".join(map(str, args.reference)) if getattr(args, "reference", None) else "")
         + (f" --training-corpus {args.training_corpus}" if getattr(args, "training_corpus", None) else "")
         + (f" --run {args.run}" if args.run else "") + f" --out {args.out}"
-        + f" --clips {args.clips} --region-clips {args.region_clips}"
+        + f" --clips {args.clips} --region-clips {args.region_clips} --seeds " + " ".join(map(str, args.seeds))
         + ("".join(f" {w:g}" for w in args.beat_guidance).join([" --beat-guidance", ""])
            if getattr(args, "beat_guidance", None) else "") + "` on "
         f"{time.strftime('%Y-%m-%d')}. Held-out: {n_heldout} clips x {args.seconds:g} s from pieces never seen in "

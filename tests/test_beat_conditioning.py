@@ -468,7 +468,7 @@ def test_quality_report_judges_beat_guidance_beside_the_defaults(beat_bundle, ti
                  "--reference", str(more), "--out", str(out), "--clips", "4", "--seconds", "4", "--seeds", "0", "1",
                  "--region-clips", "0", "--beat-guidance", "2.5"]) == 0
     text = out.read_text()
-    assert f"--reference {more} --out" in text and "--clips 4 --region-clips 0 --beat-guidance 2.5`" in text
+    assert f"--reference {more} --out" in text and "--clips 4 --region-clips 0 --seeds 0 1 --beat-guidance 2.5`" in text
     calibrated = text.split("## Calibrated gates")[1].split("## Musicality")[0]
     assert "Reference: 12 real clips" in calibrated and "not checked against a training corpus" in calibrated
     assert "2 reference clips against 4 others fail at least one of them" in calibrated
