@@ -29,7 +29,7 @@
 #   -> piano candidate 9 (this version): the same run continued in RUN3 (a copy of RUN2's last checkpoint) at LR3 to
 #      STEPS4, exported from CKPT. Its checkpoints record each training piece's tempo, metre and length, which the
 #      export writes as the manifest's tempo prior: a generation that names no tempo follows one drawn by its seed
-#      (bench/RESULTS.md, "Tempo drawn from the corpus").
+#      (bench/RESULTS.md, "Tempo drawn from the corpus"); beat guidance 3.5 (mel change +0.01 on two seed sets).
 # An earlier candidate comes back from git for a faithful rebuild, e.g. candidate 3:
 #   mkdir -p /tmp/candidate3 && git archive a29f974 models/piano-candidate | tar -x -C /tmp/candidate3 --strip-components=2
 # and the v1 default (band corpus) likewise: git archive 4345ecd models/default.
@@ -107,8 +107,9 @@ python -m bench.quality_report --bundle "$RUN3/bundle" --previous "$PREVIOUS" --
   --seeds $(seq -s ' ' 0 23)
 
 # 4. Install it as the default when REPORT.md's calibrated gates pass, renders as fast as the previous default and
-# its region tasks are no worse (candidate 8 was installed on 2026-12-07 on those grounds; the issue's own
-# half-vs-half gates fail real music in ~94 % of draws, REPORT.md). Pass INSTALL=1 to do it here.
+# its region tasks are no worse (candidates 8 and 9 were installed on 2026-12-07 on those grounds; candidate 9's
+# report also passes the issue's own half-vs-half gates, which real music fails in ~89-94 % of draws, REPORT.md).
+# Pass INSTALL=1 to do it here.
 if [ "${INSTALL:-0}" = 1 ]; then
   rm -rf models/default.new && cp -r "$RUN3/bundle" models/default.new
   rm -rf models/default && mv models/default.new models/default
