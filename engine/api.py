@@ -154,15 +154,14 @@ class Engine:
         drawn = beat.drawn_tempo(seed)
         return Tempo(beat.default_bpm) if drawn is None else Tempo(drawn[0], numerator=drawn[1])
 
-    def denoiser_with_beat(self, tempo: "Tempo | Sequence[Tempo] | None", offset_s: float = 0.0,
-                           default: bool = True):
+    def denoiser_with_beat(self, tempo: "Tempo | Sequence[Tempo] | None", offset_s: float = 0.0):
         """(denoise(x, t), BPM it follows or None). For a beat-conditioned bundle: the denoiser following the beat
         grid of `tempo` (bar 1 at tempo.origin_s of the file) for frames that start `offset_s` into the file;
         a sequence of tempos gives each batch row its own (generation's drawn tempos; the first one's BPM is
-        returned); tempo None: the bundle's default tempo in 4/4 from the start when `default`, else no grid
-        (an edit of audio whose tempo is not known). Any other bundle: its plain denoiser.
-        The guidance scale is the (first) tempo's guidance (None, or no tempo: the manifest's beat.guidance, 1
-        unless the export chose otherwise); above 1, each call also predicts with no grid, in the same U-Net
+        returned); tempo None: no grid (an edit of audio whose tempo is not known; generation resolves its
+        default with `default_tempo` first). Any other bundle: its plain denoiser.
+        The guidance scale is the (first) tempo's guidance (None: the manifest's beat.guidance, 1 unless the
+        export chose otherwise); above 1, each call also predicts with no grid, in the same U-Net
         batch, and returns no-grid + guidance * (grid - no-grid):
         classifier-free guidance towards the grid (strikes on the beat, the tempo held), at twice the U-Net cost,
         on the steps at timesteps t >= beat.guidance_from * T (the manifest's; 0: all).
@@ -170,9 +169,9 @@ class Engine:
         from engine.regions import Tempo
 
         beat = self.bundle.beat
-        if beat is None or (tempo is None and not default):
+        if beat is None or tempo is None:
             return self.denoiser, None
-        rows = [Tempo(beat.default_bpm)] if tempo is None else [tempo] if isinstance(tempo, Tempo) else list(tempo)
+        rows = [tempo] if isinstance(tempo, Tempo) else list(tempo)
         chosen = rows[0].guidance
         scale = beat.guidance if chosen is None else check_guidance(chosen)
         guided_from = beat.guidance_from * self.bundle.diffusion.num_train_timesteps

@@ -135,7 +135,7 @@ def render_spans(engine: "Engine", audio: torch.Tensor, spans: Sequence[tuple[in
     start = time.perf_counter()
     counter = {"calls": 0}
 
-    beat_denoise, _ = engine.denoiser_with_beat(tempo, offset_s, default=False)
+    beat_denoise, _ = engine.denoiser_with_beat(tempo, offset_s)
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         counter["calls"] += 1

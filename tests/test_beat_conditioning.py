@@ -242,8 +242,8 @@ def test_outpaint_follows_the_inputs_tempo_into_both_extensions(beat_bundle, tmp
     sf.write(path, np.random.default_rng(1).normal(0, 0.05, (44_100 * 2, 2)).astype(np.float32), 44_100)
     asked = []
     with_beat = engine.denoiser_with_beat
-    engine.denoiser_with_beat = lambda tempo, offset_s=0.0, default=True: (
-        asked.append((tempo, round(offset_s, 4))) or with_beat(tempo, offset_s, default))
+    engine.denoiser_with_beat = lambda tempo, offset_s=0.0: (
+        asked.append((tempo, round(offset_s, 4))) or with_beat(tempo, offset_s))
     common = dict(source=path, left=1.5, right=2.5, seed=0, steps=2, gl_iters=1, context_seconds=1.0,
                   chunk_seconds=1.0)
     timed = render(engine, "outpaint", **common, tempo=Tempo(120.0, origin_s=0.25))
@@ -394,7 +394,7 @@ def test_beat_guidance_default_comes_from_the_manifest_and_bad_scales_are_named(
     engine = Engine.load(copy)
     x = torch.randn(1, 2, engine.bundle.spectrogram.n_mels, 16, generator=torch.Generator().manual_seed(2))
     grid = torch.from_numpy(tempo_grid(16, 44_100 / 1024, 96.0))[None]
-    denoise, _ = engine.denoiser_with_beat(None)
+    denoise, _ = engine.denoiser_with_beat(engine.default_tempo(0))  # 96 BPM: this bundle has no tempo prior
     for t, guided in ((700.0, True), (499.0, False)):
         tt = torch.tensor([t])
         with_grid, without = engine.denoiser(x, tt, beat=grid), engine.denoiser(x, tt, beat=None)

@@ -85,7 +85,7 @@ def loop(engine: "Engine", length: Length, *, tempo: Tempo | None = None, seed: 
         x0 = torch.zeros(engine.channels, cfg.n_mels, frames)
     x0 = x0.to(engine.tensor_device)  # sampled where the engine keeps its tensors (no copies per step on a GPU)
     # a tempo (the loop's bars) is what a beat-conditioned bundle follows; without one the loop runs free
-    denoise, bpm = engine.denoiser_with_beat(tempo, default=False)
+    denoise, bpm = engine.denoiser_with_beat(tempo)
     x = masked_sample(denoise, x0[None], torch.zeros(1), bundle.diffusion, config, generator,
                       lambda f: tracker.update("sampling", 2.0 * count_unet_calls(config) * f), init=x0[None],
                       frame_multiple=bundle.frame_multiple)
