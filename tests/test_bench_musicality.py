@@ -145,3 +145,33 @@ def test_cli_judges_generated_sets_against_a_larger_reference_too(tiny_bundle, t
     figures = json.loads(out.read_text())
     assert set(figures["calibrated"]["gates"]) == {f"{tiny_bundle.name} generated"}
     assert f"{tiny_bundle.name} reconstructed" in figures["rows"]
+
+
+def test_mel_change_by_level_finds_where_a_set_is_smooth(tiny_bundle, tmp_path, capsys):
+    """bench.mel_change_by_level: cells binned by level at the real set's quartiles, each bin's own mean change;
+    then the whole command on a real tiny bundle."""
+    from bench import mel_change_by_level as by_level
+    from train_helpers import write_clips
+
+    level = np.linspace(-6, 6, 1000)
+    change = np.where(level < -3, 1.0, 0.3)
+    assert by_level.change_by_level(level, change, np.array([-3.0, 0.0, 3.0])) == pytest.approx(
+        [(1.0, 0.25), (0.3, 0.25), (0.3, 0.25), (0.3, 0.25)], abs=0.002)
+
+    # On audio: the cells are bench.musicality's (all of them together read its mel_change) and each quartile holds
+    # a quarter of the real set's cells.
+    rng = np.random.default_rng(3)
+    notes = [plucks(3.0, seed=s) + rng.standard_normal((2, 3 * RATE)).astype(np.float32) * 1e-4 for s in range(2)]
+    level, change = by_level.cell_changes(notes, CFG)
+    assert change.mean() == pytest.approx(np.mean([musicality.clip_measures(n, CFG)["mel_change"] for n in notes]))
+    clean = by_level.change_by_level(level, change, np.quantile(level, by_level.QUANTILES))
+    assert [share for _, share in clean] == pytest.approx([0.25] * 4, abs=0.01)
+    text = by_level.table({"real": notes, "louder": [n * 2 for n in notes]}, CFG)
+    assert text.count("\n| ") == 2 and "Quartile edges of the real set" in text
+    assert text.splitlines()[3].startswith("| louder | ")
+
+    heldout = write_clips(tmp_path / "heldout", count=2, seconds=2.5)
+    assert by_level.main(["--real", str(heldout), "--bundle", str(tiny_bundle), "--clips", "2", "--seconds", "2",
+                          "--seeds", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"| {name} | " in printed for name in ("real", "reconstructed", "generated"))
