@@ -76,9 +76,6 @@ def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
     if kind == "vocoder":
         parser.add_argument("--sc-weight", type=float, metavar="W", help="loss = W * spectral convergence + "
                             "log-magnitude (default 1, the paper's); may change on --resume (fine-tuning)")
-        parser.add_argument("--mel-weight", type=float, metavar="W", help="add W * mel consistency: the predicted "
-                            "magnitude's log-mel against the input's, so the vocoder keeps the mel's frame-to-frame "
-                            "detail (default 0, the paper's loss); may change on --resume (fine-tuning)")
     parser.add_argument("--checkpoint-every", type=int, metavar="N", help="write step-XXXXXXX.pt and last.pt "
                         "every N steps (default: the preset's)")
     parser.add_argument("--keep-checkpoints", type=int, metavar="K", help="keep only the newest K periodic "
@@ -169,7 +166,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
 def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainConfig:
     """The run's TrainConfig: the preset (or the checkpoint's config on resume) with the given flags applied.
     Flags that would change what is being resumed (preset, batch, crop, seed) must match the checkpoint; the learning
-    rate and the vocoder's SC and mel weights may change on resume (fine-tuning: e.g. a lower lr for the last steps)."""
+    rate and the vocoder's SC weight may change on resume (fine-tuning: e.g. a lower lr for the last steps)."""
     kind = args.command
     if args.preset is not None and args.preset not in PRESETS:
         raise UsageError(f"unknown preset {args.preset!r}: use {', '.join(PRESETS)}")
@@ -177,7 +174,7 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
         cfg = train_preset(kind, args.preset or "small").with_overrides(
             steps=args.steps, batch_size=args.batch_size, crop_frames=args.crop_frames, seed=args.seed,
             checkpoint_every=args.checkpoint_every, precision=args.precision,
-            sc_weight=getattr(args, "sc_weight", None), mel_weight=getattr(args, "mel_weight", None))
+            sc_weight=getattr(args, "sc_weight", None))
         if args.lr is not None:
             cfg.optim.lr = args.lr
         if getattr(args, "prediction_type", None):
@@ -209,7 +206,7 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
     if args.lr is not None:
         cfg.optim.lr = args.lr
     return cfg.with_overrides(steps=args.steps, checkpoint_every=args.checkpoint_every, precision=args.precision,
-                              sc_weight=getattr(args, "sc_weight", None), mel_weight=getattr(args, "mel_weight", None))
+                              sc_weight=getattr(args, "sc_weight", None))
 
 
 def train_command(args: argparse.Namespace) -> int:

@@ -65,7 +65,6 @@ class TrainConfig:
     diffusion: DiffusionConfig | None = None  # U-Net only
     precision: str = "auto"  # auto: bf16 (or fp16 + GradScaler) autocast on CUDA, fp32 on CPU; or fp32|bf16|fp16
     sc_weight: float = 1.0  # vocoder only: loss = sc_weight * spectral convergence + log-magnitude (paper: 1)
-    mel_weight: float = 0.0  # vocoder only: + mel_weight * mel consistency (training.losses; paper: 0)
     # How each batch's log-mel is scaled to [-1, 1]: "batch" (Appendix A: the batch's own statistics, running ones
     # kept for inference) or "frozen" (statistics fitted on SCALER_FIT_BATCHES batches at the start, then fixed, so
     # training sees the model space inference uses; training.trainer says why small batches need it).
@@ -86,8 +85,6 @@ class TrainConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not self.sc_weight > 0:
             raise ValueError(f"sc-weight must be > 0, got {self.sc_weight}")
-        if not self.mel_weight >= 0:
-            raise ValueError(f"mel-weight must be >= 0, got {self.mel_weight}")
         if self.scaler not in SCALER_MODES:
             raise ValueError(f"unknown scaler mode {self.scaler!r}: use {' or '.join(SCALER_MODES)}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):

@@ -71,7 +71,7 @@ class LossLog:
 
 
 def loss_columns(kind: str) -> tuple[str, ...]:
-    return BASE_COLUMNS + (("sc", "log_mag", "mel") if kind == "vocoder" else ())
+    return BASE_COLUMNS + (("sc", "log_mag") if kind == "vocoder" else ())
 
 
 class StopRequest:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from engine.beat_grid import BEAT_FEATURES
-from engine.dsp import LearnedScaler, SpectrogramConfig, log_mel, mel_filterbank, samples_for_frames, stft_magnitude
+from engine.dsp import LearnedScaler, SpectrogramConfig, log_mel, samples_for_frames, stft_magnitude
 from training.config import TrainConfig
 from training.diffusion import noise_batch, train_scheduler, training_target
 from training.ema import EMA
@@ -187,12 +187,7 @@ class Trainer:
             target = stft_magnitude(audio, self.spectrogram)  # [B, 2, n_freqs, frames]
         with self._autocast():
             predicted = self.net(x)
-        return vocoder_loss(predicted, target, sc_weight=self.cfg.sc_weight, **self.mel_terms())
-
-    def mel_terms(self) -> dict[str, Any]:
-        """The vocoder loss's mel-consistency arguments (training.losses.vocoder_loss)."""
-        return {"mel_weight": self.cfg.mel_weight, "filterbank": mel_filterbank(self.spectrogram),
-                "floor": self.spectrogram.log_floor}
+        return vocoder_loss(predicted, target, sc_weight=self.cfg.sc_weight)
 
     def train_step(self, batch_step: int | None = None) -> dict[str, float]:
         """Run optimiser step number `self.step + 1`; returns loss, lr (the one used) and extras.
