@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,14 +28,28 @@ def data_dir(tmp_path_factory) -> Path:
     return write_clips(tmp_path_factory.mktemp("clips"), count=3, seconds=1.0)
 
 
+def run_once(cmd: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """subprocess.run in a session of its own: on a timeout the whole group goes (torchrun and its workers; killing
+    torchrun alone left hung workers behind, which outlived the test run)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise subprocess.TimeoutExpired(cmd, timeout, out, err)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     # These runs take ~10 s; one in a clean-clone CI rehearsal hung in torchrun's start-up (no output at all) and
     # passed on its own. A hang gets one fresh attempt and its output is kept; a second hang fails the test.
     try:
-        done = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=120)
+        done = run_once(cmd, cwd)
     except subprocess.TimeoutExpired as first:
         print(f"torchrun start-up hung once (stdout {first.stdout!r}, stderr {first.stderr!r}); retrying")
-        done = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=120)
+        done = run_once(cmd, cwd)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
 
