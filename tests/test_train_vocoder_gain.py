@@ -47,4 +47,8 @@ def test_calibration_matches_energy_per_bin_and_keeps_the_run(tmp_path, capsys):
     assert gain_after[unclamped].abs().max() < 1e-3  # each bin now carries the data's energy
 
     assert main(["calibrate-vocoder", "--out", str(run)]) == 2  # never overwritten
-    assert "exists" in capsys.readouterr().err
+    assert "exists (calibrated at step 3; last.pt is at step 3)" in capsys.readouterr().err
+    # A run resumed after its calibration: the refusal says the copy is of an older step.
+    assert main(["vocoder", "--out", str(run), "--resume", "--steps", "5", "--no-progress"]) == 0
+    assert main(["calibrate-vocoder", "--out", str(run)]) == 2
+    assert "calibrated at step 3; last.pt is at step 5" in capsys.readouterr().err

@@ -145,15 +145,18 @@ def calibrate_command(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     kind_dir = Path(args.out) / "vocoder"
     checkpoint = load_checkpoint(kind_dir / LAST, kind="vocoder")
+    out = kind_dir / "calibrated.pt"
+    if out.exists():
+        # say whether it is stale: a run resumed after its calibration leaves one of an older step behind
+        made_at = load_checkpoint(out, kind="vocoder").get("step")
+        raise UsageError(f"{out} exists (calibrated at step {made_at}; {LAST} is at step {checkpoint['step']}); "
+                         "remove it first (a calibration is never overwritten)")
     spectrogram = SpectrogramConfig.from_dict(checkpoint["spectrogram"])
     root = args.data or checkpoint["data"].get("root")
     if not root:
         raise UsageError("--data DIR is required (the checkpoint records no data folder)")
     crop = samples_for_frames(checkpoint["train_config"]["crop_frames"], spectrogram)
     dataset = AudioFolderDataset(root, crop, sample_rate=spectrogram.sample_rate)
-    out = kind_dir / "calibrated.pt"
-    if out.exists():
-        raise UsageError(f"{out} exists; remove it first (a calibration is never overwritten)")
     _, gain_db = calibrate_checkpoint(checkpoint, dataset, batches=args.batches, out=out)
     freqs = [i * spectrogram.sample_rate / spectrogram.n_fft for i in range(len(gain_db))]
     for lo, hi in ((0, 250), (250, 1000), (1000, 4000), (4000, 8000), (8000, 22050)):
