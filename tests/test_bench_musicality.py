@@ -175,3 +175,44 @@ def test_mel_change_by_level_finds_where_a_set_is_smooth(tiny_bundle, tmp_path, 
                           "--seeds", "0"]) == 0
     printed = capsys.readouterr().out
     assert all(f"| {name} | " in printed for name in ("real", "reconstructed", "generated"))
+
+
+def chord_tones(freqs: list[list[float]], seconds_each: float = 1.0) -> np.ndarray:
+    """Each list of frequencies held as a chord for `seconds_each`, one after another, stereo [2, N]."""
+    t = np.arange(int(seconds_each * RATE)) / RATE
+    parts = [sum(np.sin(2 * np.pi * f * t) for f in chord) * 0.1 for chord in freqs]
+    audio = np.concatenate(parts)
+    return np.stack([audio, audio]).astype(np.float32)
+
+
+def test_by_style_tells_a_held_chord_from_moving_harmony_and_splits_by_style(tiny_bundle, tmp_path, capsys):
+    """bench.by_style: chroma_movement is ~0 for one chord held and large for chords that change each second; the
+    table splits rows by their label or the bass proxy; the command labels real clips by corpus.json's source."""
+    import json
+
+    from bench import by_style
+    from train_helpers import write_clips
+
+    c_major, f_sharp = [261.63, 329.63, 392.0], [369.99, 466.16, 554.37]
+    held = by_style.chroma_movement(chord_tones([c_major] * 4), CFG)
+    moving = by_style.chroma_movement(chord_tones([c_major, f_sharp] * 2), CFG)
+    assert held < 0.01 and moving > 0.5
+    assert by_style.style_of(-20.0) == "chorale-like" and by_style.style_of(-9.0) == "pop-like"
+
+    rows = [{**{k: 1.0 for k in by_style.MEASURES}, "bass_db": -20.0},
+            {**{k: 3.0 for k in by_style.MEASURES}, "bass_db": -9.0}]
+    text = by_style.table({"gen": rows})
+    assert "| gen | all | 2 | 2.000 |" in text and "| gen | chorale-like | 1 | 1.000 |" in text
+    assert "| gen | pop-like | 1 | 3.000 |" in text
+
+    real = write_clips(tmp_path / "real", count=3, seconds=2.5)
+    (real / "corpus.json").write_text(json.dumps({"pieces": [
+        {"wav": "clip0.wav", "source": "music21:bach/bwv1.mxl"}, {"wav": "clip1.wav", "source": "procedural"}]}))
+    assert by_style.main(["--real", str(real), "--bundle", str(tiny_bundle), "--seconds", "2",
+                          "--seeds", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "| real, by source | music21 | 1 |" in printed and "| real, by source | pop | 2 |" in printed
+    assert "| real, by bass | all | 3 |" in printed and "| generated | all | 1 |" in printed
+    with pytest.raises(SystemExit):  # the tiny bundle has no beat conditioning
+        by_style.main(["--real", str(real), "--bundle", str(tiny_bundle), "--beat-guidance", "2"])
+    assert "needs a beat-conditioned bundle" in capsys.readouterr().err

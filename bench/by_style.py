@@ -1,0 +1,117 @@
+"""Which of the corpus' two styles falls short: the musicality measures split by style, real against generated.
+
+The piano corpus holds pop arrangements (a bass line: 62.5-125 Hz at about -9 dB of the total) and music21 works
+(chorales, madrigals, quartets on keyboards: about -20 dB). A beat-conditioned model ties style to the drawn tempo,
+so a set's mean can hide one style going wrong. Real clips are split by their corpus source (the folder's
+corpus.json) and, like generated clips, by the bass-level proxy `style_of` (generated clips carry no label).
+Beside bench.musicality's measures, `chroma_movement`: how far the pitch-class content moves from one second to the
+next (0: one chord held for the whole clip), which tells a clip that stays on one chord from one that uses few
+pitch classes in a moving line.
+
+    python -m bench.by_style --real data/piano/heldout data/piano-s1 --training-corpus data/piano/corpus.json \\
+        --bundle models/default [--seeds 0 1 ...] [--beat-guidance 3.5 1]
+"""
+from __future__ import annotations
+
+import engine  # noqa: F401  (first: sets passive OpenMP waiting before torch loads)
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from bench.metrics import chroma
+from engine.dsp import SpectrogramConfig
+
+BASS_SPLIT_DB = -15.0  # 62.5-125 Hz against the clip's total: real pop clips' median -9.0, music21 clips' -20.5
+MEASURES = ("chroma_entropy", "chroma_movement", "mel_change", "jump_rate", "onset_rate", "beat_clarity", "bass_db")
+
+
+def style_of(bass_db: float) -> str:
+    """'chorale-like' when the lowest octave band (62.5-125 Hz, dB against the total) is under BASS_SPLIT_DB."""
+    return "chorale-like" if bass_db < BASS_SPLIT_DB else "pop-like"
+
+
+def chroma_movement(audio: np.ndarray, cfg: SpectrogramConfig, window_seconds: float = 1.0) -> float:
+    """Mean cosine distance between the chroma of consecutive `window_seconds` windows of audio [channels, samples]
+    (mono mix); windows with no energy in the chroma range are skipped."""
+    step = int(window_seconds * cfg.sample_rate)
+    vectors = [chroma(audio[..., i:i + step], cfg) for i in range(0, audio.shape[-1] - step + 1, step)]
+    vectors = [v for v in vectors if v.sum() > 0]
+    distances = [1 - float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(vectors, vectors[1:])]
+    return float(np.mean(distances)) if distances else 0.0
+
+
+def clip_row(audio: np.ndarray, cfg: SpectrogramConfig) -> dict:
+    """bench.musicality's measures of one clip that this split reads, with chroma_movement and the bass band."""
+    from bench.musicality import clip_measures
+
+    m = clip_measures(audio, cfg)
+    row = {key: m[key] for key in MEASURES if key in m}
+    row.update(chroma_movement=chroma_movement(audio, cfg), bass_db=float(m["bands_db"][0]))
+    return row
+
+
+def table(sets: dict[str, list[dict]]) -> str:
+    """Markdown: for each set, its clips' mean measures in all, and per style (`style` key, else `style_of`)."""
+    lines = ["| set | style | clips | " + " | ".join(MEASURES) + " |", "|---" * (len(MEASURES) + 3) + "|"]
+    for name, rows in sets.items():
+        styles = sorted({r.get("style") or style_of(r["bass_db"]) for r in rows})
+        for style in ["all", *styles]:
+            chosen = [r for r in rows if style == "all" or (r.get("style") or style_of(r["bass_db"])) == style]
+            cells = [f"{np.mean([r[k] for r in chosen]):.3f}" for k in MEASURES]
+            lines.append(f"| {name} | {style} | {len(chosen)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def real_rows(folders: list[Path], training_corpus: Path | None, seconds: float, cfg: SpectrogramConfig) -> dict:
+    """{'real, by source': rows labelled pop / music21, 'real, by bass': the same rows labelled by `style_of`}."""
+    from bench.reference import _listing_of, middle_clip, reference_files
+
+    kept, _ = reference_files(folders, training_corpus)
+    by_source = []
+    for path in kept:
+        clip = middle_clip(path, seconds, cfg.sample_rate)
+        if clip is None:
+            continue
+        piece = _listing_of(path.parent).get(path.name) or _listing_of(path.parent.parent).get(path.name, {})
+        source = "music21" if str(piece.get("source", "")).startswith("music21:") else "pop"
+        by_source.append({**clip_row(clip, cfg), "style": source})
+    return {"real, by source": by_source,
+            "real, by bass": [{**r, "style": style_of(r["bass_db"])} for r in by_source]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.api import Engine
+    from engine.tasks.generate import generate
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--real", type=Path, nargs="+", required=True, help="folders of real audio never trained on")
+    p.add_argument("--training-corpus", type=Path, help="corpus.json whose train pieces --real leaves out")
+    p.add_argument("--bundle", type=Path, required=True)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--seeds", type=int, nargs="+", default=list(range(24)))
+    p.add_argument("--beat-guidance", type=float, nargs="+", default=[], metavar="W",
+                   help="also render at the drawn tempos with these beat-guidance scales (beat-conditioned bundles)")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    eng = Engine.load(args.bundle, device="cpu", threads=args.threads)
+    if args.beat_guidance and eng.bundle.beat is None:
+        p.error(f"{args.bundle}: --beat-guidance needs a beat-conditioned bundle")
+    cfg = eng.bundle.spectrogram
+    sets = real_rows(args.real, args.training_corpus, args.seconds, cfg)
+    for w in [None, *args.beat_guidance]:
+        rows = []
+        for seed in args.seeds:
+            tempo = eng.default_tempo(seed)
+            if w is not None:
+                tempo = dataclasses.replace(tempo, guidance=w)
+            rows.append(clip_row(generate(eng, args.seconds, seed=seed, tempo=tempo).audio, cfg))
+        sets["generated" if w is None else f"generated, beat guidance {w:g}"] = rows
+    print(table(sets))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
