@@ -145,3 +145,25 @@ def test_load_audio_names_the_file(tmp_path):
     path.write_bytes(b"OggS" + bytes(50))
     with pytest.raises(DataError, match="x.ogg"):
         load_audio(path)
+
+
+def test_oversample_draws_matching_files_more_often_and_rejects_typos(tmp_path):
+    """`oversample` multiplies the draw weight of the files a glob matches (the first matching glob counts); a glob
+    that matches nothing or a factor that is not positive is a DataError, not a silent return to the old mix."""
+    for name, freq in (("m21-a.wav", 440), ("pop-b.wav", 660), ("pop-c.wav", 880)):
+        sf.write(tmp_path / name, tone(freq, 1.0, SR), SR)
+    plain = AudioFolderDataset(tmp_path, 1024)
+    heavy = AudioFolderDataset(tmp_path, 1024, oversample={"m21-*": 2.0, "*": 0.5})
+    rng = np.random.default_rng(0)
+    drawn = [heavy.files[heavy._draw_location(rng)[0]].name for _ in range(4000)]
+    # weights 2 : 0.5 : 0.5 (equal lengths) -> 2/3 of the draws on m21-a
+    assert drawn.count("m21-a.wav") / len(drawn) == pytest.approx(2 / 3, abs=0.03)
+    assert heavy.draw_factors.tolist() == [2.0, 0.5, 0.5]
+    assert "oversampled: m21-*=2 (67% of draws), *=0.5 (100% of draws)" in heavy.describe()
+    assert "oversampled" not in plain.describe() and plain.draw_factors.tolist() == [1.0, 1.0, 1.0]
+    assert plain.tempo_summary() == heavy.tempo_summary()  # the tempo prior stays by length: it is what real music has
+
+    with pytest.raises(DataError, match=r"no file in .* matches 'bach-\*'"):
+        AudioFolderDataset(tmp_path, 1024, oversample={"bach-*": 2.0})
+    with pytest.raises(DataError, match="must be a positive number"):
+        AudioFolderDataset(tmp_path, 1024, oversample={"m21-*": 0})

@@ -164,3 +164,28 @@ def test_ema_start_0_averages_from_the_first_step_and_is_fixed_on_resume(tmp_pat
     assert "--ema-start 5 differs" in error_line(capsys)
     assert main([*base, "--steps", "1", "--ema-start", "-1", "--out", str(tmp_path / "r2")]) == 2
     assert "--ema-start must be >= 0" in error_line(capsys)
+
+
+def test_oversample_is_recorded_kept_on_resume_and_checked(tmp_path, capsys):
+    """--oversample GLOB=FACTOR: recorded in the checkpoint, kept by a plain resume, replaced by a given one; a
+    malformed value or a glob matching no file is a one-line error before any training."""
+    data = write_clips(tmp_path / "clips", count=2, seconds=1.0)
+    run = tmp_path / "run"
+    base = ["vocoder", "--data", str(data), "--preset", "tiny", "--out", str(run), "--no-progress"]
+    assert main([*base, "--steps", "2", "--oversample", "clip0*=3"]) == 0
+    kind_dir = run / "vocoder"
+    assert load_checkpoint(kind_dir / "last.pt", kind="vocoder")["train_config"]["oversample"] == {"clip0*": 3.0}
+    assert "oversampled: clip0*=3 (75% of draws)" in capsys.readouterr().err
+    assert main(["vocoder", "--out", str(run), "--resume", "--steps", "3", "--no-progress"]) == 0
+    assert load_checkpoint(kind_dir / "last.pt", kind="vocoder")["train_config"]["oversample"] == {"clip0*": 3.0}
+    assert main(["vocoder", "--out", str(run), "--resume", "--steps", "4", "--oversample", "clip1*=2",
+                 "--no-progress"]) == 0
+    assert load_checkpoint(kind_dir / "last.pt", kind="vocoder")["train_config"]["oversample"] == {"clip1*": 2.0}
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as exit_info:  # argparse: a value that is not GLOB=FACTOR
+        main([*base, "--steps", "1", "--oversample", "clip0*"])
+    assert exit_info.value.code == 2 and "expected GLOB=FACTOR" in capsys.readouterr().err
+    assert main([*base[:-3], "--out", str(tmp_path / "r2"), "--steps", "1", "--oversample", "m21-*=2"]) == 2
+    assert "--oversample: no file in" in error_line(capsys)
+    assert not (tmp_path / "r2" / "vocoder" / "last.pt").exists()

@@ -38,6 +38,18 @@ class UsageError(ValueError):
     """A bad argument combination; printed as one line, exit status 2."""
 
 
+def _oversample(text: str) -> tuple[str, float]:
+    """'GLOB=FACTOR' -> (GLOB, FACTOR), for --oversample."""
+    pattern, sep, factor = text.rpartition("=")
+    try:
+        value = float(factor)
+    except ValueError:
+        value = float("nan")
+    if not sep or not pattern or not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected GLOB=FACTOR with a positive factor, e.g. 'm21-*=2', got {text!r}")
+    return pattern, value
+
+
 def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--data", metavar="DIR", help="folder of audio files (WAV/FLAC/OGG/MP3/AIFF, any rate); "
                         "on --resume defaults to the run's folder")
@@ -55,6 +67,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--seed", type=int, help="seed for data crops, noise and initial weights (default 0)")
     parser.add_argument("--lr", type=float, help="peak learning rate (default 2e-4, the paper's); on --resume a new "
                         "value applies from the next step")
+    parser.add_argument("--oversample", action="append", type=_oversample, metavar="GLOB=FACTOR",
+                        help="draw the seconds of files whose names match GLOB FACTOR times as often (repeatable; "
+                             "the first matching glob counts), e.g. 'm21-*=2' for make-corpus's music21 works; on "
+                             "--resume given values replace the run's from the next step")
     if kind == "unet":
         parser.add_argument("--prediction-type", choices=PREDICTION_TYPES, help="what the U-Net regresses: "
                             "epsilon (the paper's noise) or v_prediction (velocity; its x0 is well defined near "
@@ -188,6 +204,8 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
             cfg = replace(cfg, beat_conditioning=True)
         if getattr(args, "beat_dropout", None) is not None:
             cfg = replace(cfg, beat_dropout=args.beat_dropout)
+        if args.oversample:
+            cfg = replace(cfg, oversample=dict(args.oversample))
         if getattr(args, "ema_start", None) is not None:
             if args.ema_start < 0:
                 raise UsageError(f"--ema-start must be >= 0, got {args.ema_start}")
@@ -208,6 +226,8 @@ def resolve_config(args: argparse.Namespace, checkpoint: dict | None) -> TrainCo
             raise UsageError(f"{flag} {given} differs from the run being resumed ({value}); resume keeps it")
     if args.lr is not None:
         cfg.optim.lr = args.lr
+    if args.oversample:
+        cfg = replace(cfg, oversample=dict(args.oversample))
     return cfg.with_overrides(steps=args.steps, checkpoint_every=args.checkpoint_every, precision=args.precision,
                               sc_weight=getattr(args, "sc_weight", None))
 
@@ -276,8 +296,13 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, held: list, kind_dir: Pat
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always", DataWarning)
-        dataset = AudioFolderDataset(data_root, samples_for_frames(cfg.crop_frames, spectrogram),
-                                     sample_rate=spectrogram.sample_rate)
+        try:
+            dataset = AudioFolderDataset(data_root, samples_for_frames(cfg.crop_frames, spectrogram),
+                                         sample_rate=spectrogram.sample_rate, oversample=cfg.oversample)
+        except DataError as exc:
+            if not cfg.oversample:
+                raise
+            raise UsageError(f"--{exc}") from exc  # its messages start "oversample ..."
     for warning in skipped if say else ():  # one line per skipped file (corrupt, silent) when the rest is usable
         print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
     if cfg.beat_conditioning and not dataset.files_with_beats:

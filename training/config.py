@@ -74,6 +74,8 @@ class TrainConfig:
     # generates when no tempo is given.
     beat_conditioning: bool = False
     beat_dropout: float = 0.2
+    # File-name glob -> factor on how often its files' seconds are drawn (training.data.audio_folder); {}: by length.
+    oversample: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.beat_dropout <= 1.0:
@@ -83,6 +85,9 @@ class TrainConfig:
         for name in ("steps", "batch_size", "crop_frames", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for pattern, factor in self.oversample.items():
+            if not (isinstance(factor, (int, float)) and factor > 0 and factor != float("inf")):
+                raise ValueError(f"oversample {pattern}={factor!r}: the factor must be a positive number")
         if not self.sc_weight > 0:
             raise ValueError(f"sc-weight must be > 0, got {self.sc_weight}")
         if self.scaler not in SCALER_MODES:

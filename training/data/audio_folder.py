@@ -6,14 +6,18 @@ in memory as int16 (half the RAM of float32; 16 bits is what the FluidSynth corp
 Files louder than full scale keep a per-file scale so nothing clips.
 
 `sample_crop(rng)` draws a file with probability proportional to its length (so every second of audio is equally
-likely, and a 3-minute song is not drawn as often as a 2-second sample), then a uniform crop inside it; crops whose
+likely, and a 3-minute song is not drawn as often as a 2-second sample; `oversample` multiplies the length of the files
+whose names match a glob, e.g. {"m21-*": 2} draws make-corpus's music21 works twice as often per second), then a
+uniform crop inside it; crops whose
 RMS level is below `silence_db` are drawn again. The RNG is passed in, never global, so the trainer can seed it from
 (seed, step) and resume bit-exactly.
 """
 from __future__ import annotations
 
+import fnmatch
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +100,8 @@ class AudioFolderDataset:
     """
 
     def __init__(self, root: str | Path, crop_samples: int, sample_rate: int = 44_100, channels: int = 2,
-                 silence_db: float = -60.0, max_draws: int = 256) -> None:
+                 silence_db: float = -60.0, max_draws: int = 256, oversample: Mapping[str, float] | None = None
+                 ) -> None:
         if crop_samples <= 0:
             raise ValueError(f"crop_samples must be positive, got {crop_samples}")
         if channels not in (1, 2):
@@ -145,8 +150,26 @@ class AudioFolderDataset:
 
         self._energy_sums = [self._block_energy_sums(a, s) for a, s in zip(self._audio, self._scale)]
         lengths = np.array([a.shape[1] for a in self._audio], dtype=np.float64)
-        self._weights = lengths / lengths.sum()
+        self.oversample = dict(oversample or {})
+        self.draw_factors = self._draw_factors(self.oversample)
+        self._weights = lengths * self.draw_factors / (lengths * self.draw_factors).sum()
         self.total_samples = int(lengths.sum())
+
+    def _draw_factors(self, oversample: dict[str, float]) -> np.ndarray:
+        """Per file: the factor of the first glob in `oversample` its name matches, else 1 (DataError for a factor
+        that is not a positive number or a glob that matches no file: a typo would silently train on the old mix)."""
+        factors = np.ones(len(self.files))
+        unmatched = []
+        for pattern, factor in reversed(list(oversample.items())):  # reversed: the first matching glob wins
+            if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+                raise DataError(f"oversample {pattern}={factor!r}: the factor must be a positive number")
+            hits = np.array([fnmatch.fnmatch(p.name, pattern) for p in self.files], dtype=bool)
+            if not hits.any():
+                unmatched.append(pattern)
+            factors[hits] = factor
+        if unmatched:
+            raise DataError(f"oversample: no file in {self.root} matches {', '.join(map(repr, unmatched))}")
+        return factors
 
     def _skip(self, path: Path, reason: str) -> None:
         self.skipped.append(SkippedFile(path, reason))
@@ -270,5 +293,14 @@ class AudioFolderDataset:
 
     def describe(self) -> str:
         """One line for logs and checkpoint metadata."""
-        return (f"{len(self.files)} files, {self.seconds / 3600:.2f} h at {self.sample_rate} Hz, "
+        text = (f"{len(self.files)} files, {self.seconds / 3600:.2f} h at {self.sample_rate} Hz, "
                 f"{self.channels} ch, {len(self.skipped)} skipped, {self.files_with_beats} with beat grids, from {self.root}")
+        if self.oversample:
+            shares = ", ".join(f"{pattern}={factor:g} ({self._share(pattern):.0%} of draws)"
+                               for pattern, factor in self.oversample.items())
+            text += f"; oversampled: {shares}"
+        return text
+
+    def _share(self, pattern: str) -> float:
+        """The share of crop draws that fall on files matching `pattern`."""
+        return float(sum(w for p, w in zip(self.files, self._weights) if fnmatch.fnmatch(p.name, pattern)))
