@@ -7,11 +7,11 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
@@ -28,16 +28,32 @@ def data_dir(tmp_path_factory) -> Path:
     return write_clips(tmp_path_factory.mktemp("clips"), count=3, seconds=1.0)
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL `pid` and every process below it. torchrun starts each worker in a session of its own, so killing
+    torchrun's process group left a hung worker alive, holding the output pipes open: the test then waited on them
+    until pytest-timeout (found after a full-suite run beside a training job)."""
+    try:
+        parent = psutil.Process(pid)
+        family = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for proc in family:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=10)
+
+
 def run_once(cmd: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """subprocess.run in a session of its own: on a timeout the whole group goes (torchrun and its workers; killing
-    torchrun alone left hung workers behind, which outlived the test run)."""
+    """subprocess.run whose timeout kills torchrun and all its workers (kill_tree), then returns what they wrote."""
     proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
+        kill_tree(proc.pid)
+        out, err = proc.communicate(timeout=30)
         raise subprocess.TimeoutExpired(cmd, timeout, out, err)
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
