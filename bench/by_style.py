@@ -43,43 +43,67 @@ def chroma_movement(audio: np.ndarray, cfg: SpectrogramConfig, window_seconds: f
     return float(np.mean(distances)) if distances else 0.0
 
 
+def row_of(measures: dict) -> dict:
+    """The figures this split reads from bench.musicality.clip_measures of one clip, with its bass band."""
+    return {**{key: measures[key] for key in MEASURES if key in measures}, "bass_db": float(measures["bands_db"][0])}
+
+
 def clip_row(audio: np.ndarray, cfg: SpectrogramConfig) -> dict:
-    """bench.musicality's measures of one clip that this split reads, with chroma_movement and the bass band."""
+    """row_of one clip's measures, with chroma_movement."""
     from bench.musicality import clip_measures
 
-    m = clip_measures(audio, cfg)
-    row = {key: m[key] for key in MEASURES if key in m}
-    row.update(chroma_movement=chroma_movement(audio, cfg), bass_db=float(m["bands_db"][0]))
-    return row
+    return {**row_of(clip_measures(audio, cfg)), "chroma_movement": chroma_movement(audio, cfg)}
 
 
 def table(sets: dict[str, list[dict]]) -> str:
-    """Markdown: for each set, its clips' mean measures in all, and per style (`style` key, else `style_of`)."""
+    """Markdown: for each set, its clips' mean measures in all, and per style (`style` key, else `style_of`); a
+    measure the rows do not carry (chroma_movement of rows made from measures alone) is left blank."""
     lines = ["| set | style | clips | " + " | ".join(MEASURES) + " |", "|---" * (len(MEASURES) + 3) + "|"]
     for name, rows in sets.items():
         styles = sorted({r.get("style") or style_of(r["bass_db"]) for r in rows})
         for style in ["all", *styles]:
             chosen = [r for r in rows if style == "all" or (r.get("style") or style_of(r["bass_db"])) == style]
-            cells = [f"{np.mean([r[k] for r in chosen]):.3f}" for k in MEASURES]
+            cells = [f"{np.mean([r[k] for r in chosen]):.3f}" if all(k in r for r in chosen) else "" for k in MEASURES]
             lines.append(f"| {name} | {style} | {len(chosen)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def real_rows(folders: list[Path], training_corpus: Path | None, seconds: float, cfg: SpectrogramConfig) -> dict:
-    """{'real, by source': rows labelled pop / music21, 'real, by bass': the same rows labelled by `style_of`}."""
-    from bench.reference import _listing_of, middle_clip, reference_files
+def source_rows(files: list[Path], seconds: float, cfg: SpectrogramConfig, measure=clip_row) -> list[dict]:
+    """`measure` of one clip from the middle of each file, labelled music21 / pop by the corpus.json beside it."""
+    from bench.reference import _listing_of, middle_clip
 
-    kept, _ = reference_files(folders, training_corpus)
-    by_source = []
-    for path in kept:
+    rows = []
+    for path in files:
         clip = middle_clip(path, seconds, cfg.sample_rate)
         if clip is None:
             continue
         piece = _listing_of(path.parent).get(path.name) or _listing_of(path.parent.parent).get(path.name, {})
         source = "music21" if str(piece.get("source", "")).startswith("music21:") else "pop"
-        by_source.append({**clip_row(clip, cfg), "style": source})
+        rows.append({**measure(clip, cfg), "style": source})
+    return rows
+
+
+def real_rows(folders: list[Path], training_corpus: Path | None, seconds: float, cfg: SpectrogramConfig) -> dict:
+    """{'real, by source': rows labelled pop / music21, 'real, by bass': the same rows labelled by `style_of`}."""
+    from bench.reference import reference_files
+
+    by_source = source_rows(reference_files(folders, training_corpus)[0], seconds, cfg)
     return {"real, by source": by_source,
             "real, by bass": [{**r, "style": style_of(r["bass_db"])} for r in by_source]}
+
+
+def report_table(generated: dict[str, list[dict]], folders: list[Path], training_corpus: Path | None,
+                 seconds: float, cfg: SpectrogramConfig) -> str:
+    """REPORT.md's split (bench.quality_report): the reference by source, the training split by source (from
+    `training_corpus`'s train folder, when given) and each generated set from its clips' measures (name -> the
+    clip_measures of its clips; their chroma_movement is left blank)."""
+    from bench.reference import audio_files
+
+    sets = {"reference": real_rows(folders, training_corpus, seconds, cfg)["real, by source"]}
+    if training_corpus is not None and (Path(training_corpus).parent / "train").is_dir():
+        sets["training split"] = source_rows(audio_files(Path(training_corpus).parent / "train"), seconds, cfg)
+    sets.update({name: [row_of(m) for m in clips] for name, clips in generated.items()})
+    return table(sets)
 
 
 def main(argv: list[str] | None = None) -> int:

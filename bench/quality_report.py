@@ -253,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         sections["calibrated"] = judge_against_reference(
             {name: summaries[f"{name}: generated"] for name in engines}, [args.heldout, *args.reference], corpus,
             engines["new"].bundle.spectrogram, args.seconds, held=len(heldout))
+        from bench.by_style import report_table
+
+        sections["styles"] = report_table(
+            {f"{name}: generated": summaries[f"{name}: generated"]["clips"] for name in engines},
+            [args.heldout, *args.reference], corpus, args.seconds, engines["new"].bundle.spectrogram)
     from bench.report_markdown import render_markdown
 
     text = render_markdown(engines, args, len(heldout), sections)

@@ -133,6 +133,13 @@ def render_markdown(engines: dict, args, n_heldout: int, s: dict) -> str:
     if s.get("calibrated"):
         lines += ["", "## Calibrated gates (a larger reference, tolerances real music passes)", ""]
         lines += calibrated_lines(s["calibrated"], [n for n in ("new", "previous") if n in engines])
+    if s.get("styles"):
+        lines += ["", "## By style (`python -m bench.by_style`)", "",
+                  "The corpus holds two styles: pop arrangements and music21 works (chorales, madrigals, quartets). "
+                  "Real clips are split by their corpus source, generated ones (which carry no label) by their bass: "
+                  "62.5-125 Hz under -15 dB of the total is chorale-like. bass_db is that band; chroma_movement (the "
+                  "chroma distance from one second to the next) needs the audio and is left out here.", "",
+                  s["styles"]]
     lines += ["", "## Musicality: every measure", "",
               "Flatness is of the STFT magnitude, 60 Hz-16 kHz (bench/musicality.py); bands are each octave's "
               "energy against the clip's total (held-out column) and the gap to it (other columns); ✗ marks a "

@@ -474,6 +474,9 @@ def test_quality_report_judges_beat_guidance_beside_the_defaults(beat_bundle, ti
     assert "2 reference clips against 4 others fail at least one of them" in calibrated
     assert "| onset_rate |" in calibrated and "| **all calibrated gates** |" in calibrated
     assert "Fréchet distance (log-mel statistics) to the whole reference: new " in calibrated
+    styles = text.split("## By style")[1].split("## Musicality")[0]
+    assert "| reference | all | 12 |" in styles and "| new: generated | all | 2 |" in styles
+    assert "| previous: generated | all | 2 |" in styles and "training split" not in styles  # no corpus known
     assert "new: beat guidance 2.5" in text.split("## Musicality")[1].split("\n\n")[2]  # a column of the table
     assert "| generated, beat guidance 2.5 | requested BPM |" in text
     assert "new: beat guidance 2.5 " in text.split("Render time per 10 s clip")[1].splitlines()[0]

@@ -213,6 +213,19 @@ def test_by_style_tells_a_held_chord_from_moving_harmony_and_splits_by_style(tin
     printed = capsys.readouterr().out
     assert "| real, by source | music21 | 1 |" in printed and "| real, by source | pop | 2 |" in printed
     assert "| real, by bass | all | 3 |" in printed and "| generated | all | 1 |" in printed
+    # REPORT.md's split: reference by source, the training split beside a corpus.json, generated sets from their
+    # clips' measures (no audio there: chroma_movement left blank).
+    corpus = tmp_path / "corpus"
+    write_clips(corpus / "train", count=2, seconds=2.5)
+    (corpus / "corpus.json").write_text(json.dumps({"pieces": [
+        {"wav": "train/clip0.wav", "source": "music21:x", "work": "x", "midi_sha256": "a", "split": "train"},
+        {"wav": "train/clip1.wav", "source": "procedural", "midi_sha256": "b", "split": "train"}]}))
+    measures = [musicality.clip_measures(plucks(2.0, seed=s), CFG) for s in range(3)]
+    text = by_style.report_table({"new: generated": measures}, [real], corpus / "corpus.json", 2.0, CFG)
+    assert "| reference | all | 3 |" in text and "| training split | music21 | 1 |" in text
+    assert "| new: generated | all | 3 |" in text
+    generated_line = next(line for line in text.splitlines() if line.startswith("| new: generated | all"))
+    assert "|  |" in generated_line  # chroma_movement: no audio
     with pytest.raises(SystemExit):  # the tiny bundle has no beat conditioning
         by_style.main(["--real", str(real), "--bundle", str(tiny_bundle), "--beat-guidance", "2"])
     assert "needs a beat-conditioned bundle" in capsys.readouterr().err
