@@ -170,3 +170,25 @@ def test_make_corpus_subcommand(tmp_path, capsys):
                               "--soundfont", str(tmp_path / "none.sf2")])
     assert args.func(args) == 2
     assert "none.sf2 does not exist" in capsys.readouterr().err
+
+
+def test_composer_draw_deals_the_shuffled_works_round_robin_over_collections():
+    """--music21-draw composers: the first N works come from N collections while any are left, each collection
+    keeps its (shuffled) order, nothing is lost or repeated, and the deal is seeded."""
+    from training.data.corpus import composer_order
+
+    works = [f"monteverdi/m{i}.mxl" for i in range(7)] + ["bach/b1.mxl", "bach/b2.mxl", "joplin/j1.mxl"]
+    dealt = composer_order(works, random.Random(3))
+    assert sorted(dealt) == sorted(works)
+    assert {w.split("/")[0] for w in dealt[:3]} == {"monteverdi", "bach", "joplin"}
+    assert [w for w in dealt if w.startswith("monteverdi")] == [f"monteverdi/m{i}.mxl" for i in range(7)]
+    assert dealt == composer_order(works, random.Random(3))
+    assert composer_order([], random.Random(0)) == []
+    with pytest.raises(DataError, match="unknown music21 draw 'by-era'"):
+        plan_corpus(1.0, music21_draw="by-era")
+
+
+def test_composer_draw_plans_music21_from_several_collections():
+    plan = plan_corpus(4.0, seed=0, music21_fraction=0.9, music21_draw="composers")
+    collections = {p.source.split(":", 1)[1].split("/")[0] for p in plan.pieces if p.source.startswith("music21:")}
+    assert len(collections) >= 3, collections

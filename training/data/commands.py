@@ -59,6 +59,10 @@ def add_data_subcommands(subparsers: argparse._SubParsersAction) -> None:
                         help="share of works held out for evaluation, chosen by hash of the work id (default 0.1)")
     corpus.add_argument("--music21-fraction", type=float, default=0.3,
                         help="share of the minutes taken from music21's corpus, the rest procedural (default 0.3)")
+    corpus.add_argument("--music21-draw", choices=("works", "composers"), default="works",
+                        help="works (default): a seeded shuffle of music21's candidate works; composers: the same "
+                             "dealt round-robin over the composers' collections, so no one collection fills the "
+                             "music21 part by chance")
     corpus.add_argument("--palette", choices=("piano", "band"), default="piano",
                         help="piano (default): POP909-layout pop arrangements and music21 works on piano-family "
                              "programs, as the paper's data; band: pop pieces with bass, leads, pads and a GM drum "
@@ -116,7 +120,7 @@ def run_make_corpus(args: argparse.Namespace) -> int:
         manifest = build_corpus(args.out_dir, minutes=args.minutes, seed=args.seed, soundfont=args.soundfont,
                                 heldout_fraction=args.heldout_fraction, jobs=args.jobs,
                                 music21_fraction=args.music21_fraction, overwrite=args.overwrite,
-                                palette=args.palette)
+                                palette=args.palette, music21_draw=args.music21_draw)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -85,13 +85,34 @@ def assign_splits(pieces: list[PlannedPiece], heldout_fraction: float) -> None:
         piece.split = "heldout" if piece.work in heldout else "train"
 
 
+# How music21 works are drawn: "works", a seeded shuffle of all candidate works (the default corpus' draw), or
+# "composers", the same shuffle dealt round-robin over the collections, so that no collection fills the music21 part
+# by the luck of the draw (seed 0's "works" draw put 7 Monteverdi madrigals among 18 training works: bench/RESULTS.md,
+# "Where the chroma shortfall lies").
+MUSIC21_DRAWS = ("works", "composers")
+
+
+def composer_order(works: list[str], rng: random.Random) -> list[str]:
+    """`works` (corpus paths, "<collection>/...") dealt round-robin over their collections in an order `rng`
+    shuffles, each collection keeping its works' order: the first N come from N collections while any are left."""
+    groups: dict[str, list[str]] = {}
+    for work in works:
+        groups.setdefault(work.split("/", 1)[0], []).append(work)
+    names = sorted(groups)
+    rng.shuffle(names)
+    rounds = max((len(g) for g in groups.values()), default=0)
+    return [groups[name][i] for i in range(rounds) for name in names if i < len(groups[name])]
+
+
 def plan_corpus(minutes: float, seed: int = 0, heldout_fraction: float = 0.1, music21_fraction: float = 0.3,
                 min_seconds: float = 20.0, max_seconds: float = 55.0, palette: str = "piano",
-                log: Callable[[str], None] = lambda _: None) -> CorpusPlan:
-    """Generate the MIDI of every piece (no rendering): music21 windows up to `music21_fraction` of the target,
-    then procedural pop pieces (POP909-layout piano arrangements, or band pieces with drums on the "band"
-    palette) until `minutes` of nominal length are reached."""
+                log: Callable[[str], None] = lambda _: None, music21_draw: str = "works") -> CorpusPlan:
+    """Generate the MIDI of every piece (no rendering): music21 windows up to `music21_fraction` of the target
+    (works drawn as `music21_draw` says), then procedural pop pieces (POP909-layout piano arrangements, or band
+    pieces with drums on the "band" palette) until `minutes` of nominal length are reached."""
     _check_palette(palette)
+    if music21_draw not in MUSIC21_DRAWS:
+        raise DataError(f"unknown music21 draw {music21_draw!r}: use {' or '.join(MUSIC21_DRAWS)}")
     _check_sizes(minutes, heldout_fraction)
     if not 0.0 <= music21_fraction <= 1.0:
         raise DataError(f"music21 fraction must be in [0, 1], got {music21_fraction}")
@@ -108,6 +129,8 @@ def plan_corpus(minutes: float, seed: int = 0, heldout_fraction: float = 0.1, mu
 
         works = candidate_works()
         random.Random(derive_seed(seed, "music21-order")).shuffle(works)
+        if music21_draw == "composers":
+            works = composer_order(works, random.Random(derive_seed(seed, "music21-composers")))
         for work in works:
             if plan.seconds >= m21_budget:
                 break
@@ -178,7 +201,7 @@ def _remove_stale_pieces(out_dir: Path, manifest_path: Path, plan: CorpusPlan, l
 def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soundfont: str | Path | None = None,
                  heldout_fraction: float = 0.1, jobs: int = 1, music21_fraction: float = 0.3,
                  overwrite: bool = False, palette: str = "piano",
-                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 log: Callable[[str], None] | None = None, music21_draw: str = "works") -> dict[str, Any]:
     """Plan, write and render the corpus into `out_dir`; returns (and writes) the corpus.json manifest.
 
     Pieces that fail to render are listed under "failures" and left out; DataError if nothing could be rendered,
@@ -195,12 +218,15 @@ def build_corpus(out_dir: str | Path, minutes: float = 60.0, seed: int = 0, soun
     _check_palette(palette)
     settings = {"minutes": minutes, "seed": seed, "heldout_fraction": heldout_fraction,
                 "music21_fraction": music21_fraction, "palette": palette}
+    if music21_draw != "works":  # recorded only when set, so corpora made before the option still match
+        settings["music21_draw"] = music21_draw
     manifest_path = out_dir / "corpus.json"
     previous = {} if overwrite else _previous_build(manifest_path, settings)
 
     started = time.perf_counter()
     log(f"planning {minutes:g} min corpus (seed {seed}) ...")
-    plan = plan_corpus(minutes, seed, heldout_fraction, music21_fraction, palette=palette, log=log)
+    plan = plan_corpus(minutes, seed, heldout_fraction, music21_fraction, palette=palette, log=log,
+                       music21_draw=music21_draw)
     plan_seconds = time.perf_counter() - started
     log(f"planned {len(plan.pieces)} pieces, {plan.seconds / 60:.1f} min nominal, in {plan_seconds:.1f} s")
 
