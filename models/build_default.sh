@@ -36,7 +36,8 @@
 #      "Where the smooth mel change comes from"). RUN3 continued 8,000 more steps (runs/piano-beat6) was tried
 #      there and not shipped; so were that run taken on to 48,000 at lr 3e-5 (runs/piano-anneal) and RUN3 taken on
 #      at lr 3e-5 with --oversample 'm21-monteverdi*=0.4' (runs/piano-bal): both lower chroma entropy
-#      (bench/RESULTS.md, "Where the chroma shortfall lies").
+#      (bench/RESULTS.md, "Where the chroma shortfall lies"); and RUN3 taken on 3,500 steps on a corpus made with
+#      --music21-draw composers (data/piano-comp, runs/piano-comp): chroma kept, not yet a better set.
 # An earlier candidate comes back from git for a faithful rebuild, e.g. candidate 3:
 #   mkdir -p /tmp/candidate3 && git archive a29f974 models/piano-candidate | tar -x -C /tmp/candidate3 --strip-components=2
 # and the v1 default (band corpus) likewise: git archive 4345ecd models/default.
