@@ -85,9 +85,6 @@ class TrainConfig:
         for name in ("steps", "batch_size", "crop_frames", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        for pattern, factor in self.oversample.items():
-            if not (isinstance(factor, (int, float)) and factor > 0 and factor != float("inf")):
-                raise ValueError(f"oversample {pattern}={factor!r}: the factor must be a positive number")
         if not self.sc_weight > 0:
             raise ValueError(f"sc-weight must be > 0, got {self.sc_weight}")
         if self.scaler not in SCALER_MODES:
