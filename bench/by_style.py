@@ -70,14 +70,14 @@ def table(sets: dict[str, list[dict]]) -> str:
 
 def source_rows(files: list[Path], seconds: float, cfg: SpectrogramConfig, measure=clip_row) -> list[dict]:
     """`measure` of one clip from the middle of each file, labelled music21 / pop by the corpus.json beside it."""
-    from bench.reference import _listing_of, middle_clip
+    from bench.reference import corpus_listing, middle_clip
 
     rows = []
     for path in files:
         clip = middle_clip(path, seconds, cfg.sample_rate)
         if clip is None:
             continue
-        piece = _listing_of(path.parent).get(path.name) or _listing_of(path.parent.parent).get(path.name, {})
+        piece = corpus_listing(path.parent).get(path.name, {})
         source = "music21" if str(piece.get("source", "")).startswith("music21:") else "pop"
         rows.append({**measure(clip, cfg), "style": source})
     return rows

@@ -47,8 +47,9 @@ def audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
 
 
-def _listing_of(folder: Path) -> dict[str, dict]:
-    """File name -> corpus piece, from the corpus.json in `folder` or its parent ({} when there is none)."""
+def corpus_listing(folder: Path) -> dict[str, dict]:
+    """File name -> corpus piece, from the corpus.json in `folder` or its parent ({} when there is none: make-corpus
+    writes it at the corpus root, its train/ and heldout/ splits are one level down)."""
     for root in (folder, folder.parent):
         path = root / "corpus.json"
         if path.is_file():
@@ -66,7 +67,7 @@ def reference_files(folders: list[Path], training_corpus: Path | None = None) ->
         files = audio_files(folder)
         if not files:
             raise SystemExit(f"no reference audio in {folder}")
-        listing = _listing_of(folder)
+        listing = corpus_listing(folder)
         for path in files:
             if path.resolve() in seen:  # nested or repeated folders
                 continue
