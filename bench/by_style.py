@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.metrics import chroma
+from bench.metrics import chroma_movement
 from engine.dsp import SpectrogramConfig
 
 BASS_SPLIT_DB = -15.0  # 62.5-125 Hz against the clip's total: real pop clips' median -9.0, music21 clips' -20.5
@@ -31,16 +31,6 @@ MEASURES = ("chroma_entropy", "chroma_movement", "mel_change", "jump_rate", "ons
 def style_of(bass_db: float) -> str:
     """'chorale-like' when the lowest octave band (62.5-125 Hz, dB against the total) is under BASS_SPLIT_DB."""
     return "chorale-like" if bass_db < BASS_SPLIT_DB else "pop-like"
-
-
-def chroma_movement(audio: np.ndarray, cfg: SpectrogramConfig, window_seconds: float = 1.0) -> float:
-    """Mean cosine distance between the chroma of consecutive `window_seconds` windows of audio [channels, samples]
-    (mono mix); windows with no energy in the chroma range are skipped."""
-    step = int(window_seconds * cfg.sample_rate)
-    vectors = [chroma(audio[..., i:i + step], cfg) for i in range(0, audio.shape[-1] - step + 1, step)]
-    vectors = [v for v in vectors if v.sum() > 0]
-    distances = [1 - float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(vectors, vectors[1:])]
-    return float(np.mean(distances)) if distances else 0.0
 
 
 def row_of(measures: dict) -> dict:
@@ -68,45 +58,43 @@ def table(sets: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-def source_rows(files: list[Path], seconds: float, cfg: SpectrogramConfig, measure=clip_row) -> list[dict]:
-    """`measure` of one clip from the middle of each file, labelled music21 / pop by the corpus.json beside it."""
-    from bench.reference import corpus_listing, middle_clip
+def source_rows(files: list[Path], seconds: float, cfg: SpectrogramConfig) -> list[dict]:
+    """clip_row of one clip from the middle of each file, labelled music21 / pop by the corpus.json beside it."""
+    from bench.reference import middle_clip, source_of
 
     rows = []
     for path in files:
         clip = middle_clip(path, seconds, cfg.sample_rate)
-        if clip is None:
-            continue
-        piece = corpus_listing(path.parent).get(path.name, {})
-        source = "music21" if str(piece.get("source", "")).startswith("music21:") else "pop"
-        rows.append({**measure(clip, cfg), "style": source})
+        if clip is not None:
+            rows.append({**clip_row(clip, cfg), "style": source_of(path)})
     return rows
 
 
-def real_rows(folders: list[Path], training_corpus: Path | None, seconds: float, cfg: SpectrogramConfig) -> dict:
-    """{'real, by source': rows labelled pop / music21, 'real, by bass': the same rows labelled by `style_of`}."""
-    from bench.reference import reference_files
-
-    by_source = source_rows(reference_files(folders, training_corpus)[0], seconds, cfg)
+def real_rows(reference) -> dict:
+    """{'real, by source': the measured reference's clips (bench.reference.Reference) labelled pop / music21,
+    'real, by bass': the same rows labelled by `style_of`}."""
+    by_source = [{**row_of(m), "style": source} for m, source in zip(reference.per_clip, reference.sources)]
     return {"real, by source": by_source,
             "real, by bass": [{**r, "style": style_of(r["bass_db"])} for r in by_source]}
 
 
-def report_table(generated: dict[str, list[dict]], folders: list[Path], training_corpus: Path | None,
-                 seconds: float, cfg: SpectrogramConfig) -> str:
-    """REPORT.md's split (bench.quality_report): the reference by source, the training split by source (from
-    `training_corpus`'s train folder, when given) and each generated set from its clips' measures (name -> the
-    clip_measures of its clips; their chroma_movement is left blank)."""
+def report_table(generated: dict[str, list[dict]], reference, seconds: float, cfg: SpectrogramConfig) -> str:
+    """REPORT.md's split (bench.quality_report): the measured reference (bench.reference.Reference) by source, the
+    training split by source (from the reference's training corpus' train folder, when there is one) and each
+    generated set from its clips' measures (name -> the clip_measures of its clips; their chroma_movement is left
+    blank)."""
     from bench.reference import audio_files
 
-    sets = {"reference": real_rows(folders, training_corpus, seconds, cfg)["real, by source"]}
-    if training_corpus is not None and (Path(training_corpus).parent / "train").is_dir():
-        sets["training split"] = source_rows(audio_files(Path(training_corpus).parent / "train"), seconds, cfg)
+    sets = {"reference": real_rows(reference)["real, by source"]}
+    train = Path(reference.training_corpus).parent / "train" if reference.training_corpus else None
+    if train is not None and train.is_dir():
+        sets["training split"] = source_rows(audio_files(train), seconds, cfg)
     sets.update({name: [row_of(m) for m in clips] for name, clips in generated.items()})
     return table(sets)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.reference import measure_reference
     from engine.api import Engine
     from engine.tasks.generate import generate
 
@@ -124,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.beat_guidance and eng.bundle.beat is None:
         p.error(f"{args.bundle}: --beat-guidance needs a beat-conditioned bundle")
     cfg = eng.bundle.spectrogram
-    sets = real_rows(args.real, args.training_corpus, args.seconds, cfg)
+    sets = real_rows(measure_reference(args.real, args.training_corpus, cfg, args.seconds))
     for w in [None, *args.beat_guidance]:
         rows = []
         for seed in args.seeds:

@@ -63,6 +63,16 @@ def chroma(audio, cfg: SpectrogramConfig) -> np.ndarray:
     return out / max(out.sum(), 1e-20)
 
 
+def chroma_movement(audio: np.ndarray, cfg: SpectrogramConfig, window_seconds: float = 1.0) -> float:
+    """Mean cosine distance between the chroma of consecutive `window_seconds` windows of audio [channels, samples]
+    (mono mix); windows with no energy in the chroma range are skipped."""
+    step = int(window_seconds * cfg.sample_rate)
+    vectors = [chroma(audio[..., i:i + step], cfg) for i in range(0, audio.shape[-1] - step + 1, step)]
+    vectors = [v for v in vectors if v.sum() > 0]
+    distances = [1 - float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(vectors, vectors[1:])]
+    return float(np.mean(distances)) if distances else 0.0
+
+
 def chroma_entropy(audio, cfg: SpectrogramConfig) -> float:
     """Entropy (bits, 0..log2(12)=3.58) of the mean chroma: low = tonal centre, high = noise-like."""
     c = chroma(audio, cfg) + 1e-12

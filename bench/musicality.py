@@ -334,12 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     result = judge(clips, sets, cfg)
     print(result["table"])
     if args.reference:
-        from bench.reference import judge_against_reference
+        from bench.reference import judge_against_reference, measure_reference
         from bench.report_markdown import calibrated_lines
 
         generated = {name: result["summaries"][name] for name in sets if not name.endswith(" reconstructed")}
-        calibrated = judge_against_reference(generated, [args.real, *args.reference], args.training_corpus, cfg,
-                                             args.seconds, held=len(clips))
+        reference = measure_reference([args.real, *args.reference], args.training_corpus, cfg, args.seconds)
+        calibrated = judge_against_reference(generated, reference, held=len(clips))
         print("\n" + "\n".join(calibrated_lines(calibrated, list(generated))))
         result["calibrated"] = calibrated
     if args.json:

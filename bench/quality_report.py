@@ -30,7 +30,7 @@ import torch
 
 from bench import musicality
 from bench.musicality import reconstruct
-from bench.reference import audio_files, judge_against_reference, middle_clip
+from bench.reference import audio_files, judge_against_reference, measure_reference, middle_clip
 from engine.api import Engine
 from engine.audio_io import write_audio
 from engine.dsp import log_mel, stft_magnitude
@@ -250,14 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.reference:
         corpus = args.training_corpus or training_corpus_of(engines["new"])
         summaries = sections["musicality"]["summaries"]
+        reference = measure_reference([args.heldout, *args.reference], corpus, engines["new"].bundle.spectrogram,
+                                      args.seconds)
         sections["calibrated"] = judge_against_reference(
-            {name: summaries[f"{name}: generated"] for name in engines}, [args.heldout, *args.reference], corpus,
-            engines["new"].bundle.spectrogram, args.seconds, held=len(heldout))
+            {name: summaries[f"{name}: generated"] for name in engines}, reference, held=len(heldout))
         from bench.by_style import report_table
 
         sections["styles"] = report_table(
-            {f"{name}: generated": summaries[f"{name}: generated"]["clips"] for name in engines},
-            [args.heldout, *args.reference], corpus, args.seconds, engines["new"].bundle.spectrogram)
+            {f"{name}: generated": summaries[f"{name}: generated"]["clips"] for name in engines}, reference,
+            args.seconds, engines["new"].bundle.spectrogram)
     from bench.report_markdown import render_markdown
 
     text = render_markdown(engines, args, len(heldout), sections)

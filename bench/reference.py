@@ -16,17 +16,20 @@ so a pass or fail says little about a model (bench/RESULTS.md, 2026-12-07). Two 
     calibrated_gates(reference, tolerances, generated) -> {gate: passed}
     literal_false_failure(per_clip, held=10, size=12) -> how often real sets fail the issue's gates
     frechet_null(features, size) -> the Fréchet distances of real sets of that size to the rest
-    judge_against_reference(generated, folders, ...) -> all of it for generated sets (bench.quality_report's section)
+    measure_reference(folders, training_corpus, cfg, seconds) -> the clips measured once, for every judgement below
+    judge_against_reference(generated, reference) -> all of it for generated sets (bench.quality_report's section)
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+from bench.metrics import chroma_movement
 from bench.musicality import (BAND_NAMES, _aggregate, balanced_splits, clip_measures, frechet_distance, gate_checks,
                               half_spread, summary_of, window_features)
 
@@ -55,6 +58,12 @@ def corpus_listing(folder: Path) -> dict[str, dict]:
         if path.is_file():
             return {Path(p["wav"]).name: p for p in json.loads(path.read_text())["pieces"]}
     return {}
+
+
+def source_of(path: Path) -> str:
+    """'music21' or 'pop': the corpus source of an audio file, by the corpus.json beside it (pop when unlisted)."""
+    piece = corpus_listing(Path(path).parent).get(Path(path).name, {})
+    return "music21" if str(piece.get("source", "")).startswith("music21:") else "pop"
 
 
 def reference_files(folders: list[Path], training_corpus: Path | None = None) -> tuple[list[Path], list[Path]]:
@@ -89,6 +98,35 @@ def middle_clip(path: Path, seconds: float, rate: int) -> np.ndarray | None:
     start = max(0, (audio.shape[1] - n) // 2)
     clip = audio[:2, start:start + n]
     return np.ascontiguousarray(clip) if clip.shape[1] == n else None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference clips measured once (measure_reference), for every judgement made against them: the
+    calibrated gates and Fréchet distances (judge_against_reference) and the split by style (bench.by_style).
+    Per clip, in the same order: its file's corpus source, clip_measures with chroma_movement, window_features."""
+    folders: tuple[Path, ...]
+    training_corpus: Path | None
+    excluded: int  # files left out as pieces of training_corpus's train split
+    sources: tuple[str, ...]
+    per_clip: tuple[dict, ...]
+    features: tuple[np.ndarray, ...]
+
+
+def measure_reference(folders: list[Path], training_corpus: Path | None, cfg, seconds: float) -> Reference:
+    """One clip of `seconds` from the middle of each reference file (reference_files; files shorter than that are
+    skipped), measured; the clips themselves are not kept (103 stereo 10 s clips would hold 360 MB)."""
+    files, excluded = reference_files(folders, training_corpus)
+    sources, per_clip, features = [], [], []
+    for path in files:
+        clip = middle_clip(path, seconds, cfg.sample_rate)
+        if clip is None:
+            continue
+        sources.append(source_of(path))
+        per_clip.append({**clip_measures(clip, cfg), "chroma_movement": chroma_movement(clip, cfg)})
+        features.append(window_features(clip, cfg))
+    return Reference(tuple(map(Path, folders)), Path(training_corpus) if training_corpus else None, len(excluded),
+                     tuple(sources), tuple(per_clip), tuple(features))
 
 
 def _figures(per_clip: list[dict]) -> np.ndarray:
@@ -172,22 +210,18 @@ def literal_false_failure(per_clip: list[dict], held: int = 10, size: int = 12, 
     return {key: counts.get(key, 0) / draws for key in (*GATED, "bands", "flatness_gate", "any")}
 
 
-def judge_against_reference(generated: dict[str, dict], folders: list[Path], training_corpus: Path | None, cfg,
-                            seconds: float, held: int = 10) -> dict:
-    """Generated sets (name -> bench.musicality.set_summary, all of one size) against the reference of `folders`
-    (reference_files; one clip of `seconds` from the middle of each file): the calibrated gates, the Fréchet distance
-    to the whole reference beside real sets' (frechet_null), and how often real sets fail the issue's gates with a
-    held-out set of `held` clips."""
-    files, excluded = reference_files(folders, training_corpus)
-    clips = [c for c in (middle_clip(f, seconds, cfg.sample_rate) for f in files) if c is not None]
-    per_clip = [clip_measures(c, cfg) for c in clips]
-    features = [window_features(c, cfg) for c in clips]
+def judge_against_reference(generated: dict[str, dict], reference: Reference, held: int = 10) -> dict:
+    """Generated sets (name -> bench.musicality.set_summary, all of one size) against the measured `reference`:
+    the calibrated gates, the Fréchet distance to the whole reference beside real sets' (frechet_null), and how
+    often real sets fail the issue's gates with a held-out set of `held` clips."""
+    per_clip, features = list(reference.per_clip), list(reference.features)
     size = len(next(iter(generated.values()))["clips"])
     tolerances = calibrated_tolerances(per_clip, size)
     null = frechet_null(features, size)
     everything = np.concatenate(features)
-    out = {"folders": [str(f) for f in folders], "training_corpus": str(training_corpus) if training_corpus else None,
-           "reference_clips": len(per_clip), "excluded": len(excluded), "tolerances": tolerances, "held": held,
+    out = {"folders": [str(f) for f in reference.folders],
+           "training_corpus": str(reference.training_corpus) if reference.training_corpus else None,
+           "reference_clips": len(per_clip), "excluded": reference.excluded, "tolerances": tolerances, "held": held,
            "gates": {name: calibrated_gates(per_clip, tolerances, g["clips"]) for name, g in generated.items()},
            "frechet": {name: frechet_distance(g["features"], everything) for name, g in generated.items()},
            "frechet_real": {"median": float(np.median(null)), "p90": float(np.quantile(null, 0.9))}}

@@ -220,8 +220,11 @@ def test_by_style_tells_a_held_chord_from_moving_harmony_and_splits_by_style(tin
     (corpus / "corpus.json").write_text(json.dumps({"pieces": [
         {"wav": "train/clip0.wav", "source": "music21:x", "work": "x", "midi_sha256": "a", "split": "train"},
         {"wav": "train/clip1.wav", "source": "procedural", "midi_sha256": "b", "split": "train"}]}))
+    from bench.reference import measure_reference
+
     measures = [musicality.clip_measures(plucks(2.0, seed=s), CFG) for s in range(3)]
-    text = by_style.report_table({"new: generated": measures}, [real], corpus / "corpus.json", 2.0, CFG)
+    reference = measure_reference([real], corpus / "corpus.json", CFG, 2.0)
+    text = by_style.report_table({"new: generated": measures}, reference, 2.0, CFG)
     assert "| reference | all | 3 |" in text and "| training split | music21 | 1 |" in text
     assert "| new: generated | all | 3 |" in text
     generated_line = next(line for line in text.splitlines() if line.startswith("| new: generated | all"))

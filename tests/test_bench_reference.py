@@ -7,7 +7,7 @@ import soundfile as sf
 
 from bench.musicality import BAND_NAMES, SCALAR_MEASURES
 from bench.reference import (GATED, calibrated_gates, calibrated_tolerances, frechet_null, literal_false_failure,
-                             reference_files)
+                             measure_reference, middle_clip, reference_files)
 
 
 def _clips(count: int, seed: int, shift: float = 0.0) -> list[dict]:
@@ -90,3 +90,32 @@ def test_frechet_null_is_what_real_sets_of_a_size_score_against_the_rest():
     assert small.shape == (50,) and (small > 0).all() and np.median(large) < np.median(small)
     with pytest.raises(ValueError, match="more than 40 reference clips"):
         frechet_null(features, 40)
+
+
+def test_measure_reference_measures_each_kept_clip_once_with_its_source(tmp_path):
+    """One clip from the middle of each kept file, in file order: its corpus source, clip_measures with
+    chroma_movement, window_features; files too short for a clip are skipped, trained pieces counted as excluded."""
+    from bench.metrics import chroma_movement
+    from bench.musicality import clip_measures, window_features
+    from engine.dsp import SpectrogramConfig
+    from train_helpers import write_clips
+
+    cfg = SpectrogramConfig()
+    real = write_clips(tmp_path / "real", count=3, seconds=2.5)
+    sf.write(real / "short.wav", np.zeros((cfg.sample_rate // 2, 2), dtype=np.float32), cfg.sample_rate)
+    (real / "corpus.json").write_text(json.dumps({"pieces": [
+        {"wav": "clip0.wav", "source": "music21:bach/bwv1.mxl", "work": "bach1"},
+        {"wav": "clip1.wav", "source": "procedural", "midi_sha256": "new"},
+        {"wav": "clip2.wav", "source": "procedural", "midi_sha256": "trained"}]}))
+    trained = tmp_path / "trained"
+    _corpus(trained, [{"wav": "train/a.wav", "split": "train", "midi_sha256": "trained", "source": "procedural"}])
+
+    reference = measure_reference([real], trained / "corpus.json", cfg, 2.0)
+    assert reference.sources == ("music21", "pop") and reference.excluded == 1
+    assert reference.folders == (real,) and reference.training_corpus == trained / "corpus.json"
+    clip = middle_clip(real / "clip0.wav", 2.0, cfg.sample_rate)
+    first = reference.per_clip[0]
+    assert first["chroma_movement"] == chroma_movement(clip, cfg)
+    assert first["chroma_entropy"] == clip_measures(clip, cfg)["chroma_entropy"]
+    np.testing.assert_array_equal(reference.features[0], window_features(clip, cfg))
+    assert len(reference.per_clip) == len(reference.features) == 2
