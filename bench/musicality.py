@@ -301,6 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = SpectrogramConfig()
     clips = load_clips(args.real, args.seconds, args.clips, cfg.sample_rate)
+    if args.reference:  # measured first: a seed count it cannot judge is an error before the renders
+        from bench.reference import check_set_size, judge_against_reference, measure_reference
+
+        reference = measure_reference([args.real, *args.reference], args.training_corpus, cfg, args.seconds)
+        try:
+            check_set_size(len(args.seeds), len(reference.per_clip))
+        except ValueError as exc:
+            parser.error(f"--seeds: {exc}")
     sets = {}
     for bundle in args.bundle:
         engine = Engine.load(bundle)
@@ -334,11 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     result = judge(clips, sets, cfg)
     print(result["table"])
     if args.reference:
-        from bench.reference import judge_against_reference, measure_reference
         from bench.report_markdown import calibrated_lines
 
         generated = {name: result["summaries"][name] for name in sets if not name.endswith(" reconstructed")}
-        reference = measure_reference([args.real, *args.reference], args.training_corpus, cfg, args.seconds)
         calibrated = judge_against_reference(generated, reference, held=len(clips))
         print("\n" + "\n".join(calibrated_lines(calibrated, list(generated))))
         result["calibrated"] = calibrated

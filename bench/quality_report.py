@@ -30,7 +30,8 @@ import torch
 
 from bench import musicality
 from bench.musicality import reconstruct
-from bench.reference import audio_files, judge_against_reference, measure_reference, middle_clip
+from bench.reference import (audio_files, check_set_size, judge_against_reference, measure_reference,
+                             middle_clip)
 from engine.api import Engine
 from engine.audio_io import write_audio
 from engine.dsp import log_mel, stft_magnitude
@@ -240,6 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.gl_iters is None:
         args.gl_iters = engines["new"].bundle.defaults.gl_iters
     heldout = load_clips(args.heldout, args.seconds, args.clips, engines["new"].sample_rate)
+    if args.reference:  # measured first: a seed count it cannot judge is an error before the renders
+        corpus = args.training_corpus or training_corpus_of(engines["new"])
+        reference = measure_reference([args.heldout, *args.reference], corpus, engines["new"].bundle.spectrogram,
+                                      args.seconds)
+        try:
+            check_set_size(len(args.seeds), len(reference.per_clip))
+        except ValueError as exc:
+            parser.error(f"--seeds: {exc}")
     guidance = tuple(args.beat_guidance)
     sections = {"musicality": musicality_section(engines, heldout, args.seeds, args.seconds, out_dir, args.keep_wavs,
                                                  guidance),
@@ -248,10 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 "regions": region_section(bundles, args.heldout, args.region_clips) if args.region_clips else {},
                 "tempo": tempo_section(engines["new"], args.heldout, args.seconds, args.clips, guidance=guidance)}
     if args.reference:
-        corpus = args.training_corpus or training_corpus_of(engines["new"])
         summaries = sections["musicality"]["summaries"]
-        reference = measure_reference([args.heldout, *args.reference], corpus, engines["new"].bundle.spectrogram,
-                                      args.seconds)
         sections["calibrated"] = judge_against_reference(
             {name: summaries[f"{name}: generated"] for name in engines}, reference, held=len(heldout))
         from bench.by_style import report_table

@@ -135,14 +135,27 @@ def _figures(per_clip: list[dict]) -> np.ndarray:
     return np.concatenate([values, _aggregate("bands_db", np.array([m["bands_db"] for m in per_clip]))])
 
 
+def largest_judged_set(reference_clips: int) -> int:
+    """The most generated clips the calibrated gates can judge against `reference_clips` real ones: each drawn real
+    set of that size is compared with the rest, which must be at least as large (96 of 103 clips against the other
+    7 gave tolerances twice the 48-clip ones, and a gate nothing fails)."""
+    return reference_clips // 2
+
+
+def check_set_size(size: int, reference_clips: int) -> None:
+    """ValueError unless a set of `size` clips can be calibrated on `reference_clips` (largest_judged_set)."""
+    if not 0 < size <= largest_judged_set(reference_clips):
+        raise ValueError(f"{size} clips need a reference of at least {2 * size} clips (each drawn real set is "
+                         f"judged against the rest), got {reference_clips}; judge the seeds in sets of at most "
+                         f"{largest_judged_set(reference_clips)}")
+
+
 def calibrated_tolerances(per_clip: list[dict], size: int, joint: float = 0.9, draws: int = 2000,
                           seed: int = 0) -> dict:
     """Tolerances for a set of `size` clips against the reference's per-clip measures (clip_measures): the gap
     between `size` random reference clips and the others, per gated figure, at the lowest quantile (of a fine grid)
     at which the drawn real sets pass all gates together in at least `joint` of the draws."""
-    if not 0 < size < len(per_clip):
-        raise ValueError(f"a calibrated tolerance for {size} clips needs more than {size} reference clips, "
-                         f"got {len(per_clip)}")
+    check_set_size(size, len(per_clip))
     rng = np.random.default_rng(seed)
     gaps = []
     for _ in range(draws):
@@ -178,8 +191,7 @@ def calibrated_gates(reference: list[dict], tolerances: dict, generated: list[di
 def frechet_null(features: list[np.ndarray], size: int, draws: int = 200, seed: int = 0) -> np.ndarray:
     """Fréchet distances (bench.musicality.frechet_distance) between `size` reference clips and the others, `draws`
     times: what a real set of that size scores against the reference. `features`: each clip's window features."""
-    if not 0 < size < len(features):
-        raise ValueError(f"{size} clips against the rest needs more than {size} reference clips, got {len(features)}")
+    check_set_size(size, len(features))
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(draws):

@@ -38,8 +38,9 @@ def test_calibrated_tolerances_let_real_sets_pass_jointly_and_tighten_with_size(
     assert not shifted["passed"] and not shifted["onset_rate"]["passed"]
     assert shifted["onset_rate"]["value"] > shifted["onset_rate"]["real"]
     assert set(shifted["bands"]) == set(BAND_NAMES)
-    with pytest.raises(ValueError, match="more than 12 reference clips"):
-        calibrated_tolerances(reference[:12], 12)
+    with pytest.raises(ValueError, match="12 clips need a reference of at least 24 clips"):
+        calibrated_tolerances(reference[:23], 12)  # a drawn set of 12 would be judged against only 11
+    assert calibrated_tolerances(reference[:24], 12, draws=50)["size"] == 12
 
 
 def test_the_issues_gates_fail_real_music_often_and_the_rate_is_reported_per_gate():
@@ -88,8 +89,8 @@ def test_frechet_null_is_what_real_sets_of_a_size_score_against_the_rest():
     features = [rng.standard_normal((5, 4)) for _ in range(40)]
     small, large = frechet_null(features, 4, draws=50), frechet_null(features, 20, draws=50)
     assert small.shape == (50,) and (small > 0).all() and np.median(large) < np.median(small)
-    with pytest.raises(ValueError, match="more than 40 reference clips"):
-        frechet_null(features, 40)
+    with pytest.raises(ValueError, match="at least 42 clips"):
+        frechet_null(features, 21)
 
 
 def test_measure_reference_measures_each_kept_clip_once_with_its_source(tmp_path):
@@ -119,3 +120,18 @@ def test_measure_reference_measures_each_kept_clip_once_with_its_source(tmp_path
     assert first["chroma_entropy"] == clip_measures(clip, cfg)["chroma_entropy"]
     np.testing.assert_array_equal(reference.features[0], window_features(clip, cfg))
     assert len(reference.per_clip) == len(reference.features) == 2
+
+
+def test_musicality_refuses_more_seeds_than_the_reference_can_judge_before_rendering(tmp_path, capsys):
+    """96 seeds against 103 reference clips would calibrate each drawn set against the other 7: a gate nothing
+    fails. bench.musicality says so before it loads a bundle or renders a clip."""
+    from bench import musicality
+    from train_helpers import write_clips
+
+    real = write_clips(tmp_path / "real", count=3, seconds=2.5)
+    more = write_clips(tmp_path / "more", count=3, seconds=2.5)
+    with pytest.raises(SystemExit):
+        musicality.main(["--real", str(real), "--reference", str(more), "--bundle", str(tmp_path / "no-bundle"),
+                         "--clips", "3", "--seconds", "2", "--seeds", "0", "1", "2", "3"])
+    err = capsys.readouterr().err
+    assert "--seeds: 4 clips need a reference of at least 8 clips" in err and "at most 3" in err
