@@ -232,3 +232,21 @@ def test_by_style_tells_a_held_chord_from_moving_harmony_and_splits_by_style(tin
     with pytest.raises(SystemExit):  # the tiny bundle has no beat conditioning
         by_style.main(["--real", str(real), "--bundle", str(tiny_bundle), "--beat-guidance", "2"])
     assert "needs a beat-conditioned bundle" in capsys.readouterr().err
+
+
+def test_quality_report_refuses_more_seeds_than_its_reference_can_judge_before_rendering(tiny_bundle, tmp_path,
+                                                                                          capsys):
+    """The report measures its reference first: 4 seeds against 6 reference clips is an error naming the limit, and
+    nothing is written (no REPORT.md, no pictures)."""
+    from bench import quality_report
+    from train_helpers import write_clips
+
+    real = write_clips(tmp_path / "real", count=3, seconds=2.5)
+    more = write_clips(tmp_path / "more", count=3, seconds=2.5)
+    out = tmp_path / "report" / "REPORT.md"
+    with pytest.raises(SystemExit):
+        quality_report.main(["--bundle", str(tiny_bundle), "--heldout", str(real), "--reference", str(more),
+                             "--out", str(out), "--clips", "3", "--seconds", "2", "--region-clips", "0",
+                             "--seeds", "0", "1", "2", "3"])
+    assert "--seeds: 4 clips need a reference of at least 8 clips" in capsys.readouterr().err
+    assert not out.exists() and not list(out.parent.glob("*.png"))
