@@ -13,6 +13,7 @@ so a pass or fail says little about a model (bench/RESULTS.md, 2026-12-07). Two 
   in `joint` (0.9) of the draws. A model passes when its clips sit where a real set of the same size would.
 
     calibrated_tolerances(per_clip, size) -> {"tolerance", "quantile", "joint_pass"}
+    check_set_size(size, reference_clips) -> the sizes that can be calibrated: at most half the reference
     calibrated_gates(reference, tolerances, generated) -> {gate: passed}
     literal_false_failure(per_clip, held=10, size=12) -> how often real sets fail the issue's gates
     frechet_null(features, size) -> the Fréchet distances of real sets of that size to the rest
