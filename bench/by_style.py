@@ -60,13 +60,13 @@ def table(sets: dict[str, list[dict]]) -> str:
 
 def source_rows(files: list[Path], seconds: float, cfg: SpectrogramConfig) -> list[dict]:
     """clip_row of one clip from the middle of each file, labelled music21 / pop by the corpus.json beside it."""
-    from bench.reference import middle_clip, source_of
+    from bench.reference import middle_clip, sources_of
 
     rows = []
-    for path in files:
+    for path, source in zip(files, sources_of(files)):
         clip = middle_clip(path, seconds, cfg.sample_rate)
         if clip is not None:
-            rows.append({**clip_row(clip, cfg), "style": source_of(path)})
+            rows.append({**clip_row(clip, cfg), "style": source})
     return rows
 
 

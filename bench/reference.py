@@ -43,7 +43,7 @@ def trained_pieces(corpus_json: Path) -> tuple[set[str], set[str]]:
     listing = json.loads(Path(corpus_json).read_text())
     train = [p for p in listing["pieces"] if p.get("split") == "train"]
     return ({p["midi_sha256"] for p in train if p.get("midi_sha256")},
-            {p["work"] for p in train if str(p.get("source", "")).startswith("music21:")})
+            {p["work"] for p in train if piece_source(p) == "music21"})
 
 
 def audio_files(folder: Path) -> list[Path]:
@@ -61,10 +61,21 @@ def corpus_listing(folder: Path) -> dict[str, dict]:
     return {}
 
 
-def source_of(path: Path) -> str:
-    """'music21' or 'pop': the corpus source of an audio file, by the corpus.json beside it (pop when unlisted)."""
-    piece = corpus_listing(Path(path).parent).get(Path(path).name, {})
+def piece_source(piece: dict) -> str:
+    """'music21' or 'pop': a corpus piece's source (make-corpus lists music21 windows as "music21:<work path>")."""
     return "music21" if str(piece.get("source", "")).startswith("music21:") else "pop"
+
+
+def sources_of(files: list[Path]) -> list[str]:
+    """piece_source of each audio file, by the corpus.json beside it (pop when unlisted); each folder's listing is
+    read once."""
+    listings: dict[Path, dict[str, dict]] = {}
+    out = []
+    for path in map(Path, files):
+        if path.parent not in listings:
+            listings[path.parent] = corpus_listing(path.parent)
+        out.append(piece_source(listings[path.parent].get(path.name, {})))
+    return out
 
 
 def reference_files(folders: list[Path], training_corpus: Path | None = None) -> tuple[list[Path], list[Path]]:
@@ -84,7 +95,7 @@ def reference_files(folders: list[Path], training_corpus: Path | None = None) ->
             seen.add(path.resolve())
             piece = listing.get(path.name, {})
             trained = piece.get("midi_sha256") in hashes or (
-                str(piece.get("source", "")).startswith("music21:") and piece.get("work") in works)
+                piece_source(piece) == "music21" and piece.get("work") in works)
             (excluded if trained else kept).append(path)
     return kept, excluded
 
@@ -119,11 +130,11 @@ def measure_reference(folders: list[Path], training_corpus: Path | None, cfg, se
     skipped), measured; the clips themselves are not kept (103 stereo 10 s clips would hold 360 MB)."""
     files, excluded = reference_files(folders, training_corpus)
     sources, per_clip, features = [], [], []
-    for path in files:
+    for path, source in zip(files, sources_of(files)):
         clip = middle_clip(path, seconds, cfg.sample_rate)
         if clip is None:
             continue
-        sources.append(source_of(path))
+        sources.append(source)
         per_clip.append({**clip_measures(clip, cfg), "chroma_movement": chroma_movement(clip, cfg)})
         features.append(window_features(clip, cfg))
     return Reference(tuple(map(Path, folders)), Path(training_corpus) if training_corpus else None, len(excluded),

@@ -8,8 +8,8 @@ Files louder than full scale keep a per-file scale so nothing clips.
 `sample_crop(rng)` draws a file with probability proportional to its length (so every second of audio is equally
 likely, and a 3-minute song is not drawn as often as a 2-second sample; `oversample` multiplies the length of the files
 whose names match a glob, e.g. {"m21-*": 2} draws make-corpus's music21 works twice as often per second), then a
-uniform crop inside it; crops whose RMS level is below `silence_db` are drawn again. The RNG is passed in, never global, so the trainer can seed it from
-(seed, step) and resume bit-exactly.
+uniform crop inside it; crops whose RMS level is below `silence_db` are drawn again. The RNG is passed in, never
+global, so the trainer can seed it from (seed, step) and resume bit-exactly.
 """
 from __future__ import annotations
 
