@@ -28,7 +28,7 @@ def test_subprocess_48k_24bit(tiny_bundle, tmp_path):
 def test_flac_16bit(tiny_bundle, tmp_path):
     flac = tmp_path / "take.flac"
     assert main(["generate", "--bundle", str(tiny_bundle), "--seconds", "0.5", "--seed", "9", "--steps", "2",
-                 "--gl-iters", "2", "--bit-depth", "16", "--out", str(flac), "--quiet"]) == 0
+                 "--gl-iters", "2", "--bit-depth", "16", "-o", str(flac), "--quiet"]) == 0  # -o: the usual short form
     info = sf.info(str(flac))
     assert (info.samplerate, info.subtype, info.format, info.frames) == (44100, "PCM_16", "FLAC", 22050)
 

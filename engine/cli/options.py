@@ -21,7 +21,7 @@ def common_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("bundle and output")
     g.add_argument("--bundle", required=True, type=Path, help="model bundle directory (manifest.json + .onnx)")
-    g.add_argument("--out", type=Path, help="output file (default: msanii-TASK-seedN.wav in the current folder)")
+    g.add_argument("-o", "--out", type=Path, help="output file (default: msanii-TASK-seedN.wav in the current folder)")
     g.add_argument("--rate", type=int, help="output sample rate (default: the model's, or the input's)")
     g.add_argument("--format", choices=sorted(FORMATS), help="file format (default: from --out's extension, wav)")
     g.add_argument("--bit-depth", choices=sorted(BIT_DEPTHS), default="24", help="16, 24 (default) or 32f")
