@@ -41,6 +41,8 @@
 #      taken on to 43,495, a copy of its step 38,000 drawing the music21 works 2x (--oversample 'm21-*=2',
 #      runs/piano-comp-m21) to 48,006, and EMA averages of several checkpoints: none better on two sets of 48 seeds
 #      (bench/RESULTS.md, 2026-12-07, fifth session).
+#      A U-Net trained from scratch on data/piano-comp (runs/piano-comp-scratch, 27,000 steps) plays the chorale-like
+#      clips with more pitch classes but jumps more; not shipped (bench/RESULTS.md, sixth session).
 # An earlier candidate comes back from git for a faithful rebuild, e.g. candidate 3:
 #   mkdir -p /tmp/candidate3 && git archive a29f974 models/piano-candidate | tar -x -C /tmp/candidate3 --strip-components=2
 # and the v1 default (band corpus) likewise: git archive 4345ecd models/default.
