@@ -159,7 +159,9 @@ def training_corpus_of(engine: Engine) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def training_section(run: Path | None) -> dict:
+def training_section(run: Path | None, unet_step: int | None = None) -> dict:
+    """Steps and seconds of the run's losses.csv per model, the U-Net's up to `unet_step` (the step the bundle was
+    exported from, when the run trained on past it), and the held-out loss curve when the run has one."""
     if run is None:
         return {}
     out = {}
@@ -168,6 +170,8 @@ def training_section(run: Path | None) -> dict:
         if path.is_file():
             with path.open(newline="") as handle:
                 rows = list(csv.DictReader(handle))
+            if kind == "unet" and unet_step:
+                rows = [r for r in rows if int(r["step"]) <= unet_step] or rows
             seconds = float(rows[-1]["seconds"])
             out[kind] = {"steps": int(rows[-1]["step"]), "seconds": seconds,
                          "seconds_per_step": seconds / max(int(rows[-1]["step"]), 1)}
@@ -253,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = {"musicality": musicality_section(engines, heldout, args.seeds, args.seconds, out_dir, args.keep_wavs,
                                                  guidance),
                 "vocoder": vocoder_section(engines, heldout, args.gl_iters, out_dir / "vocoder.png"),
-                "training": training_section(args.run),
+                "training": training_section(args.run, engines["new"].bundle.manifest.get("provenance", {})
+                                                .get("unet", {}).get("step")),
                 "regions": region_section(bundles, args.heldout, args.region_clips) if args.region_clips else {},
                 "tempo": tempo_section(engines["new"], args.heldout, args.seconds, args.clips, guidance=guidance)}
     if args.reference:

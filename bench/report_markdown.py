@@ -86,8 +86,7 @@ def training_lines(training: dict) -> list[str]:
         if kind in training:
             t = training[kind]
             lines.append(f"- {kind}: {t['steps']} steps in {t['seconds'] / 3600:.2f} h of this run "
-                         f"({t['seconds_per_step']:.2f} s/step on the 2-core CPU, `--threads 1`, shared with other "
-                         "work)")
+                         f"({t['seconds_per_step']:.2f} s/step on average; threads and pauses: the provenance below)")
     curve = training.get("heldout_curve")
     if curve:
         gridded = any(len(row) > 3 and row[3] == row[3] for row in curve)  # a beat model scored on its grids

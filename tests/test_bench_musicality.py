@@ -250,3 +250,14 @@ def test_quality_report_refuses_more_seeds_than_its_reference_can_judge_before_r
                              "--seeds", "0", "1", "2", "3"])
     assert "--seeds: 4 clips need a reference of at least 8 clips" in capsys.readouterr().err
     assert not out.exists() and not list(out.parent.glob("*.png"))
+
+
+def test_quality_report_counts_training_up_to_the_exported_step(tmp_path):
+    """A run trained past the checkpoint a bundle was exported from: the report's steps and hours are the bundle's."""
+    from bench.quality_report import training_section
+
+    (tmp_path / "unet").mkdir()
+    rows = ["step,loss,lr,seconds,grad_norm"] + [f"{s},0.1,1e-4,{2.0 * s},0.5" for s in range(1, 11)]
+    (tmp_path / "unet" / "losses.csv").write_text("\n".join(rows) + "\n")
+    assert training_section(tmp_path)["unet"] == {"steps": 10, "seconds": 20.0, "seconds_per_step": 2.0}
+    assert training_section(tmp_path, unet_step=6)["unet"] == {"steps": 6, "seconds": 12.0, "seconds_per_step": 2.0}
