@@ -152,9 +152,14 @@ def musicality_section(engines: dict[str, Engine], heldout: list[np.ndarray], se
     return {**result, "seconds_per_clip": speed}
 
 
+def unet_provenance(engine: Engine) -> dict:
+    """The manifest's record of the bundle's U-Net checkpoint (step, data, ...); empty when the bundle has none."""
+    return engine.bundle.manifest.get("provenance", {}).get("unet", {})
+
+
 def training_corpus_of(engine: Engine) -> Path | None:
     """The corpus.json beside the folder the bundle's U-Net trained on (manifest provenance), if it is here."""
-    root = engine.bundle.manifest.get("provenance", {}).get("unet", {}).get("data", {}).get("root")
+    root = unet_provenance(engine).get("data", {}).get("root")
     path = Path(root).parent / "corpus.json" if root else None
     return path if path is not None and path.is_file() else None
 
@@ -257,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = {"musicality": musicality_section(engines, heldout, args.seeds, args.seconds, out_dir, args.keep_wavs,
                                                  guidance),
                 "vocoder": vocoder_section(engines, heldout, args.gl_iters, out_dir / "vocoder.png"),
-                "training": training_section(args.run, engines["new"].bundle.manifest.get("provenance", {})
-                                                .get("unet", {}).get("step")),
+                "training": training_section(args.run, unet_provenance(engines["new"]).get("step")),
                 "regions": region_section(bundles, args.heldout, args.region_clips) if args.region_clips else {},
                 "tempo": tempo_section(engines["new"], args.heldout, args.seconds, args.clips, guidance=guidance)}
     if args.reference:

@@ -75,7 +75,7 @@ python -m bench.musicality --real data/piano/heldout --bundle "$BUNDLE" --bundle
 
 # 5. Install it as the default when its gates pass, it renders as fast as the previous default and its region tasks
 # are no worse. Candidate 11 was installed on 2026-12-07 on the calibrated gates (all pass on seeds 0-47; 1-2 kHz
-# 0.1 dB short on 48-95, where candidate 10 failed two gates on each set); of the half-vs-half gates it
+# 0.1 dB short on 48-95, where candidate 10 failed two and three); of the half-vs-half gates it
 # fails onset rate (3.11/s against the held-out's 2.61 +- 0.46: its corpus plays 3.16/s, the held-out's six pop
 # songs 2.55/s; bench/RESULTS.md, seventh session). Pass INSTALL=1 to do it here.
 if [ "${INSTALL:-0}" = 1 ]; then
