@@ -30,8 +30,8 @@ import torch
 
 from bench import musicality
 from bench.musicality import reconstruct
-from bench.reference import (audio_files, check_set_size, judge_against_reference, measure_reference,
-                             middle_clip)
+from bench.reference import (audio_files, check_set_size, corpus_false_failure, judge_against_reference,
+                             measure_reference, middle_clip, training_files)
 from engine.api import Engine
 from engine.audio_io import write_audio
 from engine.dsp import log_mel, stft_magnitude
@@ -121,6 +121,12 @@ def generate_clips(engine: Engine, seeds: list[int], seconds: float, tempo_for=l
     return clips, (time.perf_counter() - started) / len(seeds)
 
 
+def tempo_label(engine: Engine, seed: int) -> str:
+    """' (88 BPM, 4/4)': the tempo a seed's generation follows, for a picture's title ('' without a beat grid)."""
+    tempo = engine.default_tempo(seed)
+    return "" if tempo is None else f" ({tempo.bpm:g} BPM, {tempo.numerator}/{tempo.denominator})"
+
+
 def musicality_section(engines: dict[str, Engine], heldout: list[np.ndarray], seeds: list[int], seconds: float,
                        out_dir: Path, keep: int, guidance: tuple[float, ...] = ()) -> dict:
     """Generated and reconstructed sets of every bundle judged against the held-out clips; `guidance`: the new
@@ -146,8 +152,9 @@ def musicality_section(engines: dict[str, Engine], heldout: list[np.ndarray], se
         write_audio(path, audio, engines[new].sample_rate, format="flac", bit_depth=16)
     panels = [("held-out (real)", stft_magnitude(torch.from_numpy(heldout[0]), cfg))]
     for name in engines:
-        panels += [(f"{name}, seed {seed}", stft_magnitude(torch.from_numpy(a), cfg))
-                   for seed, a in list(zip(seeds, generated[name]))[:3 if name == new else 2]]
+        shown = list(zip(seeds, generated[name]))[:3 if name == new else 2]
+        panels += [(f"{name}, seed {seed}{tempo_label(engines[name], seed)}", stft_magnitude(torch.from_numpy(a), cfg))
+                   for seed, a in shown]
     spectrogram_png(out_dir / "generated.png", panels, cfg)
     return {**result, "seconds_per_clip": speed}
 
@@ -155,6 +162,13 @@ def musicality_section(engines: dict[str, Engine], heldout: list[np.ndarray], se
 def unet_provenance(engine: Engine) -> dict:
     """The manifest's record of the bundle's U-Net checkpoint (step, data, ...); empty when the bundle has none."""
     return engine.bundle.manifest.get("provenance", {}).get("unet", {})
+
+
+def training_clips(corpus_json: Path, cfg, seconds: float) -> list[dict]:
+    """clip_measures of one clip from the middle of each train file of a make-corpus listing (shorter files
+    skipped): the model's own training data, judged by the issue's gates like a generated set."""
+    clips = (middle_clip(path, seconds, cfg.sample_rate) for path in training_files(corpus_json))
+    return [musicality.clip_measures(clip, cfg) for clip in clips if clip is not None]
 
 
 def training_corpus_of(engine: Engine) -> Path | None:
@@ -258,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             check_set_size(len(args.seeds), len(reference.per_clip))
         except ValueError as exc:
             parser.error(f"--seeds: {exc}")
+        corpus_clips = training_clips(corpus, engines["new"].bundle.spectrogram, args.seconds) if corpus else []
     guidance = tuple(args.beat_guidance)
     sections = {"musicality": musicality_section(engines, heldout, args.seeds, args.seconds, out_dir, args.keep_wavs,
                                                  guidance),
@@ -269,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         summaries = sections["musicality"]["summaries"]
         sections["calibrated"] = judge_against_reference(
             {name: summaries[f"{name}: generated"] for name in engines}, reference, held=len(heldout))
+        if len(corpus_clips) >= len(args.seeds):
+            sections["calibrated"]["corpus_false_failure"] = corpus_false_failure(
+                corpus_clips, sections["musicality"]["real"]["clips"], len(args.seeds))
+            sections["calibrated"]["corpus_false_failure"]["corpus"] = str(corpus)
         from bench.by_style import report_table
 
         sections["styles"] = report_table(

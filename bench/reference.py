@@ -16,6 +16,7 @@ so a pass or fail says little about a model (bench/RESULTS.md, 2026-12-07). Two 
     check_set_size(size, reference_clips) -> the sizes that can be calibrated: at most half the reference
     calibrated_gates(reference, tolerances, generated) -> {gate: passed}
     literal_false_failure(per_clip, held=10, size=12) -> how often real sets fail the issue's gates
+    corpus_false_failure(corpus_clips, heldout_clips, size) -> how often the model's own training data fails them
     frechet_null(features, size) -> the Fréchet distances of real sets of that size to the rest
     measure_reference(folders, training_corpus, cfg, seconds) -> the clips measured once, for every judgement below
     judge_against_reference(generated, reference) -> all of it for generated sets (bench.quality_report's section)
@@ -213,6 +214,21 @@ def frechet_null(features: list[np.ndarray], size: int, draws: int = 200, seed: 
     return np.array(out)
 
 
+def issue_gate_failures(pairs, masks: list[np.ndarray]) -> dict:
+    """Share of (held-out per-clip measures, judged per-clip measures) pairs in which the judged set fails each of
+    the issue's gates (bench.musicality.gate_checks with the held-out's half-vs-half spread over `masks`), and any."""
+    counts: dict[str, int] = {}
+    draws = 0
+    for held_clips, judged_clips in pairs:
+        draws += 1
+        heldout = summary_of(held_clips)
+        verdict = gate_checks(heldout, half_spread(heldout, masks), summary_of(judged_clips))["pass"]
+        failed = [key for key in (*GATED, "bands", "flatness_gate") if not verdict[key]]
+        for key in failed + (["any"] if failed else []):
+            counts[key] = counts.get(key, 0) + 1
+    return {key: counts.get(key, 0) / max(draws, 1) for key in (*GATED, "bands", "flatness_gate", "any")}
+
+
 def literal_false_failure(per_clip: list[dict], held: int = 10, size: int = 12, draws: int = 300,
                           seed: int = 0) -> dict:
     """How often real music fails the issue's gates (bench.musicality.gate_checks with the half-vs-half spread of
@@ -221,17 +237,47 @@ def literal_false_failure(per_clip: list[dict], held: int = 10, size: int = 12, 
     if held + size > len(per_clip):
         raise ValueError(f"{held} + {size} clips needed, the reference has {len(per_clip)}")
     rng = np.random.default_rng(seed)
-    masks = balanced_splits(held)
-    counts: dict[str, int] = {}
-    for _ in range(draws):
-        order = rng.permutation(len(per_clip))
-        heldout = summary_of([per_clip[i] for i in order[:held]])
-        verdict = gate_checks(heldout, half_spread(heldout, masks), summary_of([per_clip[i] for i in
-                                                                                  order[held:held + size]]))["pass"]
-        failed = [key for key in (*GATED, "bands", "flatness_gate") if not verdict[key]]
-        for key in failed + (["any"] if failed else []):
-            counts[key] = counts.get(key, 0) + 1
-    return {key: counts.get(key, 0) / draws for key in (*GATED, "bands", "flatness_gate", "any")}
+
+    def pairs():
+        for _ in range(draws):
+            order = rng.permutation(len(per_clip))
+            yield [per_clip[i] for i in order[:held]], [per_clip[i] for i in order[held:held + size]]
+
+    return issue_gate_failures(pairs(), balanced_splits(held))
+
+
+def training_files(corpus_json: Path) -> list[Path]:
+    """The audio files of the train split of a `make-corpus` listing (its paths are relative to its folder); a
+    listed file that is missing is an error."""
+    listing = json.loads(Path(corpus_json).read_text())
+    files = [Path(corpus_json).parent / p["wav"] for p in listing["pieces"] if p.get("split") == "train"]
+    missing = [f for f in files if not f.is_file()]
+    if missing or not files:
+        raise SystemExit(f"{corpus_json}: " + (f"{len(missing)} train files missing, e.g. {missing[0]}" if missing
+                                                 else "no train pieces listed"))
+    return files
+
+
+def corpus_false_failure(corpus_clips: list[dict], heldout_clips: list[dict], size: int, draws: int = 500,
+                         seed: int = 0) -> dict:
+    """The issue's gates on the model's own training data: `size` clips drawn from `corpus_clips` (per-clip
+    measures of the train split) judged against the fixed held-out clips, `draws` times: what a model that
+    reproduced its corpus exactly would fail. Shares as literal_false_failure's, plus "corpus_clips" (how many) and
+    "whole": the whole corpus's figures and the gates it fails as one set."""
+    if size > len(corpus_clips):
+        raise ValueError(f"{size} clips to draw, the training corpus has {len(corpus_clips)}")
+    rng = np.random.default_rng(seed)
+    masks = balanced_splits(len(heldout_clips))
+    pairs = ((heldout_clips, [corpus_clips[i] for i in rng.choice(len(corpus_clips), size, replace=False)])
+             for _ in range(draws))
+    out = issue_gate_failures(pairs, masks)
+    heldout = summary_of(heldout_clips)
+    whole = gate_checks(heldout, half_spread(heldout, masks), summary_of(corpus_clips))
+    out["corpus_clips"] = len(corpus_clips)
+    out["whole"] = {"figures": {k: whole["measures"][k]["value"] for k in GATED},
+                    "heldout": {k: whole["measures"][k]["real"] for k in GATED},
+                    "failed": [k for k in (*GATED, "bands", "flatness_gate") if not whole["pass"][k]]}
+    return out
 
 
 def judge_against_reference(generated: dict[str, dict], reference: Reference, held: int = 10) -> dict:

@@ -49,6 +49,17 @@ def calibrated_lines(cal: dict, names: list[str]) -> list[str]:
                   f"others fail at least one of them in {100 * ff['any']:.0f} % of draws (band profile "
                   f"{100 * ff['bands']:.0f} %, each scalar measure "
                   + ", ".join(f"{k} {100 * ff[k]:.0f} %" for k in GATE_MEASURES) + ").", ""]
+    cf = cal.get("corpus_false_failure")
+    if cf:
+        whole = cf["whole"]
+        rates = ", ".join(f"{k} {100 * cf[k]:.0f} %" for k in GATE_MEASURES)
+        lines += [f"The issue's gates on the model's own training data: {tol['size']} clips drawn from the "
+                  f"{cf['corpus_clips']} train clips of `{cf['corpus']}` (one from the middle of each file) against "
+                  f"the same {cal['held']} held-out clips fail at least one gate in {100 * cf['any']:.0f} % of draws "
+                  f"(band profile {100 * cf['bands']:.0f} %, {rates}). All of them as one set: " + ", ".join(
+                      f"{k} {whole['figures'][k]:.3f} (held-out {whole['heldout'][k]:.3f})" for k in GATE_MEASURES)
+                  + "; failing " + (", ".join(whole["failed"]) or "none") + ". A model that reproduced its corpus "
+                  "exactly would fail these gates as often.", ""]
     lines += ["| gate | reference | tolerance | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
     gates_of = [cal["gates"][n] for n in names]
     for key in GATE_MEASURES:

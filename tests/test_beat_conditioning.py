@@ -463,23 +463,41 @@ def test_quality_report_judges_beat_guidance_beside_the_defaults(beat_bundle, ti
     more.mkdir()
     for i in range(8):
         sf.write(more / f"other{i}.wav", music_clip(int(4.5 * 44100), seed=100 + i, noise=0.005), 44100)
+    corpus = tmp_path / "corpus"  # the model's training data: 3 train pieces, none of them in the reference
+    (corpus / "train").mkdir(parents=True)
+    pieces = []
+    for i in range(3):
+        sf.write(corpus / "train" / f"pop-{i}.wav", music_clip(int(4.5 * 44100), seed=200 + i), 44100)
+        pieces.append({"id": f"pop-{i}", "wav": f"train/pop-{i}.wav", "split": "train", "midi_sha256": f"h{i}",
+                       "work": f"pop-{i}", "source": "procedural"})
+    (corpus / "corpus.json").write_text(json.dumps({"pieces": pieces}))
     out = tmp_path / "report" / "REPORT.md"
     assert main(["--bundle", str(beat_bundle), "--previous", str(tiny_bundle), "--heldout", str(heldout),
-                 "--reference", str(more), "--out", str(out), "--clips", "4", "--seconds", "4", "--seeds", "0", "1",
-                 "--region-clips", "0", "--beat-guidance", "2.5"]) == 0
+                 "--reference", str(more), "--training-corpus", str(corpus / "corpus.json"), "--out", str(out),
+                 "--clips", "4", "--seconds", "4", "--seeds", "0", "1", "--region-clips", "0",
+                 "--beat-guidance", "2.5"]) == 0
     text = out.read_text()
-    assert f"--reference {more} --out" in text and "--clips 4 --region-clips 0 --seeds 0 1 --beat-guidance 2.5`" in text
+    assert f"--reference {more} --training-corpus" in text
+    assert "--clips 4 --region-clips 0 --seeds 0 1 --beat-guidance 2.5`" in text
     calibrated = text.split("## Calibrated gates")[1].split("## Musicality")[0]
-    assert "Reference: 12 real clips" in calibrated and "not checked against a training corpus" in calibrated
+    assert "Reference: 12 real clips" in calibrated and "minus 0 pieces of the training corpus" in calibrated
     assert "2 reference clips against 4 others fail at least one of them" in calibrated
+    assert "The issue's gates on the model's own training data: 2 clips drawn from the 3 train clips" in calibrated
+    assert "All of them as one set: onset_rate " in calibrated
     assert "| onset_rate |" in calibrated and "| **all calibrated gates** |" in calibrated
     assert "Fréchet distance (log-mel statistics) to the whole reference: new " in calibrated
     styles = text.split("## By style")[1].split("## Musicality")[0]
     assert "| reference | all | 12 |" in styles and "| new: generated | all | 2 |" in styles
-    assert "| previous: generated | all | 2 |" in styles and "training split" not in styles  # no corpus known
+    assert "| previous: generated | all | 2 |" in styles and "| training split | all | 3 |" in styles
     assert "new: beat guidance 2.5" in text.split("## Musicality")[1].split("\n\n")[2]  # a column of the table
     assert "| generated, beat guidance 2.5 | requested BPM |" in text
     assert "new: beat guidance 2.5 " in text.split("Render time per 10 s clip")[1].splitlines()[0]
     report = json.loads((out.parent / "report.json").read_text())
     assert "new: beat guidance 2.5" in report["musicality"]["rows"]
     assert report["calibrated"]["reference_clips"] == 12 and set(report["calibrated"]["gates"]) == {"new", "previous"}
+    assert report["calibrated"]["corpus_false_failure"]["corpus_clips"] == 3
+    from bench.quality_report import tempo_label  # the pictures' titles name each seed's tempo
+    from engine.api import Engine
+    tempo = Engine.load(beat_bundle).default_tempo(0)
+    assert tempo_label(Engine.load(beat_bundle), 0) == f" ({tempo.bpm:g} BPM, {tempo.numerator}/4)"
+    assert tempo_label(Engine.load(tiny_bundle), 0) == ""

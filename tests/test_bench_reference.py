@@ -6,8 +6,8 @@ import pytest
 import soundfile as sf
 
 from bench.musicality import BAND_NAMES, SCALAR_MEASURES
-from bench.reference import (GATED, calibrated_gates, calibrated_tolerances, frechet_null, literal_false_failure,
-                             measure_reference, middle_clip, reference_files)
+from bench.reference import (GATED, calibrated_gates, calibrated_tolerances, corpus_false_failure, frechet_null,
+                             literal_false_failure, measure_reference, middle_clip, reference_files, training_files)
 
 
 def _clips(count: int, seed: int, shift: float = 0.0) -> list[dict]:
@@ -51,6 +51,30 @@ def test_the_issues_gates_fail_real_music_often_and_the_rate_is_reported_per_gat
     assert 0.1 < rates["onset_rate"] < 0.5 and rates["any"] > 0.6
     with pytest.raises(ValueError, match="10 \\+ 12 clips needed"):
         literal_false_failure(_clips(15, seed=2))
+
+
+def test_the_issues_gates_on_the_training_corpus_itself_say_what_a_faithful_model_would_fail():
+    heldout = _clips(10, seed=3)
+    like = corpus_false_failure(_clips(200, seed=4), heldout, size=48, draws=100)
+    faster = corpus_false_failure(_clips(200, seed=5, shift=1.5), heldout, size=48, draws=100)
+    assert set(like) == {*GATED, "bands", "flatness_gate", "any", "corpus_clips", "whole"}
+    assert like["corpus_clips"] == 200
+    # a corpus whose clips sit 1.5 clip-sds off the held-out fails nearly always, as one set too
+    assert faster["onset_rate"] > 0.9 and faster["onset_rate"] > like["onset_rate"]
+    assert "onset_rate" in faster["whole"]["failed"]
+    assert faster["whole"]["figures"]["onset_rate"] > faster["whole"]["heldout"]["onset_rate"]
+    with pytest.raises(ValueError, match="48 clips to draw, the training corpus has 20"):
+        corpus_false_failure(_clips(20, seed=6), heldout, size=48)
+
+
+def test_training_files_are_the_listed_train_split_and_a_missing_one_is_named(tmp_path):
+    piece = lambda name, split: {"id": name, "wav": f"{split}/{name}.wav", "split": split}
+    _corpus(tmp_path / "c", [piece("a", "train"), piece("b", "heldout"), piece("c", "train")])
+    assert training_files(tmp_path / "c" / "corpus.json") == [tmp_path / "c" / "train" / "a.wav",
+                                                              tmp_path / "c" / "train" / "c.wav"]
+    (tmp_path / "c" / "train" / "c.wav").unlink()
+    with pytest.raises(SystemExit, match="1 train files missing, e.g. .*c.wav"):
+        training_files(tmp_path / "c" / "corpus.json")
 
 
 def _corpus(root, pieces):
