@@ -218,9 +218,10 @@ def gate_checks(real: dict, spread: dict, other: dict) -> dict:
         result["measures"][key] = {"value": other[key], "real": real[key], "spread": spread[key],
                                    "difference": other[key] - real[key]}
         result["pass"][key] = abs(other[key] - real[key]) <= max(spread[key], 1e-9)
-    band_gap = np.abs(other["bands_db"] - real["bands_db"])
+    difference = other["bands_db"] - real["bands_db"]
+    band_gap = np.abs(difference)
     band_spread = np.maximum(spread["bands_db"], 1.0)  # at least 1 dB
-    result["bands"] = {"gap_db": band_gap, "spread_db": band_spread}
+    result["bands"] = {"gap_db": band_gap, "difference_db": difference, "spread_db": band_spread}
     result["pass"]["bands"] = bool((band_gap <= band_spread).all())
     flat = other["flatness"]
     result["pass"]["flatness_gate"] = abs(flat - real["flatness"]) <= 0.25 * real["flatness"] and flat < 0.15
@@ -236,8 +237,9 @@ def gate_table(rows: dict[str, dict], real: dict, spread: dict, noise_frechet: f
         cells = [f"{rows[n]['measures'][key]['value']:.3f}{'' if rows[n]['pass'][key] else ' ✗'}" for n in names]
         lines.append(f"| {key} | {real[key]:.3f} | {spread[key]:.3f} | " + " | ".join(cells) + " |")
     for i, band in enumerate(BAND_NAMES):
-        cells = [f"{rows[n]['bands']['gap_db'][i]:+.1f}" for n in names]
-        lines.append(f"| band {band} Hz (dB vs total; cells: gap to real) | {real['bands_db'][i]:.1f} | "
+        cells = [f"{rows[n]['bands']['difference_db'][i]:+.1f}"
+                 + ("" if rows[n]["bands"]["gap_db"][i] <= rows[n]["bands"]["spread_db"][i] else " ✗") for n in names]
+        lines.append(f"| band {band} Hz (dB vs total; cells: difference to real) | {real['bands_db'][i]:.1f} | "
                      f"{spread['bands_db'][i]:.1f} | " + " | ".join(cells) + " |")
     lines.append(f"| Fréchet (log-mel stats) | 0 | {halves_frechet:.1f} (white noise: {noise_frechet:.1f}) | "
                  + " | ".join(f"{rows[n]['frechet']:.1f}" for n in names) + " |")

@@ -152,8 +152,9 @@ def render_markdown(engines: dict, args, n_heldout: int, s: dict) -> str:
                   s["styles"]]
     lines += ["", "## Musicality: every measure", "",
               "Flatness is of the STFT magnitude, 60 Hz-16 kHz (bench/musicality.py); bands are each octave's "
-              "energy against the clip's total (held-out column) and the gap to it (other columns); ✗ marks a "
-              "measure outside the held-out half-vs-half spread.", "", musical["table"], "",
+              "energy against the clip's total (held-out column) and the difference to it (other columns); ✗ "
+              "marks a measure outside the held-out half-vs-half spread (a band: outside it or 1 dB, the larger).",
+              "", musical["table"], "",
               "Render time per 10 s clip on this machine (same run): "
               + ", ".join(f"{name} {sec:.1f} s" for name, sec in speed.items()) + ".", "",
               "![held-out vs generated](generated.png)", ""]

@@ -57,6 +57,19 @@ def test_compare_uses_the_real_halves_as_tolerance_and_frechet_orders_sets():
     assert musicality.frechet_distance(summary["features"], summary["features"]) < 1e-6
 
 
+def test_gate_table_signs_each_band_and_marks_the_one_outside_its_tolerance():
+    """A set 2 dB darker in its top band and 0.5 dB brighter in the others: the table shows -2.0 with a mark
+    (outside the 1 dB floor) and +0.5 without one."""
+    real = {**{key: 1.0 for key in musicality.SCALAR_MEASURES}, "bands_db": np.full(len(musicality.BAND_NAMES), -10.0)}
+    spread = {**{key: 0.1 for key in musicality.SCALAR_MEASURES}, "bands_db": np.full(len(musicality.BAND_NAMES), 0.2)}
+    darker = {**real, "bands_db": np.r_[np.full(len(musicality.BAND_NAMES) - 1, -9.5), -12.0]}
+    row = musicality.gate_checks(real, spread, darker)
+    assert not row["pass"]["bands"] and row["bands"]["difference_db"][-1] == -2.0
+    table = musicality.gate_table({"gen": {**row, "frechet": 0.0}}, real, spread, 1.0, 1.0)
+    band_rows = [line for line in table.splitlines() if line.startswith("| band ")]
+    assert band_rows[-1].endswith("| -2.0 ✗ |") and band_rows[0].endswith("| +0.5 |")
+
+
 def _fake_summary(values: list[float]) -> dict:
     clips = [{**{key: v for key in musicality.SCALAR_MEASURES}, "bands_db": np.full(len(musicality.BAND_NAMES), v)}
              for v in values]
