@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -102,11 +103,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"step {data['step']:>7}: held-out MSE raw {raw:.4f}  ema {ema:.4f}  ema with grid {gridded:.4f}  "
               f"({time.perf_counter() - started:.1f} s)", flush=True)
     if args.csv:
-        with args.csv.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(("step", "heldout_mse_raw", "heldout_mse_ema", "heldout_mse_ema_grid"))
-            writer.writerows(rows)
+        write_curve(args.csv, rows, {"heldout": str(args.heldout), "crops": args.crops, "timesteps": args.timesteps,
+                                     "frames": args.frames})
     return 0
+
+
+def write_curve(path: Path, rows: list[tuple], settings: dict) -> None:
+    """The curve as CSV at `path` and what it was scored on (`settings`) beside it as JSON (path + ".json"), each
+    written to a temporary name first, so a report never reads half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("step", "heldout_mse_raw", "heldout_mse_ema", "heldout_mse_ema_grid"))
+        writer.writerows(rows)
+    tmp.replace(path)
+    tmp.write_text(json.dumps(settings, indent=1) + "\n")
+    tmp.replace(path.with_name(path.name + ".json"))
 
 
 if __name__ == "__main__":

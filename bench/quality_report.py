@@ -199,6 +199,9 @@ def training_section(run: Path | None, unet_step: int | None = None) -> dict:
         with curve.open(newline="") as handle:
             out["heldout_curve"] = [(int(r["step"]), float(r["heldout_mse_raw"]), float(r["heldout_mse_ema"]),
                                      float(r.get("heldout_mse_ema_grid") or "nan")) for r in csv.DictReader(handle)]
+        settings = curve.with_name(curve.name + ".json")  # what bench.heldout_loss scored it on
+        if settings.is_file():
+            out["heldout_curve_settings"] = json.loads(settings.read_text())
     return out
 
 

@@ -101,7 +101,10 @@ def training_lines(training: dict) -> list[str]:
     curve = training.get("heldout_curve")
     if curve:
         gridded = any(len(row) > 3 and row[3] == row[3] for row in curve)  # a beat model scored on its grids
-        lines += ["", "Held-out denoising loss (MSE on the noise, fixed crops, noise and timesteps: "
+        on = training.get("heldout_curve_settings")
+        scored = (f"{on['crops']} crops of {on['frames']} frames from `{on['heldout']}` x {on['timesteps']} "
+                  "timesteps" if on else "fixed crops, noise and timesteps")
+        lines += ["", f"Held-out denoising loss (MSE on the noise; {scored}, the same for every checkpoint: "
                   "`python -m bench.heldout_loss`):", "",
                   "| step | raw weights | EMA weights |" + (" EMA, crops' own beat grids |" if gridded else ""),
                   "|---|---|---|" + ("---|" if gridded else "")]

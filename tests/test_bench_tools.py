@@ -155,3 +155,15 @@ def test_heldout_loss_scores_the_newest_checkpoint_too(tmp_path, capsys):
     assert [int(r[0]) for r in rows] == [500, 1500, 2000]
     assert all(np.isfinite(float(v)) and float(v) > 0 for r in rows for v in r[1:3])
     assert all(np.isnan(float(r[3])) for r in rows)  # no beat conditioning: no gridded score
+    # what it was scored on, beside it, and the report names it
+    import json
+
+    from bench.quality_report import training_section
+    from bench.report_markdown import training_lines
+    assert json.loads((tmp_path / "heldout.csv.json").read_text()) == {
+        "heldout": str(heldout), "crops": 2, "timesteps": 2, "frames": 16}
+    (tmp_path / "heldout.csv").rename(tmp_path / "run" / "heldout.csv")
+    (tmp_path / "heldout.csv.json").rename(tmp_path / "run" / "heldout.csv.json")
+    text = "\n".join(training_lines(training_section(tmp_path / "run")))
+    assert f"2 crops of 16 frames from `{heldout}` x 2 timesteps" in text and "| 1500 |" in text
+    assert not list(tmp_path.glob("*.tmp"))
