@@ -156,7 +156,8 @@ def render_markdown(engines: dict, args, n_heldout: int, s: dict) -> str:
     lines += ["", "## Musicality: every measure", "",
               "Flatness is of the STFT magnitude, 60 Hz-16 kHz (bench/musicality.py); bands are each octave's "
               "energy against the clip's total (held-out column) and the difference to it (other columns); ✗ "
-              "marks a measure outside the held-out half-vs-half spread (a band: outside it or 1 dB, the larger).",
+              "marks a measure outside the held-out half-vs-half spread (a band: outside it or 1 dB, the larger; "
+              "flatness: outside 25 % of the held-out's).",
               "", musical["table"], "",
               "Render time per 10 s clip on this machine (same run): "
               + ", ".join(f"{name} {sec:.1f} s" for name, sec in speed.items()) + ".", "",

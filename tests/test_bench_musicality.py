@@ -68,6 +68,12 @@ def test_gate_table_signs_each_band_and_marks_the_one_outside_its_tolerance():
     table = musicality.gate_table({"gen": {**row, "frechet": 0.0}}, real, spread, 1.0, 1.0)
     band_rows = [line for line in table.splitlines() if line.startswith("| band ")]
     assert band_rows[-1].endswith("| -2.0 ✗ |") and band_rows[0].endswith("| +0.5 |")
+    # flatness is marked by its own gate (25 % of the real figure), not by the half-vs-half spread
+    real, spread = {**real, "flatness": 0.040}, {**spread, "flatness": 0.002}
+    noisier = musicality.gate_checks(real, spread, {**real, "flatness": 0.045})
+    assert not noisier["pass"]["flatness"] and noisier["pass"]["flatness_gate"]
+    table = musicality.gate_table({"gen": {**noisier, "frechet": 0.0}}, real, spread, 1.0, 1.0)
+    assert "| flatness | 0.040 | 0.002 | 0.045 |" in table
 
 
 def _fake_summary(values: list[float]) -> dict:
