@@ -302,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
                         "beat-conditioned bundle at these tempos in 4/4 for every seed (its default draws a tempo "
                         "per seed where the bundle has a tempo prior)")
     args = parser.parse_args(argv)
+    repeated = {str(b) for b in args.bundle if [c.resolve() for c in args.bundle].count(b.resolve()) > 1}
+    if repeated:
+        parser.error(f"--bundle {', '.join(sorted(repeated))} given more than once")
     cfg = SpectrogramConfig()
     clips = load_clips(args.real, args.seconds, args.clips, cfg.sample_rate)
     if args.reference:  # measured first: a seed count it cannot judge is an error before the renders
@@ -313,22 +316,22 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(f"--seeds: {exc}")
     sets = {}
-    for bundle in args.bundle:
+    for bundle, name in zip(args.bundle, bundle_labels(args.bundle)):
         engine = Engine.load(bundle)
-        sets[f"{bundle.name} generated"] = [generate(engine, args.seconds, seed=s).audio for s in args.seeds]
-        sets[f"{bundle.name} reconstructed"] = [reconstruct(engine, c) for c in clips]
+        sets[f"{name} generated"] = [generate(engine, args.seconds, seed=s).audio for s in args.seeds]
+        sets[f"{name} reconstructed"] = [reconstruct(engine, c) for c in clips]
         # (label, sampler, steps, guidance): None takes the bundle's default
         variants = [(f"{sampler} {steps}" + ("" if w is None else f" @{w:g}"), sampler, steps, w)
                     for sampler, steps, w in args.sampling]
         if engine.bundle.beat is not None:
             variants += [(f"beat guidance {w:g}", None, None, w) for w in args.beat_guidance]
             for bpm in args.fixed_tempo:
-                sets[f"{bundle.name} at {bpm:g} BPM"] = [
+                sets[f"{name} at {bpm:g} BPM"] = [
                     generate(engine, args.seconds, seed=s, tempo=Tempo(bpm)).audio for s in args.seeds]
         for label, sampler, steps, w in variants:
             if w is not None and engine.bundle.beat is None:
                 parser.error(f"{bundle}: @{w:g} needs a beat-conditioned bundle")
-            sets[f"{bundle.name} {label}"] = [generate(
+            sets[f"{name} {label}"] = [generate(
                 engine, args.seconds, seed=s, sampler=sampler, steps=steps,
                 tempo=None if w is None else dataclasses.replace(engine.default_tempo(s), guidance=w)).audio
                 for s in args.seeds]
@@ -340,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, error in variants:
             engine.denoiser = weighted.inner if error is None else PriorWeightedDenoiser(
                 weighted.inner, dataclasses.replace(weighted.prior, error=error), weighted.alphas_cumprod)
-            sets[f"{bundle.name} {label}"] = [generate(engine, args.seconds, seed=s).audio for s in args.seeds]
+            sets[f"{name} {label}"] = [generate(engine, args.seconds, seed=s).audio for s in args.seeds]
         engine.denoiser = weighted
     result = judge(clips, sets, cfg)
     print(result["table"])
@@ -355,6 +358,13 @@ def main(argv: list[str] | None = None) -> int:
         figures = {key: result[key] for key in ("rows", "calibrated") if key in result}
         args.json.write_text(json.dumps(_jsonable(figures), indent=1))
     return 0
+
+
+def bundle_labels(bundles: list[Path]) -> list[str]:
+    """Each bundle's column label: its folder name, or the path as given where two folders share a name (two
+    runs' `bundle` folders would otherwise write one column over the other)."""
+    names = [Path(b).name for b in bundles]
+    return [name if names.count(name) == 1 else str(b) for b, name in zip(bundles, names)]
 
 
 def _sampling(spec: str) -> tuple[str, int, float | None]:

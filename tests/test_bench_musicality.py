@@ -1,6 +1,8 @@
 """bench.musicality: each measure tells music from noise the way its docstring says, on audio made here."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -74,6 +76,14 @@ def test_gate_table_signs_each_band_and_marks_the_one_outside_its_tolerance():
     assert not noisier["pass"]["flatness"] and noisier["pass"]["flatness_gate"]
     table = musicality.gate_table({"gen": {**noisier, "frechet": 0.0}}, real, spread, 1.0, 1.0)
     assert "| flatness | 0.040 | 0.002 | 0.045 |" in table
+
+
+def test_bundles_sharing_a_folder_name_get_a_column_each_and_a_repeated_one_is_refused(tmp_path, capsys):
+    assert musicality.bundle_labels([Path("runs/a/bundle"), Path("runs/b/bundle"), Path("models/default")]) == [
+        "runs/a/bundle", "runs/b/bundle", "default"]
+    with pytest.raises(SystemExit):
+        musicality.main(["--real", str(tmp_path), "--bundle", "models/default", "--bundle", "models/../models/default"])
+    assert "given more than once" in capsys.readouterr().err
 
 
 def _fake_summary(values: list[float]) -> dict:
