@@ -221,8 +221,10 @@ def gate_checks(real: dict, spread: dict, other: dict) -> dict:
     difference = other["bands_db"] - real["bands_db"]
     band_gap = np.abs(difference)
     band_spread = np.maximum(spread["bands_db"], 1.0)  # at least 1 dB
-    result["bands"] = {"gap_db": band_gap, "difference_db": difference, "spread_db": band_spread}
-    result["pass"]["bands"] = bool((band_gap <= band_spread).all())
+    within = band_gap <= band_spread
+    result["bands"] = {"gap_db": band_gap, "difference_db": difference, "spread_db": band_spread,
+                       "within": within.tolist()}
+    result["pass"]["bands"] = bool(within.all())
     flat = other["flatness"]
     result["pass"]["flatness_gate"] = abs(flat - real["flatness"]) <= 0.25 * real["flatness"] and flat < 0.15
     return result
@@ -238,8 +240,8 @@ def gate_table(rows: dict[str, dict], real: dict, spread: dict, noise_frechet: f
         cells = [f"{rows[n]['measures'][key]['value']:.3f}{'' if rows[n]['pass'][gate] else ' ✗'}" for n in names]
         lines.append(f"| {key} | {real[key]:.3f} | {spread[key]:.3f} | " + " | ".join(cells) + " |")
     for i, band in enumerate(BAND_NAMES):
-        cells = [f"{rows[n]['bands']['difference_db'][i]:+.1f}"
-                 + ("" if rows[n]["bands"]["gap_db"][i] <= rows[n]["bands"]["spread_db"][i] else " ✗") for n in names]
+        cells = [f"{rows[n]['bands']['difference_db'][i]:+.1f}{'' if rows[n]['bands']['within'][i] else ' ✗'}"
+                 for n in names]
         lines.append(f"| band {band} Hz (dB vs total; cells: difference to real) | {real['bands_db'][i]:.1f} | "
                      f"{spread['bands_db'][i]:.1f} | " + " | ".join(cells) + " |")
     lines.append(f"| Fréchet (log-mel stats) | 0 | {halves_frechet:.1f} (white noise: {noise_frechet:.1f}) | "
@@ -302,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                         "beat-conditioned bundle at these tempos in 4/4 for every seed (its default draws a tempo "
                         "per seed where the bundle has a tempo prior)")
     args = parser.parse_args(argv)
-    repeated = {str(b) for b in args.bundle if [c.resolve() for c in args.bundle].count(b.resolve()) > 1}
+    resolved = [b.resolve() for b in args.bundle]
+    repeated = {str(b) for b, r in zip(args.bundle, resolved) if resolved.count(r) > 1}
     if repeated:
         parser.error(f"--bundle {', '.join(sorted(repeated))} given more than once")
     cfg = SpectrogramConfig()

@@ -36,6 +36,7 @@ from bench.musicality import (BAND_NAMES, _aggregate, balanced_splits, clip_meas
                               half_spread, summary_of, window_features)
 
 GATED = ("onset_rate", "beat_clarity", "chroma_entropy", "mel_change", "jump_rate")  # and the bands
+ISSUE_GATES = (*GATED, "bands", "flatness_gate")  # the issue's gates among gate_checks' "pass" keys
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
@@ -214,19 +215,22 @@ def frechet_null(features: list[np.ndarray], size: int, draws: int = 200, seed: 
     return np.array(out)
 
 
-def issue_gate_failures(pairs, masks: list[np.ndarray]) -> dict:
-    """Share of (held-out per-clip measures, judged per-clip measures) pairs in which the judged set fails each of
-    the issue's gates (bench.musicality.gate_checks with the held-out's half-vs-half spread over `masks`), and any."""
+def failed_issue_gates(passes: dict) -> list[str]:
+    """The issue's gates a gate_checks verdict ("pass") fails, in ISSUE_GATES order."""
+    return [key for key in ISSUE_GATES if not passes[key]]
+
+
+def issue_gate_failures(judgements) -> dict:
+    """Share of (held-out summary, its half-vs-half spread, judged per-clip measures) judgements in which the judged
+    set fails each of the issue's gates (bench.musicality.gate_checks), and any."""
     counts: dict[str, int] = {}
     draws = 0
-    for held_clips, judged_clips in pairs:
+    for heldout, spread, judged_clips in judgements:
         draws += 1
-        heldout = summary_of(held_clips)
-        verdict = gate_checks(heldout, half_spread(heldout, masks), summary_of(judged_clips))["pass"]
-        failed = [key for key in (*GATED, "bands", "flatness_gate") if not verdict[key]]
+        failed = failed_issue_gates(gate_checks(heldout, spread, summary_of(judged_clips))["pass"])
         for key in failed + (["any"] if failed else []):
             counts[key] = counts.get(key, 0) + 1
-    return {key: counts.get(key, 0) / max(draws, 1) for key in (*GATED, "bands", "flatness_gate", "any")}
+    return {key: counts.get(key, 0) / max(draws, 1) for key in (*ISSUE_GATES, "any")}
 
 
 def literal_false_failure(per_clip: list[dict], held: int = 10, size: int = 12, draws: int = 300,
@@ -237,13 +241,15 @@ def literal_false_failure(per_clip: list[dict], held: int = 10, size: int = 12, 
     if held + size > len(per_clip):
         raise ValueError(f"{held} + {size} clips needed, the reference has {len(per_clip)}")
     rng = np.random.default_rng(seed)
+    masks = balanced_splits(held)
 
-    def pairs():
+    def judgements():
         for _ in range(draws):
             order = rng.permutation(len(per_clip))
-            yield [per_clip[i] for i in order[:held]], [per_clip[i] for i in order[held:held + size]]
+            heldout = summary_of([per_clip[i] for i in order[:held]])
+            yield heldout, half_spread(heldout, masks), [per_clip[i] for i in order[held:held + size]]
 
-    return issue_gate_failures(pairs(), balanced_splits(held))
+    return issue_gate_failures(judgements())
 
 
 def training_files(corpus_json: Path) -> list[Path]:
@@ -267,16 +273,16 @@ def corpus_false_failure(corpus_clips: list[dict], heldout_clips: list[dict], si
     if size > len(corpus_clips):
         raise ValueError(f"{size} clips to draw, the training corpus has {len(corpus_clips)}")
     rng = np.random.default_rng(seed)
-    masks = balanced_splits(len(heldout_clips))
-    pairs = ((heldout_clips, [corpus_clips[i] for i in rng.choice(len(corpus_clips), size, replace=False)])
-             for _ in range(draws))
-    out = issue_gate_failures(pairs, masks)
-    heldout = summary_of(heldout_clips)
-    whole = gate_checks(heldout, half_spread(heldout, masks), summary_of(corpus_clips))
+    heldout = summary_of(heldout_clips)  # fixed: summarised and spread once for every draw
+    spread = half_spread(heldout)
+    out = issue_gate_failures((heldout, spread, [corpus_clips[i] for i in
+                                                 rng.choice(len(corpus_clips), size, replace=False)])
+                              for _ in range(draws))
+    whole = gate_checks(heldout, spread, summary_of(corpus_clips))
     out["corpus_clips"] = len(corpus_clips)
     out["whole"] = {"figures": {k: whole["measures"][k]["value"] for k in GATED},
                     "heldout": {k: whole["measures"][k]["real"] for k in GATED},
-                    "failed": [k for k in (*GATED, "bands", "flatness_gate") if not whole["pass"][k]]}
+                    "failed": failed_issue_gates(whole["pass"])}
     return out
 
 
