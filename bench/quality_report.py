@@ -205,6 +205,21 @@ def training_section(run: Path | None, unet_step: int | None = None) -> dict:
     return out
 
 
+def recorded_training_section(report_json: Path, unet_step: int | None = None) -> dict:
+    """The training section of an earlier report.json of the same bundle, for a machine without the run folder
+    (runs/ is not committed): refused when it holds none or records another U-Net step than the bundle's."""
+    try:
+        section = json.loads(report_json.read_text()).get("training")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{report_json}: not a readable report.json ({exc})") from exc
+    if not section:
+        raise ValueError(f"{report_json} records no training (its report was made without --run)")
+    recorded = section.get("unet", {}).get("steps")
+    if unet_step and recorded != unet_step:
+        raise ValueError(f"{report_json} records a U-Net of step {recorded}, the bundle's is of step {unet_step}")
+    return {**section, "recorded_in": str(report_json)}
+
+
 def region_section(bundles: dict[str, Path], heldout: Path, clips: int) -> dict[str, str]:
     from bench import region_quality
 
@@ -239,7 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--previous", type=Path, help="the bundle this one replaces, measured beside it")
     parser.add_argument("--heldout", type=Path, required=True)
-    parser.add_argument("--run", type=Path, help="training run folder (losses.csv, heldout.csv)")
+    training = parser.add_mutually_exclusive_group()
+    training.add_argument("--run", type=Path, help="training run folder (losses.csv, heldout.csv)")
+    training.add_argument("--training-from", type=Path, metavar="REPORT_JSON",
+                          help="the training figures of an earlier report.json of this bundle, where its run folder "
+                               "is not on this machine")
     parser.add_argument("--out", type=Path, required=True, help="REPORT.md path; pictures go beside it")
     parser.add_argument("--clips", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -264,6 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     bundles = {"new": args.bundle, **({"previous": args.previous} if args.previous else {})}
     engines = {name: Engine.load(path) for name, path in bundles.items()}
+    unet_step = unet_provenance(engines["new"]).get("step")
+    if args.training_from is not None:
+        try:
+            training = recorded_training_section(args.training_from, unet_step)
+        except ValueError as exc:
+            parser.error(f"--training-from: {exc}")
+    else:
+        training = training_section(args.run, unet_step)
     if args.gl_iters is None:
         args.gl_iters = engines["new"].bundle.defaults.gl_iters
     heldout = load_clips(args.heldout, args.seconds, args.clips, engines["new"].sample_rate)
@@ -280,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = {"musicality": musicality_section(engines, heldout, args.seeds, args.seconds, out_dir, args.keep_wavs,
                                                  guidance),
                 "vocoder": vocoder_section(engines, heldout, args.gl_iters, out_dir / "vocoder.png"),
-                "training": training_section(args.run, unet_provenance(engines["new"]).get("step")),
+                "training": training,
                 "regions": region_section(bundles, args.heldout, args.region_clips) if args.region_clips else {},
                 "tempo": tempo_section(engines["new"], args.heldout, args.seconds, args.clips, guidance=guidance)}
     if args.reference:
@@ -302,8 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(args.out)
-    (out_dir / "report.json").write_text(json.dumps(musicality._jsonable(
-        {k: v for k, v in sections.items() if k != "regions"}), indent=1) + "\n")
+    tmp = out_dir / "report.json.tmp"
+    tmp.write_text(json.dumps(musicality._jsonable({k: v for k, v in sections.items() if k != "regions"}), indent=1)
+                   + "\n")
+    tmp.replace(out_dir / "report.json")
     print(text)
     return 0
 

@@ -92,7 +92,8 @@ def vocoder_table(vocoder: dict) -> list[str]:
 def training_lines(training: dict) -> list[str]:
     if not training:
         return ["Not given (`--run`)."]
-    lines = []
+    lines = ([f"Recorded in `{training['recorded_in']}` by an earlier report of this bundle (its run folder was not "
+              "on this machine)."] if training.get("recorded_in") else [])
     for kind in ("unet", "vocoder"):
         if kind in training:
             t = training[kind]
@@ -100,7 +101,8 @@ def training_lines(training: dict) -> list[str]:
                          f"({t['seconds_per_step']:.2f} s/step on average; threads and pauses: the provenance below)")
     curve = training.get("heldout_curve")
     if curve:
-        gridded = any(len(row) > 3 and row[3] == row[3] for row in curve)  # a beat model scored on its grids
+        # a beat model scored on its grids (no score: NaN, or None once through report.json)
+        gridded = any(len(row) > 3 and row[3] is not None and row[3] == row[3] for row in curve)
         on = training.get("heldout_curve_settings")
         scored = (f"{on['crops']} crops of {on['frames']} frames from `{on['heldout']}` x {on['timesteps']} "
                   "timesteps" if on else "fixed crops, noise and timesteps")
@@ -108,7 +110,8 @@ def training_lines(training: dict) -> list[str]:
                   "`python -m bench.heldout_loss`):", "",
                   "| step | raw weights | EMA weights |" + (" EMA, crops' own beat grids |" if gridded else ""),
                   "|---|---|---|" + ("---|" if gridded else "")]
-        lines += [f"| {row[0]} | {row[1]:.4f} | {row[2]:.4f} |" + (f" {row[3]:.4f} |" if gridded else "")
+        lines += [f"| {row[0]} | {row[1]:.4f} | {row[2]:.4f} |"
+                  + ((" - |" if row[3] is None else f" {row[3]:.4f} |") if gridded else "")
                   for row in curve]
     return lines
 
@@ -126,7 +129,9 @@ def render_markdown(engines: dict, args, n_heldout: int, s: dict) -> str:
         + f" --heldout {args.heldout}"
         + (" --reference " + " ".join(map(str, args.reference)) if getattr(args, "reference", None) else "")
         + (f" --training-corpus {args.training_corpus}" if getattr(args, "training_corpus", None) else "")
-        + (f" --run {args.run}" if args.run else "") + f" --out {args.out}"
+        + (f" --run {args.run}" if args.run else "")
+        + (f" --training-from {args.training_from}" if getattr(args, "training_from", None) else "")
+        + f" --out {args.out}"
         + f" --clips {args.clips} --region-clips {args.region_clips} --seeds " + " ".join(map(str, args.seeds))
         + ("".join(f" {w:g}" for w in args.beat_guidance).join([" --beat-guidance", ""])
            if getattr(args, "beat_guidance", None) else "") + "` on "

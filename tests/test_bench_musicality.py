@@ -290,3 +290,34 @@ def test_quality_report_counts_training_up_to_the_exported_step(tmp_path):
     (tmp_path / "unet" / "losses.csv").write_text("\n".join(rows) + "\n")
     assert training_section(tmp_path)["unet"] == {"steps": 10, "seconds": 20.0, "seconds_per_step": 2.0}
     assert training_section(tmp_path, unet_step=6)["unet"] == {"steps": 6, "seconds": 12.0, "seconds_per_step": 2.0}
+
+
+def test_quality_report_takes_training_figures_from_an_earlier_report(tmp_path):
+    """On a machine without the run folder, the training section comes from the bundle's earlier report.json: the
+    same figures, named as recorded there; another step's record or a report made without --run is refused."""
+    import json
+
+    from bench.musicality import _jsonable
+    from bench.quality_report import recorded_training_section, training_section
+    from bench.report_markdown import training_lines
+
+    (tmp_path / "unet").mkdir()
+    rows = ["step,loss,lr,seconds,grad_norm"] + [f"{s},0.1,1e-4,{2.0 * s},0.5" for s in range(1, 11)]
+    (tmp_path / "unet" / "losses.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "heldout.csv").write_text("step,heldout_mse_raw,heldout_mse_ema,heldout_mse_ema_grid\n6,0.2,0.1,\n")
+    section = training_section(tmp_path, unet_step=6)
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(_jsonable({"training": section})))  # as quality_report writes it
+    recorded = recorded_training_section(report, unet_step=6)
+    assert recorded["unet"] == section["unet"] and recorded["heldout_curve"][0][:3] == [6, 0.2, 0.1]
+    assert np.isnan(recorded["heldout_curve"][0][3])  # no gridded score: the table has no such column
+    text = "\n".join(training_lines(recorded))
+    assert f"Recorded in `{report}`" in text and "6 steps in" in text and "| 6 | 0.2000 | 0.1000 |" in text
+    with pytest.raises(ValueError, match="step 6, the bundle's is of step 7"):
+        recorded_training_section(report, unet_step=7)
+    report.write_text(json.dumps({"training": {}}))
+    with pytest.raises(ValueError, match="records no training"):
+        recorded_training_section(report)
+    report.write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable report.json"):
+        recorded_training_section(report)
