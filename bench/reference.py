@@ -102,15 +102,20 @@ def reference_files(folders: list[Path], training_corpus: Path | None = None) ->
     return kept, excluded
 
 
-def middle_clip(path: Path, seconds: float, rate: int) -> np.ndarray | None:
-    """`seconds` from the middle of an audio file at `rate`, [2, samples] float32; None when the file is shorter."""
+def stereo_at(path: Path, rate: int) -> np.ndarray:
+    """An audio file at `rate` as [2, samples] float32 (mono doubled, channels past two dropped)."""
     audio, sr = sf.read(path, dtype="float32", always_2d=True)
     if sr != rate:
         audio = soxr.resample(audio, sr, rate)
-    audio = audio.T if audio.shape[1] > 1 else np.repeat(audio.T, 2, 0)
+    return (audio.T if audio.shape[1] > 1 else np.repeat(audio.T, 2, 0))[:2]
+
+
+def middle_clip(path: Path, seconds: float, rate: int) -> np.ndarray | None:
+    """`seconds` from the middle of an audio file at `rate`, [2, samples] float32; None when the file is shorter."""
+    audio = stereo_at(path, rate)
     n = int(seconds * rate)
     start = max(0, (audio.shape[1] - n) // 2)
-    clip = audio[:2, start:start + n]
+    clip = audio[:, start:start + n]
     return np.ascontiguousarray(clip) if clip.shape[1] == n else None
 
 

@@ -159,3 +159,59 @@ def test_musicality_refuses_more_seeds_than_the_reference_can_judge_before_rende
                          "--clips", "3", "--seconds", "2", "--seeds", "0", "1", "2", "3"])
     err = capsys.readouterr().err
     assert "--seeds: 4 clips need a reference of at least 8 clips" in err and "at most 3" in err
+
+
+def test_gate_power_reads_folders_and_tabulates_by_held_out_size(tmp_path, capsys):
+    """bench.gate_power on real WAV files: clips that are all the same music cannot fail a gate (every gap and
+    spread is 0), clips of differing music do; the table has a row per held-out size; bad sizes are named."""
+    from bench import gate_power
+
+    rate, t = 44100, np.arange(3 * 44100) / 44100
+    same, mixed = tmp_path / "same", tmp_path / "mixed"
+    same.mkdir(), mixed.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) * np.exp(-(t % 0.5) * 6)
+        sf.write(same / f"{i:02d}.wav", np.stack([0.2 * chord, 0.2 * chord], 1), rate)
+        other = np.sin(2 * np.pi * rng.uniform(100, 2000) * t) * np.exp(-(t % rng.uniform(0.2, 1.0)) * 4)
+        other = other + rng.uniform(0.0, 0.3) * rng.standard_normal(len(t))
+        sf.write(mixed / f"{i:02d}.wav", np.stack([0.2 * other, 0.1 * other], 1), rate)
+    assert gate_power.main([str(same), "--held", "4", "6", "--size", "4", "--draws", "20", "--seconds", "2"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("12 clips of 2 s") and table[-2].startswith("| 4 |") and table[-1].startswith("| 6 |")
+    assert table[-1].endswith("| 0% |") and table[-2].endswith("| 0% |")  # "any": identical clips never fail
+    gate_power.main([str(mixed), "--held", "6", "--size", "4", "--draws", "40", "--seconds", "2"])
+    assert not capsys.readouterr().out.splitlines()[-1].endswith("| 0% |")
+    for argv, message in (([str(same), "--held", "10", "--size", "4"], "--held 10 + --size 4 clips needed"),
+                          ([str(tmp_path / "none")], "no such folder"),
+                          ([str(same), "--held", "1"], "each --held at least 2")):
+        with pytest.raises(SystemExit):
+            gate_power.main(argv + ["--seconds", "2"])
+        assert message in capsys.readouterr().err
+
+
+def test_clip_position_sets_middle_clips_against_clips_from_anywhere(tmp_path, capsys):
+    """bench.clip_position on real WAV files that play a chord in the middle and near-silence at both ends: clips
+    from anywhere read quieter than the middle ones; too-short files and bad arguments are named."""
+    from bench import clip_position
+
+    rate = 44100
+    t = np.arange(8 * rate) / rate
+    tone = 0.3 * sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) * np.exp(-(t % 0.5) * 5)
+    envelope = np.where((t > 3) & (t < 5), 1.0, 0.01)
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    for i in range(3):
+        sf.write(folder / f"{i}.wav", np.stack([tone * envelope, tone * envelope], 1), rate)
+    assert clip_position.main([str(folder), "--seconds", "2", "--crops-per-file", "4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("3 files: one middle clip each against 12 clips from anywhere")
+    level = next(line for line in out if line.startswith("| level_db |")).split("|")
+    assert float(level[4]) < -3.0  # clips from anywhere are mostly the quiet ends
+    assert sum(line.startswith("| band ") for line in out) == 8
+    for argv, message in (([str(folder), "--seconds", "20"], "no file of 20 s or longer"),
+                          ([str(tmp_path / "none")], "no such folder"),
+                          ([str(folder), "--crops-per-file", "0"], "--crops-per-file must be at least 1")):
+        with pytest.raises(SystemExit):
+            clip_position.main(argv)
+        assert message in capsys.readouterr().err
