@@ -42,18 +42,32 @@ from engine.tasks.generate import generate
 
 
 def load_clips(folder: Path, seconds: float, count: int, rate: int) -> list[np.ndarray]:
-    """Up to `count` clips of `seconds` from the middle of each held-out file, [2, samples] float32."""
+    """Up to `count` clips of `seconds` from the middle of each held-out file, [2, samples] float32. From a folder
+    of more files than `count`, the files are taken spread evenly over its sorted listing (the first `count` names
+    of a corpus split are all of one source: make-corpus names music21 windows m21-*, before pop-*); a file too
+    short for a clip gives way to the next one after it."""
     files = audio_files(folder)
     if not files:
         raise SystemExit(f"no held-out audio in {folder}")
-    clips = []
+    starts = [0]
+    if len(files) > count > 0:
+        starts = sorted(set(np.linspace(0, len(files) - 1, count).round().astype(int).tolist()))
+    stretches = [files[a:b] for a, b in zip(starts, [*starts[1:], len(files)])]  # each from a start to the next
+    clips, used = [], set()
+    for stretch in stretches:  # one clip per stretch first, then whatever is left, in order
+        for path in stretch:
+            clip = middle_clip(path, seconds, rate)
+            used.add(path)
+            if clip is not None:
+                clips.append(clip)
+                break
     for path in files:
-        if len(clips) == count:
+        if len(clips) >= count:
             break
-        clip = middle_clip(path, seconds, rate)
+        clip = None if path in used else middle_clip(path, seconds, rate)
         if clip is not None:
             clips.append(clip)
-    return clips
+    return clips[:count]
 
 
 def log_mag_l1(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-5) -> float:

@@ -321,3 +321,26 @@ def test_quality_report_takes_training_figures_from_an_earlier_report(tmp_path):
     report.write_text("{not json")
     with pytest.raises(ValueError, match="not a readable report.json"):
         recorded_training_section(report)
+
+
+def test_load_clips_spreads_over_a_folder_of_more_files_than_asked(tmp_path):
+    """Fewer clips than files: files spread over the sorted listing, not its first names (a corpus split lists all
+    of its m21-* windows before its pop-* songs); a file too short for a clip gives way to the next unused one."""
+    import soundfile as sf
+
+    from bench.quality_report import load_clips
+
+    rate = 44100
+    t = np.arange(2 * rate) / rate
+    for name, freq in (("m21-a", 220.0), ("m21-b", 220.0), ("m21-c", 220.0), ("pop-b", 880.0), ("pop-c", 880.0)):
+        sf.write(tmp_path / f"{name}.wav", np.stack([np.sin(2 * np.pi * freq * t)] * 2, 1).astype(np.float32), rate)
+    sf.write(tmp_path / "pop-a.wav", np.zeros((rate // 2, 2), np.float32), rate)  # too short for 1 s
+
+    def pitches(count):
+        return [round(float(np.argmax(np.abs(np.fft.rfft(c[0])))) * rate / len(c[0]))
+                for c in load_clips(tmp_path, 1.0, count, rate)]
+
+    assert pitches(2) == [220, 880]  # m21-a and pop-c, not m21-a and m21-b
+    assert pitches(3) == [220, 220, 880]
+    assert pitches(4) == [220, 220, 880, 880]  # the short pop-a gives way to pop-b
+    assert len(load_clips(tmp_path, 1.0, 10, rate)) == 5  # every file that is long enough
