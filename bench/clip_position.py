@@ -9,15 +9,13 @@ second set. This measures how far the two sets sit apart on the very measures th
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from bench import musicality
-from bench.gate_power import DEFAULT_MANIFEST
+from bench.gate_power import add_folder_arguments, folder_settings
 from bench.reference import audio_files, middle_clip, stereo_at
-from engine.dsp.config import SpectrogramConfig
 
 
 def random_clips(path: Path, seconds: float, rate: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -42,19 +40,13 @@ def position_table(middle: dict, anywhere: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", type=Path, nargs="+", help="folders of real audio (e.g. a corpus' train split)")
+    add_folder_arguments(parser, "folders of real audio (e.g. a corpus' train split)")
     parser.add_argument("--crops-per-file", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST,
-                        help="bundle manifest whose spectrogram settings measure the clips (default: models/default)")
     args = parser.parse_args(argv)
-    for folder in args.folders:
-        if not folder.is_dir():
-            parser.error(f"{folder}: no such folder")
+    cfg = folder_settings(parser, args)
     if args.crops_per_file < 1:
         parser.error("--crops-per-file must be at least 1")
-    cfg = SpectrogramConfig(**json.loads(args.manifest.read_text())["spectrogram"])
     rng = np.random.default_rng(args.seed)
     middle, anywhere = [], []
     for path in (p for folder in args.folders for p in audio_files(folder)):

@@ -35,22 +35,35 @@ def power_table(per_clip: list[dict], held_sizes: list[int], size: int, draws: i
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", type=Path, nargs="+", help="folders of real audio of one recipe")
-    parser.add_argument("--held", type=int, nargs="+", default=[10], help="held-out sizes to try")
-    parser.add_argument("--size", type=int, default=48, help="clips in the judged set (a report's seed count)")
-    parser.add_argument("--draws", type=int, default=400)
+def add_folder_arguments(parser: argparse.ArgumentParser, folders_help: str) -> None:
+    """The arguments a real-audio bench shares: the folders, the clip length, the manifest that measures them."""
+    parser.add_argument("folders", type=Path, nargs="+", help=folders_help)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST,
                         help="bundle manifest whose spectrogram settings measure the clips (default: models/default)")
-    args = parser.parse_args(argv)
+
+
+def folder_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> SpectrogramConfig:
+    """The spectrogram settings of `args.manifest`, after checking that every folder is there (a parser error)."""
     for folder in args.folders:
         if not folder.is_dir():
             parser.error(f"{folder}: no such folder")
+    try:
+        return SpectrogramConfig(**json.loads(args.manifest.read_text())["spectrogram"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        parser.error(f"--manifest {args.manifest}: no bundle manifest with spectrogram settings ({exc})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_folder_arguments(parser, "folders of real audio of one recipe")
+    parser.add_argument("--held", type=int, nargs="+", default=[10], help="held-out sizes to try")
+    parser.add_argument("--size", type=int, default=48, help="clips in the judged set (a report's seed count)")
+    parser.add_argument("--draws", type=int, default=400)
+    args = parser.parse_args(argv)
+    cfg = folder_settings(parser, args)
     if args.size < 1 or args.draws < 1 or min(args.held) < 2:
         parser.error("--size and --draws must be at least 1, each --held at least 2 (a half-vs-half spread)")
-    cfg = SpectrogramConfig(**json.loads(args.manifest.read_text())["spectrogram"])
     per_clip = folder_clips(args.folders, cfg, args.seconds)
     if max(args.held) + args.size > len(per_clip):
         parser.error(f"--held {max(args.held)} + --size {args.size} clips needed, the folders give {len(per_clip)} "

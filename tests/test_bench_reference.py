@@ -184,7 +184,8 @@ def test_gate_power_reads_folders_and_tabulates_by_held_out_size(tmp_path, capsy
     assert not capsys.readouterr().out.splitlines()[-1].endswith("| 0% |")
     for argv, message in (([str(same), "--held", "10", "--size", "4"], "--held 10 + --size 4 clips needed"),
                           ([str(tmp_path / "none")], "no such folder"),
-                          ([str(same), "--held", "1"], "each --held at least 2")):
+                          ([str(same), "--held", "1"], "each --held at least 2"),
+                          ([str(same), "--manifest", str(tmp_path / "none.json")], "no bundle manifest")):
         with pytest.raises(SystemExit):
             gate_power.main(argv + ["--seconds", "2"])
         assert message in capsys.readouterr().err
