@@ -13,17 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
-from bench import musicality
-from bench.reference import ISSUE_GATES, audio_files, literal_false_failure, middle_clip
+from bench.reference import ISSUE_GATES, audio_files, literal_false_failure, middle_clip_measures
 from engine.dsp.config import SpectrogramConfig
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "models" / "default" / "manifest.json"
-
-
-def folder_clips(folders: list[Path], cfg: SpectrogramConfig, seconds: float) -> list[dict]:
-    """clip_measures of one clip from the middle of each audio file of `folders` (shorter files skipped)."""
-    clips = (middle_clip(path, seconds, cfg.sample_rate) for folder in folders for path in audio_files(folder))
-    return [musicality.clip_measures(clip, cfg) for clip in clips if clip is not None]
 
 
 def power_table(per_clip: list[dict], held_sizes: list[int], size: int, draws: int, seed: int = 0) -> str:
@@ -64,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = folder_settings(parser, args)
     if args.size < 1 or args.draws < 1 or min(args.held) < 2:
         parser.error("--size and --draws must be at least 1, each --held at least 2 (a half-vs-half spread)")
-    per_clip = folder_clips(args.folders, cfg, args.seconds)
+    per_clip = middle_clip_measures([p for folder in args.folders for p in audio_files(folder)], cfg, args.seconds)
     if max(args.held) + args.size > len(per_clip):
         parser.error(f"--held {max(args.held)} + --size {args.size} clips needed, the folders give {len(per_clip)} "
                      f"clips of {args.seconds:g} s")

@@ -31,7 +31,7 @@ import torch
 from bench import musicality
 from bench.musicality import reconstruct
 from bench.reference import (audio_files, check_set_size, corpus_false_failure, judge_against_reference,
-                             measure_reference, middle_clip, training_files)
+                             measure_reference, middle_clip, middle_clip_measures, training_files)
 from engine.api import Engine
 from engine.audio_io import write_audio
 from engine.dsp import log_mel, stft_magnitude
@@ -181,8 +181,7 @@ def unet_provenance(engine: Engine) -> dict:
 def training_clips(corpus_json: Path, cfg, seconds: float) -> list[dict]:
     """clip_measures of one clip from the middle of each train file of a make-corpus listing (shorter files
     skipped): the model's own training data, judged by the issue's gates like a generated set."""
-    clips = (middle_clip(path, seconds, cfg.sample_rate) for path in training_files(corpus_json))
-    return [musicality.clip_measures(clip, cfg) for clip in clips if clip is not None]
+    return middle_clip_measures(training_files(corpus_json), cfg, seconds)
 
 
 def training_corpus_of(engine: Engine) -> Path | None:

@@ -119,6 +119,12 @@ def middle_clip(path: Path, seconds: float, rate: int) -> np.ndarray | None:
     return np.ascontiguousarray(clip) if clip.shape[1] == n else None
 
 
+def middle_clip_measures(paths, cfg, seconds: float) -> list[dict]:
+    """clip_measures of one clip of `seconds` from the middle of each file of `paths` (shorter files skipped)."""
+    clips = (middle_clip(path, seconds, cfg.sample_rate) for path in paths)
+    return [clip_measures(clip, cfg) for clip in clips if clip is not None]
+
+
 @dataclass(frozen=True)
 class Reference:
     """The reference clips measured once (measure_reference), for every judgement made against them: the

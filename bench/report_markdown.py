@@ -101,8 +101,7 @@ def training_lines(training: dict) -> list[str]:
                          f"({t['seconds_per_step']:.2f} s/step on average; threads and pauses: the provenance below)")
     curve = training.get("heldout_curve")
     if curve:
-        # a beat model scored on its grids (no score: NaN, or None once through report.json)
-        gridded = any(len(row) > 3 and row[3] is not None and row[3] == row[3] for row in curve)
+        gridded = any(len(row) > 3 and row[3] == row[3] for row in curve)  # a beat model scored on its grids
         on = training.get("heldout_curve_settings")
         scored = (f"{on['crops']} crops of {on['frames']} frames from `{on['heldout']}` x {on['timesteps']} "
                   "timesteps" if on else "fixed crops, noise and timesteps")
@@ -110,8 +109,7 @@ def training_lines(training: dict) -> list[str]:
                   "`python -m bench.heldout_loss`):", "",
                   "| step | raw weights | EMA weights |" + (" EMA, crops' own beat grids |" if gridded else ""),
                   "|---|---|---|" + ("---|" if gridded else "")]
-        lines += [f"| {row[0]} | {row[1]:.4f} | {row[2]:.4f} |"
-                  + ((" - |" if row[3] is None else f" {row[3]:.4f} |") if gridded else "")
+        lines += [f"| {row[0]} | {row[1]:.4f} | {row[2]:.4f} |" + (f" {row[3]:.4f} |" if gridded else "")
                   for row in curve]
     return lines
 
